@@ -1,0 +1,284 @@
+"""Documents and their versions: the record kept beside each version's bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from atmpvault.archive import values
+from atmpvault.errors import InvalidInput, NothingChanged, NotFound, VaultError
+
+if TYPE_CHECKING:
+    from atmpvault.archive.catalog import Filters
+    from atmpvault.archive.vault import Vault
+
+DOCS_ROOT = "docs"
+RECORD = "record.json"
+CONTENT = "content"
+
+ACTIVE = "active"
+WITHDRAWN = "withdrawn"
+
+
+def doc_dir(doc_id: str) -> str:
+    """Where a document lives in the repository, sharded so no tree grows large."""
+    shard = hashlib.sha1(doc_id.encode("utf-8")).hexdigest()[:2]
+    return f"{DOCS_ROOT}/{shard}/{doc_id}"
+
+
+def doc_id_for(seq: int) -> str:
+    """The id of the seq-th document archived in a vault."""
+    return f"DOC-{seq:06d}"
+
+
+@dataclass(frozen=True)
+class DocumentVersion:
+    """One version of one document, as recorded in the repository and the catalog."""
+
+    id: str
+    version: int
+    seq: int
+    program: str
+    type: str
+    title: str | None
+    lot: str | None
+    filename: str
+    size: int
+    sha256: str
+    status: str
+    action: str
+    recorded_at: str
+    user: str
+    reason: str | None
+    meta: dict[str, str] = field(default_factory=dict)
+    commit: str = ""
+
+    def record(self) -> bytes:
+        """The JSON record stored in the repository (everything but the commit)."""
+        data = asdict(self)
+        del data["commit"]
+        return (json.dumps(data, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode(
+            "utf-8"
+        )
+
+    @classmethod
+    def from_record(cls, raw: bytes, commit: str) -> DocumentVersion:
+        data = json.loads(raw)
+        return cls(commit=commit, **data)
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable JSON form users and scripts see."""
+        data = asdict(self)
+        del data["seq"]
+        return data
+
+
+def read_file(path: Path) -> bytes:
+    """The bytes of a file to archive, or a clear error."""
+    if path.is_dir():
+        raise VaultError(f"{path} is a directory; archive one file at a time (or use import)")
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise NotFound(f"no such file: {path}") from None
+    except OSError as exc:
+        raise VaultError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _filename(path: Path) -> str:
+    name = path.name
+    if values.text(name, "file name", 255) is None:
+        raise InvalidInput(f"{path} has no usable file name")
+    return name
+
+
+class Documents:
+    """Archiving and retrieving document versions."""
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+
+    # -- writing ---------------------------------------------------------------------
+
+    def add(
+        self,
+        path: Path,
+        program: str,
+        type: str,
+        title: str | None = None,
+        lot: str | None = None,
+        meta: dict[str, str] | None = None,
+        actor: str | None = None,
+    ) -> DocumentVersion:
+        """Archive a new document as version 1."""
+        vault = self.vault
+        draft = DocumentVersion(
+            id="",
+            version=1,
+            seq=0,
+            program=values.program(program),
+            type=vault.document_type(type),
+            title=values.title(title),
+            lot=values.lot(lot),
+            filename=_filename(path),
+            size=0,
+            sha256="",
+            status=ACTIVE,
+            action="add",
+            recorded_at="",
+            user=values.user(actor) if actor else vault.actor,
+            reason=None,
+            meta=meta or {},
+        )
+        data = read_file(path)
+        catalog = vault.catalog
+        with vault.writing():
+            seq = catalog.next_seq()
+            return self._write(replace(draft, id=doc_id_for(seq), seq=seq), data)
+
+    def revise(
+        self,
+        doc_id: str,
+        path: Path,
+        reason: str,
+        title: str | None = None,
+        lot: str | None = None,
+        meta: dict[str, str] | None = None,
+        actor: str | None = None,
+    ) -> DocumentVersion:
+        """Archive the next version of a document; its bytes must differ."""
+        vault = self.vault
+        doc_id = values.doc_id(doc_id)
+        why = values.reason(reason)
+        new_title, new_lot = values.title(title), values.lot(lot)
+        who = values.user(actor) if actor else vault.actor
+        filename = _filename(path)
+        data = read_file(path)
+        with vault.writing():
+            current = self._current(doc_id)
+            if current.status == WITHDRAWN:
+                raise VaultError(f"{doc_id} was withdrawn in version {current.version}; it cannot be revised")
+            digest = hashlib.sha256(data).hexdigest()
+            if digest == current.sha256:
+                raise NothingChanged(
+                    f"nothing changed: {path} is identical to {doc_id} version {current.version}"
+                )
+            merged = dict(current.meta)
+            merged.update(meta or {})
+            version = replace(
+                current,
+                version=current.version + 1,
+                title=new_title or current.title,
+                lot=new_lot or current.lot,
+                filename=filename,
+                action="revise",
+                user=who,
+                reason=why,
+                meta=merged,
+                commit="",
+            )
+            return self._write(version, data)
+
+    def withdraw(self, doc_id: str, reason: str, actor: str | None = None) -> DocumentVersion:
+        """Record that a document is withdrawn, as a new version; nothing is deleted."""
+        vault = self.vault
+        doc_id = values.doc_id(doc_id)
+        why = values.reason(reason)
+        who = values.user(actor) if actor else vault.actor
+        with vault.writing():
+            current = self._current(doc_id)
+            if current.status == WITHDRAWN:
+                raise VaultError(f"{doc_id} is already withdrawn (version {current.version})")
+            version = replace(
+                current,
+                version=current.version + 1,
+                status=WITHDRAWN,
+                action="withdraw",
+                user=who,
+                reason=why,
+                commit="",
+            )
+            return self._write(version, None)
+
+    def _write(self, version: DocumentVersion, data: bytes | None) -> DocumentVersion:
+        vault = self.vault
+        moment = values.now()
+        if data is not None:
+            version = replace(
+                version, size=len(data), sha256=hashlib.sha256(data).hexdigest()
+            )
+        version = replace(version, recorded_at=values.iso(moment))
+        files = {f"{doc_dir(version.id)}/{RECORD}": version.record()}
+        if data is not None:
+            files[f"{doc_dir(version.id)}/{CONTENT}"] = data
+        subject = f"{version.action} {version.id} v{version.version}"
+        if version.title:
+            subject += f": {version.title[:60]}"
+        sha, parent = vault.commit(
+            files=files,
+            subject=subject,
+            trailers={
+                "Action": version.action,
+                "Document": version.id,
+                "Version": str(version.version),
+            },
+            actor=version.user,
+            reason=version.reason,
+            when=moment,
+        )
+        version = replace(version, commit=sha)
+        vault.catalog.apply([version], sha, parent)
+        vault.fault("after-catalog")
+        return version
+
+    # -- reading ---------------------------------------------------------------------
+
+    def _current(self, doc_id: str) -> DocumentVersion:
+        found = self.vault.catalog.version(doc_id)
+        if found is None:
+            raise NotFound(f"no document {doc_id} in this vault")
+        return found
+
+    def show(
+        self, doc_id: str, version: int | None = None, as_of: str | None = None
+    ) -> DocumentVersion:
+        """One version: the latest, a numbered one, or the one current at a time."""
+        doc_id = values.doc_id(doc_id)
+        catalog = self.vault.catalog
+        found = catalog.version(doc_id, version, as_of)
+        if found is not None:
+            return found
+        latest = self._current(doc_id)
+        if version is not None:
+            raise NotFound(
+                f"{doc_id} has versions 1 to {latest.version}; there is no version {version}"
+            )
+        first = catalog.version(doc_id, 1)
+        assert first is not None and as_of is not None
+        raise NotFound(
+            f"{doc_id} did not exist yet at {as_of}; its first version was recorded at "
+            f"{first.recorded_at}"
+        )
+
+    def get(
+        self, doc_id: str, out: IO[bytes], version: int | None = None, as_of: str | None = None
+    ) -> DocumentVersion:
+        """Write the exact archived bytes of one version to `out`."""
+        found = self.show(doc_id, version, as_of)
+        self.vault.store.stream(found.commit, f"{doc_dir(found.id)}/{CONTENT}", out)
+        return found
+
+    def history(self, doc_id: str) -> list[DocumentVersion]:
+        """Every version of a document, oldest first."""
+        doc_id = values.doc_id(doc_id)
+        found = self.vault.catalog.versions(doc_id)
+        if not found:
+            raise NotFound(f"no document {doc_id} in this vault")
+        return found
+
+    def ls(self, filters: Filters, as_of: str | None = None) -> list[DocumentVersion]:
+        """The latest version of each document (as it stood at `as_of`)."""
+        return self.vault.catalog.latest(filters, as_of)

@@ -1,0 +1,140 @@
+"""Validation of the values users type, and the one way times are parsed.
+
+Everything here raises InvalidInput (exit 2) before anything is written.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time
+
+from atmpvault.errors import InvalidInput
+
+PROGRAM_RE = re.compile(r"[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*")
+DOC_ID_RE = PROGRAM_RE
+LOT_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]|\.(?!\.))*")
+META_KEY_RE = re.compile(r"[a-z][a-z0-9_.-]*")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+MAX_CODE = 40
+MAX_LOT = 64
+MAX_TITLE = 500
+MAX_META_KEY = 64
+MAX_META_VALUE = 2000
+MAX_META_ITEMS = 50
+MAX_REASON = 2000
+MAX_USER = 100
+
+
+def now() -> datetime:
+    """The current time in UTC."""
+    return datetime.now(UTC)
+
+
+def _shown(value: str) -> str:
+    text = value if len(value) <= 40 else value[:40] + "..."
+    return repr(text)
+
+
+def program(value: str) -> str:
+    """A program code such as CART-19."""
+    if len(value) > MAX_CODE or not PROGRAM_RE.fullmatch(value):
+        raise InvalidInput(
+            f"invalid program {_shown(value)}: use upper-case letters, digits and hyphens, e.g. CART-19"
+        )
+    return value
+
+
+def doc_id(value: str) -> str:
+    """A document id such as DOC-000042."""
+    if len(value) > MAX_CODE or not DOC_ID_RE.fullmatch(value):
+        raise InvalidInput(
+            f"invalid document id {_shown(value)}: ids are upper-case letters, digits and hyphens, e.g. DOC-000042"
+        )
+    return value
+
+
+def lot(value: str | None) -> str | None:
+    """A lot number such as L-0042 or CAR19.2026.007."""
+    if value is None:
+        return None
+    if len(value) > MAX_LOT or not LOT_RE.fullmatch(value):
+        raise InvalidInput(
+            f"invalid lot {_shown(value)}: use letters, digits, '.', '_' and '-' "
+            f"(no '/', '..' or control characters), at most {MAX_LOT}"
+        )
+    return value
+
+
+def text(value: str | None, what: str, limit: int, required: bool = False) -> str | None:
+    """Free text on one line: no control characters, bounded length."""
+    if value is None or not value.strip():
+        if required:
+            raise InvalidInput(f"{what} is required and cannot be empty")
+        return None
+    if len(value) > limit:
+        raise InvalidInput(f"{what} is {len(value):,} characters long; the limit is {limit:,}")
+    if _CONTROL_RE.search(value):
+        raise InvalidInput(f"{what} contains control characters")
+    return value.strip()
+
+
+def title(value: str | None) -> str | None:
+    return text(value, "title", MAX_TITLE)
+
+
+def reason(value: str | None) -> str:
+    result = text(value, "--reason", MAX_REASON, required=True)
+    assert result is not None
+    return result
+
+
+def user(value: str) -> str:
+    """An actor name as it appears in git history."""
+    result = text(value, "user name", MAX_USER, required=True)
+    assert result is not None
+    if "<" in result or ">" in result:
+        raise InvalidInput(f"user name {_shown(result)} cannot contain '<' or '>'")
+    return result
+
+
+def meta(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """KEY=VALUE pairs from --meta."""
+    if len(pairs) > MAX_META_ITEMS:
+        raise InvalidInput(f"at most {MAX_META_ITEMS} --meta values")
+    result: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise InvalidInput(f"--meta {_shown(pair)} must be KEY=VALUE")
+        if len(key) > MAX_META_KEY or not META_KEY_RE.fullmatch(key):
+            raise InvalidInput(
+                f"invalid --meta key {_shown(key)}: lower-case letters, digits, '_', '.', '-'"
+            )
+        checked = text(value, f"--meta {key}", MAX_META_VALUE, required=True)
+        assert checked is not None
+        result[key] = checked
+    return result
+
+
+def when(value: str) -> datetime:
+    """An ISO date or datetime; a date means the end of that day, UTC unless an offset is given."""
+    raw = value.strip()
+    try:
+        if len(raw) == 10:
+            day = date.fromisoformat(raw)
+            return datetime.combine(day, time.max, tzinfo=UTC)
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "T", 1))
+    except ValueError:
+        raise InvalidInput(
+            f"cannot read {_shown(value)} as a date: use YYYY-MM-DD or an ISO datetime "
+            "such as 2026-03-01T14:30:00+01:00"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """The one stored form of a time: UTC, microseconds, sortable as text."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")

@@ -1,0 +1,368 @@
+"""The Vault façade: one repository (the system of record) and its projections.
+
+Every write is a git commit first; the catalog is then brought up to that commit.
+A crash between the two loses nothing: the next open replays what the catalog missed.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from atmpvault.archive import values
+from atmpvault.archive.documents import DocumentVersion, doc_dir
+from atmpvault.config import DEFAULT_DOCUMENT_TYPES, Settings
+from atmpvault.errors import (
+    IntegrityError,
+    InvalidInput,
+    NotAVault,
+    VaultBusy,
+    VaultError,
+    VaultExists,
+)
+from atmpvault.repository.git import CommitInfo, GitStore, NewCommit, RepositoryError
+from atmpvault.repository.lock import LockTimeout, WriteLock
+
+if TYPE_CHECKING:
+    from atmpvault.archive.catalog import Catalog
+    from atmpvault.archive.documents import Documents
+
+REPO_DIR = "repo.git"
+CATALOG_FILE = "catalog.sqlite"
+CONFIG_PATH = "config/vault.json"
+CONFIG_FORMAT = 1
+_CATCH_UP_BATCH = 2000
+
+
+@dataclass(frozen=True)
+class VaultConfig:
+    """The vault's own configuration, versioned in the repository."""
+
+    document_types: tuple[str, ...]
+    index_engine: str = "tantivy"
+
+    @classmethod
+    def default(cls) -> VaultConfig:
+        return cls(document_types=DEFAULT_DOCUMENT_TYPES)
+
+    @classmethod
+    def parse(cls, raw: bytes) -> VaultConfig:
+        data = json.loads(raw)
+        return cls(
+            document_types=tuple(data.get("document_types", DEFAULT_DOCUMENT_TYPES)),
+            index_engine=data.get("index", {}).get("engine", "tantivy"),
+        )
+
+    def serialise(self) -> bytes:
+        data = {
+            "format": CONFIG_FORMAT,
+            "document_types": list(self.document_types),
+            "index": {"engine": self.index_engine},
+        }
+        return (json.dumps(data, indent=2) + "\n").encode("utf-8")
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One write, as git history records it."""
+
+    commit: str
+    time: str
+    user: str
+    action: str
+    reason: str | None
+    doc: str | None
+    version: int | None
+    summary: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "commit": self.commit,
+            "time": self.time,
+            "user": self.user,
+            "action": self.action,
+            "reason": self.reason,
+            "doc": self.doc,
+            "version": self.version,
+            "summary": self.summary,
+        }
+
+
+class Vault:
+    """An open vault: its repository, its catalog and the lock that serialises writers."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.path = settings.vault
+        self.store = GitStore(self.path / REPO_DIR)
+        self._lock = WriteLock(self.path / "lock", settings.lock_timeout)
+        self._catalog: Catalog | None = None
+
+    # -- opening -------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, settings: Settings) -> Vault:
+        """Open an existing vault; the catalog catches up lazily, on first use."""
+        path = settings.vault
+        if not path.is_dir() or not GitStore.exists(path / REPO_DIR):
+            raise NotAVault(
+                f"{path} is not an atmpvault vault (no {REPO_DIR} inside); "
+                "run 'atmpvault init' or pass --vault"
+            )
+        return cls(settings)
+
+    @classmethod
+    def create(cls, settings: Settings, actor: str | None = None) -> Vault:
+        """Create a new, empty vault at settings.vault."""
+        path = settings.vault
+        if GitStore.exists(path / REPO_DIR):
+            raise VaultExists(f"a vault already exists at {path}")
+        if path.exists() and not path.is_dir():
+            raise VaultError(f"{path} exists and is not a directory")
+        if path.is_dir() and any(path.iterdir()):
+            raise VaultError(f"{path} is not empty; choose a new or empty directory")
+        path.mkdir(parents=True, exist_ok=True)
+        vault = cls(settings)
+        vault.store = GitStore.create(path / REPO_DIR)
+        who = values.user(actor) if actor else vault.actor
+        with vault.writing():
+            vault.commit(
+                files={CONFIG_PATH: VaultConfig.default().serialise()},
+                subject="Initialise the vault",
+                trailers={"Action": "init"},
+                actor=who,
+                reason="vault created",
+            )
+        return vault
+
+    def close(self) -> None:
+        self.store.close()
+        if self._catalog is not None:
+            self._catalog.close()
+            self._catalog = None
+
+    def __enter__(self) -> Vault:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- configuration and identity ----------------------------------------------------
+
+    @cached_property
+    def actor(self) -> str:
+        """Who is acting: --user, else ATMPVAULT_USER, else git's user.name, else the login."""
+        if self.settings.user:
+            return values.user(self.settings.user)
+        result = subprocess.run(["git", "config", "user.name"], capture_output=True)
+        name = result.stdout.decode("utf-8", "replace").strip()
+        return values.user(name or getpass.getuser())
+
+    @cached_property
+    def config(self) -> VaultConfig:
+        head = self.store.head()
+        if head is None:
+            return VaultConfig.default()
+        return VaultConfig.parse(self.store.read(head, CONFIG_PATH))
+
+    def document_type(self, value: str) -> str:
+        """A document type from the vault's controlled vocabulary."""
+        if value not in self.config.document_types:
+            raise InvalidInput(
+                f"unknown document type {value!r}; valid types: "
+                + ", ".join(self.config.document_types)
+            )
+        return value
+
+    @cached_property
+    def documents(self) -> Documents:
+        from atmpvault.archive.documents import Documents
+
+        return Documents(self)
+
+    # -- catalog -------------------------------------------------------------------------
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog, brought up to the repository's tip if no writer is busy."""
+        if self._catalog is None:
+            from atmpvault.archive.catalog import Catalog
+
+            url = self.settings.catalog_url or f"sqlite:///{self.path / CATALOG_FILE}"
+            self._catalog = Catalog(url)
+            self.catch_up(wait=False)
+        return self._catalog
+
+    def catch_up(self, wait: bool = True) -> None:
+        """Replay the commits the catalog has not applied yet.
+
+        Only a lock holder writes the catalog. A reader that finds a writer busy reads
+        the catalog as it is; the writer brings it up to date when it finishes.
+        """
+        catalog = self._catalog if self._catalog is not None else self.catalog
+        head = self.store.head()
+        if head is None or catalog.last_commit() == head:
+            return
+        if self._lock.held:
+            self._replay_into(catalog, head)
+            return
+        if not self._acquire(blocking=wait):
+            return
+        try:
+            self._replay_into(catalog, head)
+        finally:
+            self._lock.release()
+
+    def _replay_into(self, catalog: Catalog, head: str) -> None:
+        last = catalog.last_commit()
+        if last == head:
+            return
+        if last is not None and not self.store.is_ancestor(last, head):
+            raise IntegrityError(
+                f"the catalog was built from commit {last[:12]}, which is not in this "
+                "repository's history; run 'atmpvault rebuild'"
+            )
+        batch: list[DocumentVersion] = []
+        expected, upto = last, last
+        for info, version in self.replay(last, head):
+            upto = info.sha
+            if version is not None:
+                batch.append(version)
+            if len(batch) >= _CATCH_UP_BATCH:
+                catalog.apply(batch, upto, expected)
+                expected, batch = upto, []
+        if upto is not None and upto != expected:
+            catalog.apply(batch, upto, expected)
+
+    def replay(
+        self, since: str | None, until: str | None = None
+    ) -> Iterator[tuple[CommitInfo, DocumentVersion | None]]:
+        """Each commit after `since`, with the document version it recorded, if any."""
+        for info in self.store.history(since, until):
+            doc = info.trailers.get("Document")
+            if doc is None:
+                yield info, None
+                continue
+            raw = self.store.read(info.sha, f"{doc_dir(doc)}/record.json")
+            yield info, DocumentVersion.from_record(raw, info.sha)
+
+    def rebuild(self) -> int:
+        """Rebuild the catalog from the repository alone; return the versions applied."""
+        catalog = self.catalog
+        with self.writing(catch_up=False):
+            catalog.reset()
+            head = self.store.head()
+            if head is not None:
+                self._replay_into(catalog, head)
+        return sum(1 for _ in catalog.dump())
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _acquire(self, blocking: bool) -> bool:
+        try:
+            return self._lock.acquire(blocking=blocking)
+        except LockTimeout:
+            raise VaultBusy(
+                f"vault is busy: another writer held {self.path} for "
+                f"{self.settings.lock_timeout:g} s; try again"
+            ) from None
+
+    @contextmanager
+    def writing(self, catch_up: bool = True) -> Iterator[None]:
+        """Hold the write lock, with the catalog current, for one write."""
+        if self._lock.held:
+            yield
+            return
+        self._acquire(blocking=True)
+        try:
+            if catch_up and self._catalog is not None:
+                self.catch_up()
+            yield
+        finally:
+            self._lock.release()
+
+    def commit(
+        self,
+        files: dict[str, bytes],
+        subject: str,
+        trailers: dict[str, str],
+        actor: str,
+        reason: str | None,
+        when: datetime | None = None,
+    ) -> tuple[str, str | None]:
+        """Write one commit on the branch; return (new commit, previous tip).
+
+        The caller holds the write lock. The commit is the point of no return.
+        """
+        assert self._lock.held, "commit() needs the write lock"
+        moment = when or values.now()
+        lines = dict(trailers)
+        lines["Actor"] = actor
+        if reason:
+            lines["Reason"] = reason
+        lines["Recorded-At"] = values.iso(moment)
+        message = subject + "\n\n" + "\n".join(f"{k}: {v}" for k, v in lines.items()) + "\n"
+        parent = self.store.head()
+        self.fault("before-commit")
+        try:
+            sha = self.store.commit(NewCommit(files, message, actor, moment), parent)
+        except RepositoryError as exc:
+            raise VaultError(f"the repository refused the write: {exc}") from exc
+        self.fault("after-commit")
+        return sha, parent
+
+    def fault(self, point: str) -> None:
+        """Die here, as a power cut would, when a crash test asks for this point."""
+        if self.settings.fault == point:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    # -- audit trail -----------------------------------------------------------------------
+
+    def log(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        user: str | None = None,
+        doc: str | None = None,
+    ) -> list[AuditEntry]:
+        """Every write, oldest first, read from git history alone."""
+        entries = []
+        for info in self.store.history():
+            t = info.trailers
+            recorded = t.get("Recorded-At") or values.iso(datetime.fromtimestamp(info.time, UTC))
+            moment = datetime.fromisoformat(recorded)
+            if since and moment < since or until and moment > until:
+                continue
+            if user and t.get("Actor") != user or doc and t.get("Document") != doc:
+                continue
+            entries.append(
+                AuditEntry(
+                    commit=info.sha,
+                    time=recorded,
+                    user=t.get("Actor", ""),
+                    action=t.get("Action", ""),
+                    reason=t.get("Reason"),
+                    doc=t.get("Document"),
+                    version=int(t["Version"]) if "Version" in t else None,
+                    summary=info.message.split("\n", 1)[0],
+                )
+            )
+        return entries
+
+    # -- integrity -----------------------------------------------------------------------
+
+    def verify(self) -> list[str]:
+        """Every disagreement between the repository, its objects and the catalog."""
+        from atmpvault.archive.integrity import verify
+
+        return verify(self)

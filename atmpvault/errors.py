@@ -1,0 +1,41 @@
+"""Domain errors, each with the exit code the CLI reports."""
+
+from __future__ import annotations
+
+
+class VaultError(Exception):
+    """An operation failed or was refused; the message tells the user what to do."""
+
+    exit_code = 1
+
+
+class InvalidInput(VaultError):
+    """A value given on the command line is not acceptable; nothing was written."""
+
+    exit_code = 2
+
+
+class NotFound(VaultError):
+    """A document, version or vault does not exist."""
+
+
+class NotAVault(VaultError):
+    """The path given is not an atmpvault vault."""
+
+
+class VaultExists(VaultError):
+    """`init` was asked to create a vault where one already exists."""
+
+
+class VaultBusy(VaultError):
+    """Another writer held the vault for longer than the lock timeout."""
+
+
+class NothingChanged(VaultError):
+    """A new version would be identical to the current one."""
+
+
+class IntegrityError(VaultError):
+    """The archive does not agree with itself: a stored object or a projection differs."""
+
+    exit_code = 3

@@ -1,0 +1,85 @@
+"""Fixtures: every test builds its own real vault (real git, real SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from atmpvault.archive.vault import Vault
+from atmpvault.cli import cli
+from atmpvault.config import Settings
+
+PG_URL = os.environ.get("ATMPVAULT_TEST_PG_URL")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("CI") and not PG_URL:
+        raise pytest.UsageError(
+            "CI is set but ATMPVAULT_TEST_PG_URL is not: the PostgreSQL catalog suite "
+            "must not be skipped silently in CI"
+        )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
+    """None (SQLite inside the vault) or the URL of a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield None
+        return
+    if not PG_URL:
+        pytest.skip("ATMPVAULT_TEST_PG_URL is not set")
+    import sqlalchemy as sa
+
+    name = f"atmpvault_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    base = sa.engine.make_url(PG_URL)
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(vault=tmp_path / "vault", user="qa.tester", lock_timeout=10)
+
+
+@pytest.fixture
+def vault(settings: Settings) -> Iterator[Vault]:
+    """A fresh vault on SQLite, opened through the library."""
+    with Vault.create(settings) as v:
+        yield v
+
+
+@pytest.fixture
+def vault_path(tmp_path: Path) -> Path:
+    """A fresh vault created through the CLI; its path."""
+    path = tmp_path / "vault"
+    result = run(path, "init")
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def run(vault: Path | None, *args: str, env: dict[str, str] | None = None) -> Result:
+    """Run the CLI in-process against `vault`, with stdout and stderr kept apart."""
+    argv = (["--vault", str(vault)] if vault is not None else []) + list(args)
+    base = {"ATMPVAULT_USER": "qa.tester", "ATMPVAULT_HOME": ""}
+    return CliRunner().invoke(cli, argv, env={**base, **(env or {})}, catch_exceptions=False)
+
+
+@pytest.fixture
+def sample_pdf(tmp_path: Path) -> Path:
+    from atmpvault.archive.pdfgen import make_pdf
+
+    path = tmp_path / "batch-record-L0042.pdf"
+    path.write_bytes(make_pdf([["Batch record L-0042", "Viability 93%"]], title="BR L-0042"))
+    return path
