@@ -40,6 +40,9 @@ versions = sa.Table(
     sa.Column("user_name", sa.String(100), nullable=False),
     sa.Column("reason", sa.Text),
     sa.Column("meta", sa.Text, nullable=False),
+    sa.Column("searchable", sa.Boolean, nullable=False),
+    sa.Column("unsearchable_reason", sa.Text),
+    sa.Column("pages", sa.Integer),
     sa.Column("commit_sha", sa.String(64), nullable=False),
 )
 
@@ -84,6 +87,9 @@ def _row(version: DocumentVersion) -> dict[str, Any]:
         "user_name": version.user,
         "reason": version.reason,
         "meta": json.dumps(version.meta, sort_keys=True),
+        "searchable": version.searchable,
+        "unsearchable_reason": version.unsearchable_reason,
+        "pages": version.pages,
         "commit_sha": version.commit,
     }
 
@@ -107,6 +113,9 @@ def _version(row: Any) -> DocumentVersion:
         user=m["user_name"],
         reason=m["reason"],
         meta=json.loads(m["meta"]),
+        searchable=bool(m["searchable"]),
+        unsearchable_reason=m["unsearchable_reason"],
+        pages=m["pages"],
         commit=m["commit_sha"],
     )
 

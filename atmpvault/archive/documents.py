@@ -54,6 +54,9 @@ class DocumentVersion:
     user: str
     reason: str | None
     meta: dict[str, str] = field(default_factory=dict)
+    searchable: bool = False
+    unsearchable_reason: str | None = None
+    pages: int | None = None
     commit: str = ""
 
     def record(self) -> bytes:
