@@ -11,7 +11,7 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -70,6 +70,27 @@ class VaultConfig:
             "index": {"engine": self.index_engine},
         }
         return (json.dumps(data, indent=2) + "\n").encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One commit to write: files, a subject line and the audit trailers."""
+
+    files: dict[str, bytes | None]
+    subject: str
+    trailers: dict[str, str]
+    actor: str
+    reason: str | None
+    when: datetime
+
+    def as_commit(self) -> NewCommit:
+        lines = dict(self.trailers)
+        lines["Actor"] = self.actor
+        if self.reason:
+            lines["Reason"] = self.reason
+        lines["Recorded-At"] = values.iso(self.when)
+        body = "\n".join(f"{k}: {v}" for k, v in lines.items())
+        return NewCommit(self.files, f"{self.subject}\n\n{body}\n", self.actor, self.when)
 
 
 @dataclass(frozen=True)
@@ -293,7 +314,7 @@ class Vault:
 
     def commit(
         self,
-        files: dict[str, bytes],
+        files: dict[str, bytes | None],
         subject: str,
         trailers: dict[str, str],
         actor: str,
@@ -304,22 +325,21 @@ class Vault:
 
         The caller holds the write lock. The commit is the point of no return.
         """
-        assert self._lock.held, "commit() needs the write lock"
-        moment = when or values.now()
-        lines = dict(trailers)
-        lines["Actor"] = actor
-        if reason:
-            lines["Reason"] = reason
-        lines["Recorded-At"] = values.iso(moment)
-        message = subject + "\n\n" + "\n".join(f"{k}: {v}" for k, v in lines.items()) + "\n"
+        change = Change(files, subject, trailers, actor, reason, when or values.now())
+        shas, parent = self.commit_changes([change])
+        return shas[0], parent
+
+    def commit_changes(self, changes: Iterable[Change]) -> tuple[list[str], str | None]:
+        """Write one commit per change, all or none; return (commits, previous tip)."""
+        assert self._lock.held, "commits need the write lock"
         parent = self.store.head()
         self.fault("before-commit")
         try:
-            sha = self.store.commit(NewCommit(files, message, actor, moment), parent)
+            shas = self.store.commit_many((c.as_commit() for c in changes), parent)
         except RepositoryError as exc:
             raise VaultError(f"the repository refused the write: {exc}") from exc
         self.fault("after-commit")
-        return sha, parent
+        return shas, parent
 
     def fault(self, point: str) -> None:
         """Die here, as a power cut would, when a crash test asks for this point."""

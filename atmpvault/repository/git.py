@@ -43,9 +43,9 @@ class ObjectMissing(RepositoryError):
 
 @dataclass(frozen=True)
 class NewCommit:
-    """A commit to write: the files it adds or replaces, its message, actor and time."""
+    """A commit to write: the files it adds or replaces (None: removes), message, actor, time."""
 
-    files: dict[str, bytes]
+    files: dict[str, bytes | None]
     message: str
     actor: str
     when: datetime
@@ -158,6 +158,10 @@ class GitStore:
                 [
                     "git",
                     f"--git-dir={self.path}",
+                    # Always write a pack: exploding a small one into loose objects
+                    # costs a second process per commit. Packs are rolled up below.
+                    "-c",
+                    "fastimport.unpackLimit=0",
                     "fast-import",
                     "--quiet",
                     "--done",
@@ -315,6 +319,9 @@ def _write_commit(out: IO[bytes], new: NewCommit, mark: int, parent: str | None)
     if parent:
         out.write(f"from {parent}\n".encode("ascii"))
     for path, data in new.files.items():
+        if data is None:
+            out.write(f"D {path}\n".encode())
+            continue
         out.write(f"M 100644 inline {path}\ndata {len(data)}\n".encode())
         out.write(data)
         out.write(b"\n")
