@@ -59,7 +59,9 @@ def load_settings(
     try:
         timeout = float(timeout_text)
     except ValueError:
-        raise InvalidInput(f"ATMPVAULT_LOCK_TIMEOUT must be a number of seconds, not {timeout_text!r}") from None
+        raise InvalidInput(
+            f"ATMPVAULT_LOCK_TIMEOUT must be a number of seconds, not {timeout_text!r}"
+        ) from None
     return Settings(
         vault=path,
         user=user or environ.get("ATMPVAULT_USER") or None,

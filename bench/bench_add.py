@@ -40,23 +40,37 @@ def main() -> int:
         with Vault.create(settings) as vault:
             for n in range(1, checkpoints[-1] + 1):
                 lot = f"L-{rng.randrange(1, 400):04d}"
-                lines = [f"Batch record {lot}", f"Document {n}", f"Viability {rng.randrange(70, 99)}%"]
+                lines = [
+                    f"Batch record {lot}",
+                    f"Document {n}",
+                    f"Viability {rng.randrange(70, 99)}%",
+                ]
                 source.write_bytes(make_pdf([lines], title=f"Batch record {n}"))
                 start = time.perf_counter()
                 vault.documents.add(source, "CART-19", "batch-record", f"Batch record {n}", lot)
                 costs.append(time.perf_counter() - start)
                 if n in checkpoints:
                     window = costs[-WINDOW:]
-                    rows.append((n, statistics.median(window) * 1e3, statistics.fmean(window) * 1e3))
+                    rows.append(
+                        (n, statistics.median(window) * 1e3, statistics.fmean(window) * 1e3)
+                    )
                     print(f"  ... {n:,} documents", file=sys.stderr, flush=True)
-            size = sum(f.stat().st_size for f in (settings.vault / "repo.git").rglob("*") if f.is_file())
-    print(f"per-add cost through the library (median and mean of the {WINDOW} adds before each mark)")
+            size = sum(
+                f.stat().st_size for f in (settings.vault / "repo.git").rglob("*") if f.is_file()
+            )
+    print(
+        f"per-add cost through the library (median and mean of the {WINDOW} adds before each mark)"
+    )
     print(f"{'documents':>10}  {'median ms':>9}  {'mean ms':>8}")
     for n, median, mean in rows:
         print(f"{n:>10,}  {median:9.2f}  {mean:8.2f}")
     first, last = rows[0], rows[-1]
-    print(f"ratio {last[0]:,}th / {first[0]:,}th: median {last[1] / first[1]:.2f}x, mean {last[2] / first[2]:.2f}x")
-    print(f"mean over all {len(costs):,} adds: {statistics.fmean(costs) * 1e3:.2f} ms; repository {size / 1e6:.1f} MB")
+    print(
+        f"ratio {last[0]:,}th / {first[0]:,}th: median {last[1] / first[1]:.2f}x, mean {last[2] / first[2]:.2f}x"
+    )
+    print(
+        f"mean over all {len(costs):,} adds: {statistics.fmean(costs) * 1e3:.2f} ms; repository {size / 1e6:.1f} MB"
+    )
     return 0
 
 

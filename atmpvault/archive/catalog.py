@@ -33,7 +33,7 @@ versions = sa.Table(
     sa.Column("lot", sa.String(64), index=True),
     sa.Column("filename", sa.Text, nullable=False),
     sa.Column("size", sa.BigInteger, nullable=False),
-    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False, index=True),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("action", sa.String(20), nullable=False),
     sa.Column("recorded_at", sa.String(32), nullable=False, index=True),
@@ -188,9 +188,7 @@ class Catalog:
             if current is None:
                 conn.execute(state.insert(), [{"key": "last_commit", "value": head}])
             else:
-                conn.execute(
-                    state.update().where(state.c.key == "last_commit").values(value=head)
-                )
+                conn.execute(state.update().where(state.c.key == "last_commit").values(value=head))
 
     def reset(self) -> None:
         """Forget everything, ready for a rebuild from the first commit."""
@@ -214,9 +212,7 @@ class Catalog:
         return _version(row) if row else None
 
     def versions(self, doc_id: str) -> list[DocumentVersion]:
-        query = (
-            sa.select(versions).where(versions.c.doc_id == doc_id).order_by(versions.c.version)
-        )
+        query = sa.select(versions).where(versions.c.doc_id == doc_id).order_by(versions.c.version)
         with self.engine.connect() as conn:
             return [_version(row) for row in conn.execute(query)]
 
@@ -225,7 +221,9 @@ class Catalog:
         if as_of is None:
             query = sa.select(versions).join(
                 documents,
-                sa.and_(documents.c.id == versions.c.doc_id, documents.c.latest == versions.c.version),
+                sa.and_(
+                    documents.c.id == versions.c.doc_id, documents.c.latest == versions.c.version
+                ),
             )
         else:
             newest = (
@@ -236,7 +234,9 @@ class Catalog:
             )
             query = sa.select(versions).join(
                 newest,
-                sa.and_(newest.c.doc_id == versions.c.doc_id, newest.c.version == versions.c.version),
+                sa.and_(
+                    newest.c.doc_id == versions.c.doc_id, newest.c.version == versions.c.version
+                ),
             )
         if filters.program:
             query = query.where(versions.c.program == filters.program)
@@ -250,6 +250,20 @@ class Catalog:
     def next_seq(self) -> int:
         with self.engine.connect() as conn:
             return (conn.execute(sa.select(sa.func.max(documents.c.seq))).scalar() or 0) + 1
+
+    def known_hashes(self, hashes: list[str]) -> set[str]:
+        """Which of these SHA-256 digests some archived version already has."""
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(hashes), 500):
+                chunk = hashes[start : start + 500]
+                query = sa.select(versions.c.sha256).where(versions.c.sha256.in_(chunk)).distinct()
+                found.update(conn.execute(query).scalars())
+        return found
+
+    def count_versions(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(versions)).scalar_one()
 
     def dump(self) -> Iterator[DocumentVersion]:
         """Every version, in document then version order (for verify)."""

@@ -36,47 +36,126 @@ def _pdf(title: str, *paragraphs: str, pages: int = 1) -> bytes:
 
 
 SEED: list[tuple[str, str, str, str | None, str, bytes]] = [
-    ("CART-19", "ind", "IND 012345 original submission, cover letter and Form FDA 1571", None,
-     "ind-012345-0000-cover.pdf",
-     _pdf("IND 012345 - Sequence 0000", "Original IND for autologous anti-CD19 CAR-T cells.",
-          "Form FDA 1571 and Form FDA 1572 enclosed.", pages=3)),
-    ("CART-19", "protocol", "Phase 1 protocol CART19-101", None, "cart19-101-protocol.pdf",
-     _pdf("Protocol CART19-101", "A phase 1 dose-escalation study in relapsed B-ALL.",
-          "Lymphodepletion: fludarabine 30 mg/m2 and cyclophosphamide 500 mg/m2, days -5 to -3.",
-          pages=4)),
-    ("CART-19", "sop", "SOP-014 Leukapheresis receipt and chain of identity", None,
-     "sop-014.md",
-     b"# SOP-014 Leukapheresis receipt\n\n1. Verify the ISBT 128 DIN against the shipping manifest.\n"
-     b"2. Record the dry-shipper temperature log.\n3. Quarantine until QA review.\n"),
-    ("CART-19", "batch-record", "Executed batch record, lot C19-2026-001", "C19-2026-001",
-     "br-c19-2026-001.pdf",
-     _pdf("Batch record C19-2026-001", "Patient DIN W1234 26 000001. Transduction day 2.",
-          "Expansion day 9: 2.1e9 viable cells, viability 93%.", pages=6)),
-    ("CART-19", "deviation-package", "DEV-2026-0007 shipper temperature excursion",
-     "C19-2026-001", "dev-2026-0007.pdf",
-     _pdf("Deviation DEV-2026-0007", "Dry shipper read -148 C for 12 minutes on arrival.",
-          "Impact assessment: no impact; product remained below -150 C per data logger.")),
-    ("CART-19", "coc-certificate", "Chain-of-custody certificate, lot C19-2026-001",
-     "C19-2026-001", "coc-c19-2026-001.pdf",
-     _pdf("Chain of custody C19-2026-001", "Apheresis collected, shipped, received, infused.")),
-    ("CART-19", "release-certificate", "Certificate of release, lot C19-2026-001",
-     "C19-2026-001", "release-c19-2026-001.pdf",
-     _pdf("Certificate of release C19-2026-001", "Released by QA. Sterility: no growth.")),
-    ("CART-19", "correspondence", "FDA information request, CMC section", None,
-     "fda-ir-2026-02.pdf",
-     _pdf("FDA information request", "Please provide vector copy number release criteria.")),
-    ("AAV9-SMA", "ind", "IND 023456 original submission", None, "ind-023456-0000.pdf",
-     _pdf("IND 023456 - Sequence 0000", "Original IND for AAV9 gene replacement therapy.",
-          pages=2)),
-    ("AAV9-SMA", "meeting", "Type B pre-IND meeting minutes", None, "pre-ind-minutes.pdf",
-     _pdf("Pre-IND meeting minutes", "FDA agreed with the proposed potency assay strategy.")),
-    ("AAV9-SMA", "batch-record", "Drug substance batch record, lot A9-2026-003", "A9-2026-003",
-     "br-a9-2026-003.pdf",
-     _pdf("Batch record A9-2026-003", "Harvest titer 1.2e14 vg/L. Full/empty ratio 78%.",
-          pages=5)),
-    ("AAV9-SMA", "report", "Stability report, 6 months, lot A9-2026-003", "A9-2026-003",
-     "stability-a9-6m.csv",
-     b"timepoint_months,titer_vg_per_ml,potency_pct\n0,1.21e13,100\n3,1.19e13,98\n6,1.18e13,97\n"),
+    (
+        "CART-19",
+        "ind",
+        "IND 012345 original submission, cover letter and Form FDA 1571",
+        None,
+        "ind-012345-0000-cover.pdf",
+        _pdf(
+            "IND 012345 - Sequence 0000",
+            "Original IND for autologous anti-CD19 CAR-T cells.",
+            "Form FDA 1571 and Form FDA 1572 enclosed.",
+            pages=3,
+        ),
+    ),
+    (
+        "CART-19",
+        "protocol",
+        "Phase 1 protocol CART19-101",
+        None,
+        "cart19-101-protocol.pdf",
+        _pdf(
+            "Protocol CART19-101",
+            "A phase 1 dose-escalation study in relapsed B-ALL.",
+            "Lymphodepletion: fludarabine 30 mg/m2 and cyclophosphamide 500 mg/m2, days -5 to -3.",
+            pages=4,
+        ),
+    ),
+    (
+        "CART-19",
+        "sop",
+        "SOP-014 Leukapheresis receipt and chain of identity",
+        None,
+        "sop-014.md",
+        b"# SOP-014 Leukapheresis receipt\n\n1. Verify the ISBT 128 DIN against the shipping manifest.\n"
+        b"2. Record the dry-shipper temperature log.\n3. Quarantine until QA review.\n",
+    ),
+    (
+        "CART-19",
+        "batch-record",
+        "Executed batch record, lot C19-2026-001",
+        "C19-2026-001",
+        "br-c19-2026-001.pdf",
+        _pdf(
+            "Batch record C19-2026-001",
+            "Patient DIN W1234 26 000001. Transduction day 2.",
+            "Expansion day 9: 2.1e9 viable cells, viability 93%.",
+            pages=6,
+        ),
+    ),
+    (
+        "CART-19",
+        "deviation-package",
+        "DEV-2026-0007 shipper temperature excursion",
+        "C19-2026-001",
+        "dev-2026-0007.pdf",
+        _pdf(
+            "Deviation DEV-2026-0007",
+            "Dry shipper read -148 C for 12 minutes on arrival.",
+            "Impact assessment: no impact; product remained below -150 C per data logger.",
+        ),
+    ),
+    (
+        "CART-19",
+        "coc-certificate",
+        "Chain-of-custody certificate, lot C19-2026-001",
+        "C19-2026-001",
+        "coc-c19-2026-001.pdf",
+        _pdf("Chain of custody C19-2026-001", "Apheresis collected, shipped, received, infused."),
+    ),
+    (
+        "CART-19",
+        "release-certificate",
+        "Certificate of release, lot C19-2026-001",
+        "C19-2026-001",
+        "release-c19-2026-001.pdf",
+        _pdf("Certificate of release C19-2026-001", "Released by QA. Sterility: no growth."),
+    ),
+    (
+        "CART-19",
+        "correspondence",
+        "FDA information request, CMC section",
+        None,
+        "fda-ir-2026-02.pdf",
+        _pdf("FDA information request", "Please provide vector copy number release criteria."),
+    ),
+    (
+        "AAV9-SMA",
+        "ind",
+        "IND 023456 original submission",
+        None,
+        "ind-023456-0000.pdf",
+        _pdf(
+            "IND 023456 - Sequence 0000", "Original IND for AAV9 gene replacement therapy.", pages=2
+        ),
+    ),
+    (
+        "AAV9-SMA",
+        "meeting",
+        "Type B pre-IND meeting minutes",
+        None,
+        "pre-ind-minutes.pdf",
+        _pdf("Pre-IND meeting minutes", "FDA agreed with the proposed potency assay strategy."),
+    ),
+    (
+        "AAV9-SMA",
+        "batch-record",
+        "Drug substance batch record, lot A9-2026-003",
+        "A9-2026-003",
+        "br-a9-2026-003.pdf",
+        _pdf(
+            "Batch record A9-2026-003", "Harvest titer 1.2e14 vg/L. Full/empty ratio 78%.", pages=5
+        ),
+    ),
+    (
+        "AAV9-SMA",
+        "report",
+        "Stability report, 6 months, lot A9-2026-003",
+        "A9-2026-003",
+        "stability-a9-6m.csv",
+        b"timepoint_months,titer_vg_per_ml,potency_pct\n0,1.21e13,100\n3,1.19e13,98\n6,1.18e13,97\n",
+    ),
 ]
 
 
@@ -95,10 +174,14 @@ def build_demo(settings: Settings) -> Iterator[tuple[Vault, DemoStory]]:
                 ids[filename] = added.id
             protocol = ids["cart19-101-protocol.pdf"]
             revisions = [
-                ("Amendment 1: add a 14-day cytokine release syndrome observation window",
-                 "Protocol amendment 1 per FDA advice"),
-                ("Amendment 2: lower dose level -1 to 5e5 CAR+ cells/kg",
-                 "Protocol amendment 2 after DSMB review"),
+                (
+                    "Amendment 1: add a 14-day cytokine release syndrome observation window",
+                    "Protocol amendment 1 per FDA advice",
+                ),
+                (
+                    "Amendment 2: lower dose level -1 to 5e5 CAR+ cells/kg",
+                    "Protocol amendment 2 after DSMB review",
+                ),
             ]
             for n, (change, why) in enumerate(revisions, start=2):
                 path = work / f"cart19-101-protocol-v{n}.pdf"
@@ -106,8 +189,12 @@ def build_demo(settings: Settings) -> Iterator[tuple[Vault, DemoStory]]:
                 vault.documents.revise(protocol, path, why)
             sop = work / "sop-014.md"
             sop.write_bytes(sop.read_bytes() + b"4. Label verification by a second person.\n")
-            vault.documents.revise(ids["sop-014.md"], sop, "Periodic review: add second-person check")
-            vault.documents.withdraw(ids["fda-ir-2026-02.pdf"], "Filed in error under CART-19; refiled")
+            vault.documents.revise(
+                ids["sop-014.md"], sop, "Periodic review: add second-person check"
+            )
+            vault.documents.withdraw(
+                ids["fda-ir-2026-02.pdf"], "Filed in error under CART-19; refiled"
+            )
         history = vault.documents.history(protocol)
         as_of = history[0].recorded_at
         story = DemoStory(

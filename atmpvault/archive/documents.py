@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from atmpvault.archive import values
-from atmpvault.errors import InvalidInput, NothingChanged, NotFound, VaultError
+from atmpvault.errors import InvalidInput, NotFound, NothingChanged, VaultError
 
 if TYPE_CHECKING:
     from atmpvault.archive.catalog import Filters
@@ -163,7 +163,9 @@ class Documents:
         with vault.writing():
             current = self._current(doc_id)
             if current.status == WITHDRAWN:
-                raise VaultError(f"{doc_id} was withdrawn in version {current.version}; it cannot be revised")
+                raise VaultError(
+                    f"{doc_id} was withdrawn in version {current.version}; it cannot be revised"
+                )
             digest = hashlib.sha256(data).hexdigest()
             if digest == current.sha256:
                 raise NothingChanged(
@@ -210,9 +212,7 @@ class Documents:
         vault = self.vault
         moment = values.now()
         if data is not None:
-            version = replace(
-                version, size=len(data), sha256=hashlib.sha256(data).hexdigest()
-            )
+            version = replace(version, size=len(data), sha256=hashlib.sha256(data).hexdigest())
         version = replace(version, recorded_at=values.iso(moment))
         files = {f"{doc_dir(version.id)}/{RECORD}": version.record()}
         if data is not None:

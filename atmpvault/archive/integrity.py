@@ -66,9 +66,7 @@ def _compare_catalog(
     problems = []
     last = catalog.last_commit()
     if last != head:
-        problems.append(
-            f"catalog is at commit {str(last)[:12]}, repository at {str(head)[:12]}"
-        )
+        problems.append(f"catalog is at commit {str(last)[:12]}, repository at {str(head)[:12]}")
     found: set[tuple[str, int]] = set()
     for row in catalog.dump():
         key = (row.id, row.version)

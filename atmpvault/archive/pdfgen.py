@@ -40,7 +40,9 @@ def make_pdf(pages: list[list[str]], title: str = "", version: str = "1.4") -> b
         b" ".join(b"%d 0 R" % k for k in kids),
         len(kids),
     )
-    info = add(b"<< /Title (%s) /Producer (atmpvault) >>" % _escape(title).encode("cp1252", "replace"))
+    info = add(
+        b"<< /Title (%s) /Producer (atmpvault) >>" % _escape(title).encode("cp1252", "replace")
+    )
 
     out = bytearray(b"%%PDF-%s\n%%\xe2\xe3\xcf\xd3\n" % version.encode("ascii"))
     offsets = []

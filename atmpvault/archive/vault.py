@@ -16,8 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from atmpvault.archive import values
 from atmpvault.archive.documents import DocumentVersion, doc_dir
@@ -36,6 +35,19 @@ from atmpvault.repository.lock import LockTimeout, WriteLock
 if TYPE_CHECKING:
     from atmpvault.archive.catalog import Catalog
     from atmpvault.archive.documents import Documents
+    from atmpvault.archive.search import SearchProjection
+    from atmpvault.indexer.index import SearchFilters, SearchResult
+
+
+class Projection(Protocol):
+    """A store derived from the repository that remembers the last commit it applied."""
+
+    def last_commit(self) -> str | None: ...
+
+    def apply(self, batch: Iterable[DocumentVersion], head: str, expected: str | None) -> None: ...
+
+    def reset(self) -> None: ...
+
 
 REPO_DIR = "repo.git"
 CATALOG_FILE = "catalog.sqlite"
@@ -128,6 +140,8 @@ class Vault:
         self.store = GitStore(self.path / REPO_DIR)
         self._lock = WriteLock(self.path / "lock", settings.lock_timeout)
         self._catalog: Catalog | None = None
+        self._search: SearchProjection | None = None
+        self._rebuilding = False
 
     # -- opening -------------------------------------------------------------------
 
@@ -171,6 +185,9 @@ class Vault:
         if self._catalog is not None:
             self._catalog.close()
             self._catalog = None
+        if self._search is not None:
+            self._search.index.close()
+            self._search = None
 
     def __enter__(self) -> Vault:
         return self
@@ -211,7 +228,7 @@ class Vault:
 
         return Documents(self)
 
-    # -- catalog -------------------------------------------------------------------------
+    # -- projections: catalog and index --------------------------------------------------
 
     @property
     def catalog(self) -> Catalog:
@@ -221,36 +238,57 @@ class Vault:
 
             url = self.settings.catalog_url or f"sqlite:///{self.path / CATALOG_FILE}"
             self._catalog = Catalog(url)
-            self.catch_up(wait=False)
+            self._catch_up(self._catalog, wait=False)
         return self._catalog
 
-    def catch_up(self, wait: bool = True) -> None:
-        """Replay the commits the catalog has not applied yet.
+    @property
+    def search_projection(self) -> SearchProjection:
+        """The full-text index, brought up to the repository's tip if no writer is busy."""
+        if self._search is None:
+            from atmpvault.archive.search import INDEX_DIR, SearchProjection
+            from atmpvault.indexer.index import Index
 
-        Only a lock holder writes the catalog. A reader that finds a writer busy reads
-        the catalog as it is; the writer brings it up to date when it finishes.
+            index = Index.open(self.path / INDEX_DIR, self.config.index_engine)
+            self._search = SearchProjection(index, self.store)
+            self._catch_up(self._search, wait=False)
+        return self._search
+
+    def _projections(self) -> list[Projection]:
+        return [p for p in (self._catalog, self._search) if p is not None]
+
+    def catch_up(self, wait: bool = True) -> None:
+        """Bring every open projection up to the repository's tip."""
+        for projection in self._projections():
+            self._catch_up(projection, wait)
+
+    def _catch_up(self, projection: Projection, wait: bool) -> None:
+        """Replay the commits `projection` has not applied yet.
+
+        Only the lock holder writes projections. A reader that finds a writer busy reads
+        the projection as it is; the writer brings it up to date when it finishes.
         """
-        catalog = self._catalog if self._catalog is not None else self.catalog
         head = self.store.head()
-        if head is None or catalog.last_commit() == head:
+        if self._rebuilding or head is None or projection.last_commit() == head:
             return
         if self._lock.held:
-            self._replay_into(catalog, head)
+            self._replay_into([projection], head)
             return
         if not self._acquire(blocking=wait):
             return
         try:
-            self._replay_into(catalog, head)
+            self._replay_into([projection], head)
         finally:
             self._lock.release()
 
-    def _replay_into(self, catalog: Catalog, head: str) -> None:
-        last = catalog.last_commit()
+    def _replay_into(self, targets: list[Projection], head: str) -> None:
+        """Replay into projections that all stand at the same commit."""
+        last = targets[0].last_commit()
+        assert all(t.last_commit() == last for t in targets)
         if last == head:
             return
         if last is not None and not self.store.is_ancestor(last, head):
             raise IntegrityError(
-                f"the catalog was built from commit {last[:12]}, which is not in this "
+                f"a projection was built from commit {last[:12]}, which is not in this "
                 "repository's history; run 'atmpvault rebuild'"
             )
         batch: list[DocumentVersion] = []
@@ -260,10 +298,12 @@ class Vault:
             if version is not None:
                 batch.append(version)
             if len(batch) >= _CATCH_UP_BATCH:
-                catalog.apply(batch, upto, expected)
+                for target in targets:
+                    target.apply(batch, upto, expected)
                 expected, batch = upto, []
         if upto is not None and upto != expected:
-            catalog.apply(batch, upto, expected)
+            for target in targets:
+                target.apply(batch, upto, expected)
 
     def replay(
         self, since: str | None, until: str | None = None
@@ -278,14 +318,38 @@ class Vault:
             yield info, DocumentVersion.from_record(raw, info.sha)
 
     def rebuild(self) -> int:
-        """Rebuild the catalog from the repository alone; return the versions applied."""
-        catalog = self.catalog
-        with self.writing(catch_up=False):
-            catalog.reset()
-            head = self.store.head()
-            if head is not None:
-                self._replay_into(catalog, head)
-        return sum(1 for _ in catalog.dump())
+        """Rebuild the catalog and the index from the repository alone; return versions applied."""
+        self._rebuilding = True
+        try:
+            import importlib.util  # TEMPORARY until the indexer lands
+
+            targets: list[Projection] = [self.catalog]
+            if importlib.util.find_spec("atmpvault.indexer.index"):
+                targets.append(self.search_projection)
+            with self.writing(catch_up=False):
+                for target in targets:
+                    target.reset()
+                head = self.store.head()
+                if head is not None:
+                    self._replay_into(targets, head)
+        finally:
+            self._rebuilding = False
+        return self.catalog.count_versions()
+
+    def search(
+        self, query: str, filters: SearchFilters, limit: int = 20, facets: bool = False
+    ) -> SearchResult:
+        """Full-text search; a current index is answered without GitPython or SQLAlchemy."""
+        from atmpvault.archive.search import INDEX_DIR, is_current
+
+        if self._search is None and is_current(self.path / INDEX_DIR, self.store.head()):
+            from atmpvault.archive.search import SearchProjection
+            from atmpvault.indexer.index import Index, read_state
+
+            state = read_state(self.path / INDEX_DIR) or {}
+            engine = str(state.get("engine") or "tantivy")
+            self._search = SearchProjection(Index.open(self.path / INDEX_DIR, engine), self.store)
+        return self.search_projection.index.search(query, filters, limit=limit, facets=facets)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -306,7 +370,7 @@ class Vault:
             return
         self._acquire(blocking=True)
         try:
-            if catch_up and self._catalog is not None:
+            if catch_up:
                 self.catch_up()
             yield
         finally:

@@ -340,4 +340,3 @@ def _commit_info(entry: str) -> CommitInfo:
     entry = entry.lstrip("\n")
     sha, time, message = entry.split(_FIELD, 2)
     return CommitInfo(sha=sha, time=int(time), message=message, trailers=parse_trailers(message))
-

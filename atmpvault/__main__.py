@@ -1,0 +1,3 @@
+from atmpvault.cli import main
+
+main()

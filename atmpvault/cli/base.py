@@ -1,0 +1,141 @@
+"""The command group, its global options and the helpers every command uses.
+
+Heavy libraries (SQLAlchemy, GitPython) are imported inside the commands that need
+them, so `--help` and light commands answer quickly.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from atmpvault.config import Settings, load_settings
+from atmpvault.errors import VaultError
+
+if TYPE_CHECKING:
+    pass
+
+
+class VaultGroup(click.Group):
+    """Turns domain errors into one line on stderr and their exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from atmpvault.repository.git import RepositoryError
+
+        try:
+            return super().invoke(ctx)
+        except VaultError as exc:
+            click.echo(f"atmpvault: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except RepositoryError as exc:
+            click.echo(f"atmpvault: repository error: {exc}", err=True)
+            ctx.exit(1)
+        except BrokenPipeError:
+            sys.stderr.close()
+            ctx.exit(1)
+
+
+@click.group(cls=VaultGroup)
+@click.option(
+    "--vault",
+    "vault_path",
+    type=click.Path(path_type=Path),
+    help="The vault directory (default: $ATMPVAULT_HOME, then ./vault).",
+)
+@click.version_option(package_name="atmpvault")
+@click.pass_context
+def cli(ctx: click.Context, vault_path: Path | None) -> None:
+    """A version-controlled archive for cell and gene therapy manufacturing records."""
+    ctx.obj = load_settings(vault_path, None, os.environ)
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def settings_for(ctx: click.Context, user: str | None = None) -> Settings:
+    settings: Settings = ctx.find_root().obj
+    if user:
+        from dataclasses import replace
+
+        settings = replace(settings, user=user)
+    return settings
+
+
+def pass_vault(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Open the vault named by --vault for the command, and close it afterwards."""
+
+    @click.pass_context
+    @functools.wraps(func)
+    def wrapper(ctx: click.Context, *args: Any, **kwargs: Any) -> Any:
+        from atmpvault.archive.vault import Vault
+
+        with Vault.open(settings_for(ctx, kwargs.get("user"))) as vault:
+            return func(vault, *args, **kwargs)
+
+    return wrapper
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
+user_option = click.option(
+    "--user", help="Who is acting (default: $ATMPVAULT_USER, git user.name)."
+)
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
+    """A plain aligned table for people."""
+    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    click.echo(line.rstrip())
+    for row in cells:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def when_option(value: str | None) -> str | None:
+    if value is None:
+        return None
+    from atmpvault.archive import values
+
+    return values.iso(values.when(value))
+
+
+def show_version(data: dict[str, Any]) -> None:
+    for key in (
+        "id",
+        "version",
+        "status",
+        "program",
+        "type",
+        "title",
+        "lot",
+        "filename",
+        "size",
+        "sha256",
+        "recorded_at",
+        "user",
+        "reason",
+        "commit",
+    ):
+        click.echo(f"{key:12} {'' if data.get(key) is None else data[key]}")
+    for key, value in sorted(data.get("meta", {}).items()):
+        click.echo(f"{'meta.' + key:12} {value}")
+
+
+def list_versions(rows: Iterable[Any]) -> None:
+    table(
+        [(r.id, r.version, r.program, r.type, r.lot, r.status, r.title) for r in rows],
+        ["ID", "V", "PROGRAM", "TYPE", "LOT", "STATUS", "TITLE"],
+    )

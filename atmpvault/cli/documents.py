@@ -1,0 +1,238 @@
+"""Document commands: add, show, get, history, ls, withdraw."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from atmpvault.cli.base import (
+    cli,
+    emit_json,
+    json_option,
+    list_versions,
+    pass_vault,
+    show_version,
+    table,
+    user_option,
+    when_option,
+)
+from atmpvault.errors import VaultError
+
+if TYPE_CHECKING:
+    from atmpvault.archive.vault import Vault
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--program", help="Program code, e.g. CART-19 (new documents).")
+@click.option("--type", "doc_type", help="Document type, e.g. batch-record (new documents).")
+@click.option("--title", help="A human title.")
+@click.option("--lot", help="The lot the document belongs to.")
+@click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Extra metadata; repeatable.")
+@click.option("--id", "doc_id", help="Archive FILE as the next version of this document.")
+@click.option("--reason", help="Why the document changes (required with --id).")
+@user_option
+@json_option
+@pass_vault
+def add(
+    vault: Vault,
+    file: Path,
+    program: str | None,
+    doc_type: str | None,
+    title: str | None,
+    lot: str | None,
+    meta: tuple[str, ...],
+    doc_id: str | None,
+    reason: str | None,
+    user: str | None,
+    as_json: bool,
+) -> None:
+    """Archive a document, or a new version of one.
+
+    \b
+        atmpvault add BR-0042.pdf --program CART-19 --type batch-record --lot L-0042
+        atmpvault add BR-0042-r2.pdf --id DOC-000007 --reason "QA review corrections"
+    """
+    from atmpvault.archive import values
+    from atmpvault.errors import InvalidInput
+
+    extra = values.meta(meta)
+    if doc_id is not None:
+        if program or doc_type:
+            raise InvalidInput("--program and --type are fixed at version 1; omit them with --id")
+        if reason is None:
+            raise InvalidInput("--reason is required when archiving a new version (--id)")
+        version = vault.documents.revise(doc_id, file, reason, title, lot, extra)
+    else:
+        if program is None or doc_type is None:
+            raise InvalidInput(
+                "a new document needs --program and --type (or --id for a new version)"
+            )
+        if reason is not None:
+            raise InvalidInput("--reason applies to new versions (--id); version 1 needs none")
+        version = vault.documents.add(file, program, doc_type, title, lot, extra)
+    result = {
+        "id": version.id,
+        "version": version.version,
+        "sha256": version.sha256,
+        "commit": version.commit,
+    }
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(
+            f"{version.id} v{version.version}  {version.sha256[:12]}  commit {version.commit[:12]}"
+        )
+
+
+@cli.command()
+@click.argument("doc_id", metavar="DOC")
+@click.option("--version", "number", type=click.IntRange(min=1), help="A version number.")
+@click.option("--as-of", "as_of", metavar="WHEN", help="The version current at this date or time.")
+@json_option
+@pass_vault
+def show(vault: Vault, doc_id: str, number: int | None, as_of: str | None, as_json: bool) -> None:
+    """Show one version's record (the latest by default).
+
+    \b
+        atmpvault show DOC-000007 --as-of 2026-03-31
+    """
+    from atmpvault.errors import InvalidInput
+
+    if number is not None and as_of is not None:
+        raise InvalidInput("use --version or --as-of, not both")
+    data = vault.documents.show(doc_id, number, when_option(as_of)).to_json()
+    emit_json(data) if as_json else show_version(data)
+
+
+@cli.command()
+@click.argument("doc_id", metavar="DOC")
+@click.option("--version", "number", type=click.IntRange(min=1), help="A version number.")
+@click.option("--as-of", "as_of", metavar="WHEN", help="The version current at this date or time.")
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), help="Write here (default: stdout)."
+)
+@pass_vault
+def get(
+    vault: Vault, doc_id: str, number: int | None, as_of: str | None, output: Path | None
+) -> None:
+    """Write the exact archived bytes of a version.
+
+    \b
+        atmpvault get DOC-000007 --version 1 -o BR-0042-v1.pdf
+    """
+    from atmpvault.errors import InvalidInput
+
+    if number is not None and as_of is not None:
+        raise InvalidInput("use --version or --as-of, not both")
+    at = when_option(as_of)
+    if output is None:
+        vault.documents.get(doc_id, click.get_binary_stream("stdout"), number, at)
+        return
+    found = vault.documents.show(doc_id, number, at)
+    target = output / found.filename if output.is_dir() else output
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        with partial.open("wb") as out:
+            vault.documents.get(doc_id, out, found.version)
+        partial.replace(target)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise VaultError(f"cannot write {target}: {exc.strerror}") from None
+    click.echo(f"{found.id} v{found.version} -> {target}", err=True)
+
+
+@cli.command()
+@click.argument("doc_id", metavar="DOC")
+@json_option
+@pass_vault
+def history(vault: Vault, doc_id: str, as_json: bool) -> None:
+    """Every version of a document, oldest first, with who, when and why.
+
+    \b
+        atmpvault history DOC-000007
+    """
+    rows = vault.documents.history(doc_id)
+    if as_json:
+        keys = (
+            "version",
+            "recorded_at",
+            "user",
+            "action",
+            "status",
+            "reason",
+            "sha256",
+            "size",
+            "commit",
+        )
+        emit_json([{k: r.to_json()[k] for k in keys} for r in rows])
+        return
+    table(
+        [(r.version, r.recorded_at[:19], r.user, r.action, r.reason, r.sha256[:12]) for r in rows],
+        ["V", "RECORDED (UTC)", "USER", "ACTION", "REASON", "SHA256"],
+    )
+
+
+@cli.command("ls")
+@click.option("--program", help="Only this program.")
+@click.option("--type", "doc_type", help="Only this document type.")
+@click.option("--lot", help="Only this lot.")
+@click.option(
+    "--as-of", "as_of", metavar="WHEN", help="The archive as it stood at this date or time."
+)
+@json_option
+@pass_vault
+def ls(
+    vault: Vault,
+    program: str | None,
+    doc_type: str | None,
+    lot: str | None,
+    as_of: str | None,
+    as_json: bool,
+) -> None:
+    """List the latest version of each document.
+
+    \b
+        atmpvault ls --program CART-19 --as-of 2026-06-30
+    """
+    from atmpvault.archive import values
+    from atmpvault.archive.catalog import Filters
+
+    filters = Filters(
+        program=values.program(program) if program else None,
+        type=vault.document_type(doc_type) if doc_type else None,
+        lot=values.lot(lot),
+    )
+    rows = vault.documents.ls(filters, when_option(as_of))
+    if as_json:
+        emit_json([r.to_json() for r in rows])
+    else:
+        list_versions(rows)
+
+
+@cli.command()
+@click.argument("doc_id", metavar="DOC")
+@click.option("--reason", required=True, help="Why the document is withdrawn.")
+@user_option
+@json_option
+@pass_vault
+def withdraw(vault: Vault, doc_id: str, reason: str, user: str | None, as_json: bool) -> None:
+    """Withdraw a document: a new version with status withdrawn (nothing is deleted).
+
+    \b
+        atmpvault withdraw DOC-000003 --reason "superseded by SOP-112 rev 4"
+    """
+    version = vault.documents.withdraw(doc_id, reason)
+    if as_json:
+        emit_json(
+            {
+                "id": version.id,
+                "version": version.version,
+                "status": version.status,
+                "commit": version.commit,
+            }
+        )
+    else:
+        click.echo(f"{version.id} v{version.version} withdrawn  commit {version.commit[:12]}")

@@ -1,0 +1,164 @@
+"""Vault-wide commands: init, log, verify, rebuild, demo."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from atmpvault.cli.base import (
+    cli,
+    emit_json,
+    json_option,
+    list_versions,
+    pass_vault,
+    settings_for,
+    show_version,
+    table,
+    user_option,
+)
+
+if TYPE_CHECKING:
+    from atmpvault.archive.vault import Vault
+
+
+@cli.command()
+@user_option
+@click.pass_context
+def init(ctx: click.Context, user: str | None) -> None:
+    """Create a new, empty vault.
+
+    \b
+        atmpvault --vault /srv/atmp/vault init
+    """
+    from atmpvault.archive.vault import Vault
+
+    settings = settings_for(ctx, user)
+    Vault.create(settings, user).close()
+    click.echo(f"Initialised an empty vault in {settings.vault}")
+
+
+@cli.command()
+@click.option("--since", metavar="WHEN", help="Writes at or after this time.")
+@click.option("--until", metavar="WHEN", help="Writes at or before this time.")
+@click.option("--user", "who", help="Only this actor's writes.")
+@click.option("--doc", "doc_id", metavar="DOC", help="Only writes to this document.")
+@json_option
+@pass_vault
+def log(
+    vault: Vault,
+    since: str | None,
+    until: str | None,
+    who: str | None,
+    doc_id: str | None,
+    as_json: bool,
+) -> None:
+    """The audit trail: every write, read from git history.
+
+    \b
+        atmpvault log --since 2026-01-01 --user "J. Rivera"
+    """
+    from datetime import UTC, datetime, time
+
+    from atmpvault.archive import values
+
+    start = values.when(since) if since else None
+    if start is not None and len(since or "") == 10:
+        start = datetime.combine(start.date(), time.min, tzinfo=UTC)
+    entries = vault.log(
+        since=start,
+        until=values.when(until) if until else None,
+        user=who,
+        doc=values.doc_id(doc_id) if doc_id else None,
+    )
+    if as_json:
+        emit_json([e.to_json() for e in entries])
+        return
+    table(
+        [
+            (e.time[:19], e.user, e.action, e.doc, e.version, e.reason, e.commit[:12])
+            for e in entries
+        ],
+        ["TIME (UTC)", "USER", "ACTION", "DOC", "V", "REASON", "COMMIT"],
+    )
+
+
+@cli.command()
+@json_option
+@pass_vault
+def verify(vault: Vault, as_json: bool) -> None:
+    """Re-hash every version, run git's integrity check, compare the catalog.
+
+    Exits 3 when anything disagrees.
+
+    \b
+        atmpvault verify
+    """
+    problems = vault.verify()
+    if as_json:
+        emit_json({"ok": not problems, "problems": problems})
+    elif problems:
+        for problem in problems:
+            click.echo(f"PROBLEM  {problem}")
+    else:
+        click.echo(
+            "ok: every version re-hashed, git fsck clean, catalog agrees with the repository"
+        )
+    if problems:
+        if not as_json:
+            click.echo(f"atmpvault: verify found {len(problems)} problem(s)", err=True)
+        sys.exit(3)
+
+
+@cli.command()
+@json_option
+@pass_vault
+def rebuild(vault: Vault, as_json: bool) -> None:
+    """Rebuild the catalog from the repository alone.
+
+    \b
+        atmpvault rebuild
+    """
+    count = vault.rebuild()
+    if as_json:
+        emit_json({"versions": count, "commit": vault.store.head()})
+    else:
+        click.echo(f"catalog rebuilt: {count} versions, at commit {str(vault.store.head())[:12]}")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.pass_context
+def demo(ctx: click.Context, path: Path) -> None:
+    """Build a realistic sample vault and show it: ls, a history, an as-of answer, verify.
+
+    \b
+        atmpvault demo ./demo-vault
+    """
+    from dataclasses import replace
+
+    from atmpvault.archive.demo import build_demo
+
+    settings = replace(settings_for(ctx), vault=path, user="demo.qa")
+    with build_demo(settings) as (vault, story):
+        click.echo(f"Demo vault built in {path}: {len(story.documents)} documents\n")
+        click.echo(f"$ atmpvault --vault {path} ls")
+        list_versions(story.documents)
+        click.echo(f"\n$ atmpvault --vault {path} history {story.revised}")
+        table(
+            [(r.version, r.recorded_at[:23], r.user, r.action, r.reason) for r in story.history],
+            ["V", "RECORDED (UTC)", "USER", "ACTION", "REASON"],
+        )
+        click.echo(f"\n$ atmpvault --vault {path} show {story.revised} --as-of {story.as_of}")
+        show_version(story.as_of_version.to_json())
+        click.echo(f"\n$ atmpvault --vault {path} verify")
+        problems = vault.verify()
+        for problem in problems:
+            click.echo(f"PROBLEM  {problem}")
+        if problems:
+            sys.exit(3)
+        click.echo(
+            "ok: every version re-hashed, git fsck clean, catalog agrees with the repository"
+        )
