@@ -67,6 +67,7 @@ class Filters:
     program: str | None = None
     type: str | None = None
     lot: str | None = None
+    unsearchable: bool = False
 
 
 def _row(version: DocumentVersion) -> dict[str, Any]:
@@ -244,6 +245,8 @@ class Catalog:
             query = query.where(versions.c.doc_type == filters.type)
         if filters.lot:
             query = query.where(versions.c.lot == filters.lot)
+        if filters.unsearchable:
+            query = query.where(versions.c.searchable.is_(False))
         with self.engine.connect() as conn:
             return [_version(row) for row in conn.execute(query.order_by(versions.c.seq))]
 

@@ -5,19 +5,22 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from atmpvault.archive import values
-from atmpvault.errors import InvalidInput, NotFound, NothingChanged, VaultError
+from atmpvault.errors import InvalidInput, NothingChanged, NotFound, VaultError
 
 if TYPE_CHECKING:
     from atmpvault.archive.catalog import Filters
-    from atmpvault.archive.vault import Vault
+    from atmpvault.archive.vault import Change, Vault
+    from atmpvault.indexer.extract import Extraction
 
 DOCS_ROOT = "docs"
 RECORD = "record.json"
 CONTENT = "content"
+TEXT = "text"  # extracted text, kept so the index is rebuilt without re-extracting
 
 ACTIVE = "active"
 WITHDRAWN = "withdrawn"
@@ -77,6 +80,13 @@ class DocumentVersion:
         data = asdict(self)
         del data["seq"]
         return data
+
+
+def extract_text(data: bytes, filename: str) -> Extraction:
+    """The searchable text of a file, or why there is none."""
+    from atmpvault.indexer.extract import extract
+
+    return extract(data, filename)
 
 
 def read_file(path: Path) -> bytes:
@@ -209,33 +219,54 @@ class Documents:
             return self._write(version, None)
 
     def _write(self, version: DocumentVersion, data: bytes | None) -> DocumentVersion:
+        """Commit one version, then bring the catalog to it."""
         vault = self.vault
-        moment = values.now()
-        if data is not None:
-            version = replace(version, size=len(data), sha256=hashlib.sha256(data).hexdigest())
-        version = replace(version, recorded_at=values.iso(moment))
-        files = {f"{doc_dir(version.id)}/{RECORD}": version.record()}
-        if data is not None:
-            files[f"{doc_dir(version.id)}/{CONTENT}"] = data
-        subject = f"{version.action} {version.id} v{version.version}"
-        if version.title:
-            subject += f": {version.title[:60]}"
-        sha, parent = vault.commit(
-            files=files,
-            subject=subject,
-            trailers={
-                "Action": version.action,
-                "Document": version.id,
-                "Version": str(version.version),
-            },
-            actor=version.user,
-            reason=version.reason,
-            when=moment,
-        )
+        extraction = extract_text(data, version.filename) if data is not None else None
+        version, change = self.change(version, data, extraction, values.now())
+        (sha,), parent = vault.commit_changes([change])
         version = replace(version, commit=sha)
         vault.catalog.apply([version], sha, parent)
         vault.fault("after-catalog")
         return version
+
+    def change(
+        self,
+        version: DocumentVersion,
+        data: bytes | None,
+        extraction: Extraction | None,
+        moment: datetime,
+    ) -> tuple[DocumentVersion, Change]:
+        """The commit that records `version`: its bytes (None: unchanged), text and record."""
+        from atmpvault.archive.vault import Change
+
+        where = doc_dir(version.id)
+        files: dict[str, bytes | None] = {}
+        if data is not None:
+            assert extraction is not None
+            version = replace(
+                version,
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                searchable=extraction.searchable,
+                unsearchable_reason=extraction.reason,
+                pages=extraction.pages,
+            )
+            files[f"{where}/{CONTENT}"] = data
+            if extraction.searchable:
+                files[f"{where}/{TEXT}"] = extraction.text.encode("utf-8")
+            elif version.version > 1:
+                files[f"{where}/{TEXT}"] = None  # the old text no longer describes the bytes
+        version = replace(version, recorded_at=values.iso(moment))
+        files[f"{where}/{RECORD}"] = version.record()
+        subject = f"{version.action} {version.id} v{version.version}"
+        if version.title:
+            subject += f": {version.title[:60]}"
+        trailers = {
+            "Action": version.action,
+            "Document": version.id,
+            "Version": str(version.version),
+        }
+        return version, Change(files, subject, trailers, version.user, version.reason, moment)
 
     # -- reading ---------------------------------------------------------------------
 

@@ -32,6 +32,21 @@ def verify(vault: Vault) -> list[str]:
     except (RepositoryError, ValueError, KeyError) as exc:
         problems.append(f"repository history cannot be read: {exc}")
     problems.extend(_compare_catalog(vault, head, expected))
+    problems.extend(_compare_index(vault, head, set(expected)))
+    return problems
+
+
+def _compare_index(vault: Vault, head: str | None, expected: set[tuple[str, int]]) -> list[str]:
+    index = vault.search_projection.index
+    problems = []
+    last = index.last_commit()
+    if last != head:
+        problems.append(f"index is at commit {str(last)[:12]}, repository at {str(head)[:12]}")
+    have = index.entries()
+    for doc_id, number in sorted(expected - have):
+        problems.append(f"index is missing {doc_id} v{number}")
+    for doc_id, number in sorted(have - expected):
+        problems.append(f"index has {doc_id} v{number}, which is not in the repository")
     return problems
 
 

@@ -186,7 +186,7 @@ class Vault:
             self._catalog.close()
             self._catalog = None
         if self._search is not None:
-            self._search.index.close()
+            self._search.close()
             self._search = None
 
     def __enter__(self) -> Vault:
@@ -321,11 +321,7 @@ class Vault:
         """Rebuild the catalog and the index from the repository alone; return versions applied."""
         self._rebuilding = True
         try:
-            import importlib.util  # TEMPORARY until the indexer lands
-
-            targets: list[Projection] = [self.catalog]
-            if importlib.util.find_spec("atmpvault.indexer.index"):
-                targets.append(self.search_projection)
+            targets: list[Projection] = [self.catalog, self.search_projection]
             with self.writing(catch_up=False):
                 for target in targets:
                     target.reset()

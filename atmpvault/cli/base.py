@@ -114,22 +114,14 @@ def when_option(value: str | None) -> str | None:
 
 def show_version(data: dict[str, Any]) -> None:
     for key in (
-        "id",
-        "version",
-        "status",
-        "program",
-        "type",
-        "title",
-        "lot",
-        "filename",
-        "size",
-        "sha256",
-        "recorded_at",
-        "user",
-        "reason",
-        "commit",
-    ):
+        "id", "version", "status", "program", "type", "title", "lot", "filename",
+        "size", "pages", "sha256", "recorded_at", "user", "reason", "commit",
+    ):  # fmt: skip
         click.echo(f"{key:12} {'' if data.get(key) is None else data[key]}")
+    if data.get("searchable"):
+        click.echo(f"{'searchable':12} yes")
+    else:
+        click.echo(f"{'searchable':12} no: {data.get('unsearchable_reason') or 'no text extracted'}")
     for key, value in sorted(data.get("meta", {}).items()):
         click.echo(f"{'meta.' + key:12} {value}")
 

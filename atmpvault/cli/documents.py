@@ -189,6 +189,7 @@ def ls(
     program: str | None,
     doc_type: str | None,
     lot: str | None,
+    unsearchable: bool,
     as_of: str | None,
     as_json: bool,
 ) -> None:
@@ -204,6 +205,7 @@ def ls(
         program=values.program(program) if program else None,
         type=vault.document_type(doc_type) if doc_type else None,
         lot=values.lot(lot),
+        unsearchable=unsearchable,
     )
     rows = vault.documents.ls(filters, when_option(as_of))
     if as_json:

@@ -125,7 +125,7 @@ def rebuild(vault: Vault, as_json: bool) -> None:
     if as_json:
         emit_json({"versions": count, "commit": vault.store.head()})
     else:
-        click.echo(f"catalog rebuilt: {count} versions, at commit {str(vault.store.head())[:12]}")
+        click.echo(f"catalog and index rebuilt: {count} versions, at commit {str(vault.store.head())[:12]}")
 
 
 @cli.command()

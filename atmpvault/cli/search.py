@@ -1,0 +1,179 @@
+"""Search and bulk import."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from atmpvault.cli.base import cli, emit_json, json_option, pass_vault, table, when_option
+
+if TYPE_CHECKING:
+    from atmpvault.archive.vault import Vault
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--program", help="Only this program.")
+@click.option("--type", "doc_type", help="Only this document type.")
+@click.option("--lot", help="Only this lot.")
+@click.option("--since", metavar="WHEN", help="Versions recorded at or after this time.")
+@click.option("--until", metavar="WHEN", help="Versions recorded at or before this time.")
+@click.option("--all-versions", is_flag=True, help="Search every version, not only the latest.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option("--facets", is_flag=True, help="Add counts by program and type.")
+@json_option
+@pass_vault
+def search(
+    vault: Vault,
+    query: str,
+    program: str | None,
+    doc_type: str | None,
+    lot: str | None,
+    since: str | None,
+    until: str | None,
+    all_versions: bool,
+    limit: int,
+    facets: bool,
+    as_json: bool,
+) -> None:
+    """Full-text search: terms, "phrases", AND/OR/NOT, field:value, prefix*, fuzzy~.
+
+    \b
+        atmpvault search '"temperature excursion" AND lot:C19-2026-001'
+        atmpvault search 'viability~ NOT withdrawn' --program CART-19 --facets
+        atmpvault search 'recorded_at:[2026-01-01 TO 2026-06-30] AND type:batch-record'
+    """
+    from atmpvault.archive import values
+    from atmpvault.indexer.index import SearchFilters
+
+    filters = SearchFilters(
+        program=values.program(program) if program else None,
+        type=doc_type,
+        lot=values.lot(lot),
+        since=_start_of(since),
+        until=when_option(until),
+        all_versions=all_versions,
+    )
+    result = vault.search(query, filters, limit=limit, facets=facets)
+    if as_json:
+        emit_json(
+            {
+                "query": result.query,
+                "total": result.total,
+                "hits": [
+                    {
+                        "id": h.id,
+                        "version": h.version,
+                        "title": h.title,
+                        "program": h.program,
+                        "type": h.type,
+                        "lot": h.lot,
+                        "score": round(h.score, 4),
+                        "snippet": h.snippet,
+                    }
+                    for h in result.hits
+                ],
+                "facets": result.facets,
+            }
+        )
+        return
+    click.echo(f"{result.total} match(es) for {query!r}")
+    for hit in result.hits:
+        lot_text = f"  lot {hit.lot}" if hit.lot else ""
+        click.echo(
+            f"\n{hit.id} v{hit.version}  {hit.score:.2f}  {hit.program}  {hit.type}{lot_text}"
+            f"\n  {hit.title or ''}"
+        )
+        if hit.snippet:
+            click.echo(f"  {hit.snippet}")
+    if result.facets:
+        for name, counts in result.facets.items():
+            click.echo(f"\nby {name}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def _start_of(value: str | None) -> str | None:
+    """--since: a date means the start of that day."""
+    if value is None:
+        return None
+    from datetime import UTC, datetime, time
+
+    from atmpvault.archive import values
+
+    moment = values.when(value)
+    if len(value.strip()) == 10:
+        moment = datetime.combine(moment.date(), time.min, tzinfo=UTC)
+    return values.iso(moment)
+
+
+@cli.command("import")
+@click.argument("source", required=False, type=click.Path(path_type=Path))
+@click.option("--program", help="Program for every file (folder), or the manifest's default.")
+@click.option("--type", "doc_type", help="Document type for every file, or the manifest's default.")
+@click.option(
+    "--manifest",
+    type=click.Path(path_type=Path),
+    help="A CSV with columns path, program, type, title, lot and meta.* (paths relative to it).",
+)
+@json_option
+@pass_vault
+def import_(
+    vault: Vault,
+    source: Path | None,
+    program: str | None,
+    doc_type: str | None,
+    manifest: Path | None,
+    as_json: bool,
+) -> None:
+    """Import a folder (recursively) or a CSV manifest, one document per file.
+
+    Files already archived with the same SHA-256 are skipped, so an interrupted
+    import is resumed by running it again.
+
+    \b
+        atmpvault import ./scans/2025 --program CART-19 --type batch-record
+        atmpvault import --manifest legacy/manifest.csv
+    """
+    from atmpvault.archive.importer import ImportReport, plan_folder, plan_manifest, run_import
+    from atmpvault.errors import InvalidInput, NotFound
+
+    if manifest is None and source is not None and source.suffix.lower() == ".csv":
+        manifest, source = source, None
+    if (manifest is None) == (source is None):
+        raise InvalidInput("give a folder to import, or --manifest FILE.csv (not both)")
+    report = ImportReport()
+    if manifest is not None:
+        if not manifest.is_file():
+            raise NotFound(f"no such manifest: {manifest}")
+        items = plan_manifest(vault, manifest, program, doc_type, report)
+    else:
+        assert source is not None
+        if not source.is_dir():
+            raise NotFound(f"no such folder: {source}")
+        items = plan_folder(vault, source, program, doc_type, report)
+    show_progress = not as_json and sys.stdout.isatty()
+    if show_progress:
+        with click.progressbar(length=len(items), label="Importing", file=sys.stderr) as bar:
+            run_import(vault, items, report, progress=bar.update)
+    else:
+        run_import(vault, items, report)
+    _render_report(report.to_json(), as_json)
+    if report.refused:
+        sys.exit(1)
+
+
+def _render_report(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        emit_json(summary)
+        return
+    click.echo(
+        f"imported {summary['imported']}, skipped {summary['skipped']} already archived, "
+        f"refused {len(summary['refused'])}, not searchable {len(summary['unsearchable'])}"
+    )
+    if summary["unsearchable"]:
+        click.echo("\nNot searchable (archived byte for byte):")
+        table([(u["id"], u["path"], u["reason"]) for u in summary["unsearchable"]], ["ID", "PATH", "REASON"])
+    for refused in summary["refused"]:
+        click.echo(f"atmpvault: refused {refused['path']}: {refused['error']}", err=True)
