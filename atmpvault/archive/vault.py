@@ -13,7 +13,7 @@ import signal
 import subprocess
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
@@ -157,8 +157,16 @@ class Vault:
         return cls(settings)
 
     @classmethod
-    def create(cls, settings: Settings, actor: str | None = None) -> Vault:
+    def create(
+        cls, settings: Settings, actor: str | None = None, index_engine: str = "tantivy"
+    ) -> Vault:
         """Create a new, empty vault at settings.vault."""
+        from atmpvault.indexer.index import ENGINE_NAMES
+
+        if index_engine not in ENGINE_NAMES:
+            raise InvalidInput(
+                f"unknown index engine {index_engine!r}; choose one of: {', '.join(ENGINE_NAMES)}"
+            )
         path = settings.vault
         if GitStore.exists(path / REPO_DIR):
             raise VaultExists(f"a vault already exists at {path}")
@@ -172,7 +180,11 @@ class Vault:
         who = values.user(actor) if actor else vault.actor
         with vault.writing():
             vault.commit(
-                files={CONFIG_PATH: VaultConfig.default().serialise()},
+                files={
+                    CONFIG_PATH: replace(
+                        VaultConfig.default(), index_engine=index_engine
+                    ).serialise()
+                },
                 subject="Initialise the vault",
                 trailers={"Action": "init"},
                 actor=who,

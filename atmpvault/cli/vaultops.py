@@ -25,9 +25,16 @@ if TYPE_CHECKING:
 
 
 @cli.command()
+@click.option(
+    "--index-engine",
+    type=click.Choice(["tantivy", "whoosh"]),
+    default="tantivy",
+    show_default=True,
+    help="The full-text engine (whoosh is pure Python, slower).",
+)
 @user_option
 @click.pass_context
-def init(ctx: click.Context, user: str | None) -> None:
+def init(ctx: click.Context, index_engine: str, user: str | None) -> None:
     """Create a new, empty vault.
 
     \b
@@ -36,7 +43,7 @@ def init(ctx: click.Context, user: str | None) -> None:
     from atmpvault.archive.vault import Vault
 
     settings = settings_for(ctx, user)
-    Vault.create(settings, user).close()
+    Vault.create(settings, user, index_engine).close()
     click.echo(f"Initialised an empty vault in {settings.vault}")
 
 
@@ -125,7 +132,9 @@ def rebuild(vault: Vault, as_json: bool) -> None:
     if as_json:
         emit_json({"versions": count, "commit": vault.store.head()})
     else:
-        click.echo(f"catalog and index rebuilt: {count} versions, at commit {str(vault.store.head())[:12]}")
+        click.echo(
+            f"catalog and index rebuilt: {count} versions, at commit {str(vault.store.head())[:12]}"
+        )
 
 
 @cli.command()
