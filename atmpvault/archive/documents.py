@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -64,11 +64,17 @@ class DocumentVersion:
 
     def record(self) -> bytes:
         """The JSON record stored in the repository (everything but the commit)."""
-        data = asdict(self)
+        data = self._fields()
         del data["commit"]
         return (json.dumps(data, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode(
             "utf-8"
         )
+
+    def _fields(self) -> dict[str, Any]:
+        # asdict() deep-copies every value; the fields are immutable but for meta.
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["meta"] = dict(self.meta)
+        return data
 
     @classmethod
     def from_record(cls, raw: bytes, commit: str) -> DocumentVersion:
@@ -77,7 +83,7 @@ class DocumentVersion:
 
     def to_json(self) -> dict[str, Any]:
         """The stable JSON form users and scripts see."""
-        data = asdict(self)
+        data = self._fields()
         del data["seq"]
         return data
 

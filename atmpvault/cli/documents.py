@@ -179,6 +179,7 @@ def history(vault: Vault, doc_id: str, as_json: bool) -> None:
 @click.option("--program", help="Only this program.")
 @click.option("--type", "doc_type", help="Only this document type.")
 @click.option("--lot", help="Only this lot.")
+@click.option("--unsearchable", is_flag=True, help="Only documents whose text was not extracted.")
 @click.option(
     "--as-of", "as_of", metavar="WHEN", help="The archive as it stood at this date or time."
 )

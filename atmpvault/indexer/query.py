@@ -1,0 +1,528 @@
+"""The search query language, shared by every engine: parser, syntax tree, analysis, snippets.
+
+Both engines translate the same tree, so a query means the same thing whichever engine
+answers it. The grammar::
+
+    query   := or
+    or      := and ("OR" and)*
+    and     := unary (["AND"] unary)*          juxtaposition means AND
+    unary   := "NOT" unary | primary
+    primary := "(" query ")" | [field ":"] (word | "phrase"[~N] | range | "(" query ")")
+    word    := term | prefix* | fuzzy~ | fuzzy~1 | fuzzy~2
+    range   := recorded_at:[FROM TO UNTIL]  ([ ] inclusive, { } exclusive, * open)
+
+Operators are uppercase; lowercase and/or/not are ordinary words. Keyword fields (ids,
+program codes, lots, statuses) match their whole value, case-insensitively; text fields
+match words. Matched words are highlighted in snippets as «word».
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from atmpvault.errors import InvalidInput
+
+KEYWORD_FIELDS = frozenset({"id", "program", "type", "lot", "status", "app", "sequence"})
+TEXT_FIELDS = frozenset({"title", "text", "filename", "meta"})
+DATE_FIELDS = frozenset({"recorded_at"})
+FIELDS = KEYWORD_FIELDS | TEXT_FIELDS | DATE_FIELDS
+# A bare word is looked for in these fields; ids, programs and lots match exactly.
+DEFAULT_FIELDS = ("title", "text", "filename", "id", "program", "lot")
+
+HIGHLIGHT_OPEN = "«"
+HIGHLIGHT_CLOSE = "»"
+SNIPPET_CHARS = 180
+_SNIPPET_SCAN_CHARS = 200_000
+MAX_TOKEN_CHARS = 40  # tantivy's default tokenizer drops longer tokens; both engines do
+
+_WORD = re.compile(r"[^\W_]+")
+_FIELD_NAME = re.compile(r"[A-Za-z_]+")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class QueryError(InvalidInput):
+    """A search query is malformed; the message says where."""
+
+
+@dataclass(frozen=True)
+class Term:
+    field: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Phrase:
+    field: str
+    text: str
+    slop: int = 0
+
+
+@dataclass(frozen=True)
+class Prefix:
+    field: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Fuzzy:
+    field: str
+    text: str
+    distance: int = 1
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """recorded_at from `start` (inclusive) to `end` (exclusive), in microseconds since 1970."""
+
+    start: int | None
+    end: int | None
+
+
+@dataclass(frozen=True)
+class And:
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    children: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    child: Node
+
+
+@dataclass(frozen=True)
+class MatchAll:
+    pass
+
+
+Node = Term | Phrase | Prefix | Fuzzy | DateRange | And | Or | Not | MatchAll
+
+
+def analyze(text: str) -> list[str]:
+    """The words of `text` as both engines index them: runs of letters and digits, lowercased."""
+    return [w for w in _WORD.findall(text.lower()) if len(w.encode()) < MAX_TOKEN_CHARS]
+
+
+def keyword(value: str) -> str:
+    """The indexed form of a keyword value (an id, a program code, a lot): lowercased."""
+    return value.strip().lower()
+
+
+def to_micros(moment: datetime) -> int:
+    """Microseconds since 1970-01-01 UTC, the indexed form of recorded_at."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def parse_moment(text: str, *, end: bool) -> int:
+    """A date or ISO datetime as microseconds; a bare date at `end` means the end of that day."""
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return to_micros(start + timedelta(days=1)) if end else to_micros(start)
+        micros = to_micros(datetime.fromisoformat(text))
+        return micros + 1 if end else micros
+    except ValueError as exc:
+        raise QueryError(f"not a date: {text!r} (use YYYY-MM-DD or an ISO datetime)") from exc
+
+
+# --- lexer -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Tok:
+    kind: str  # WORD PHRASE FIELD RANGE LPAREN RPAREN AND OR NOT
+    text: str
+    pos: int
+    extra: str = ""  # a phrase's ~N suffix
+
+
+_STOP = set(' \t\r\n()"')
+
+
+def _lex(query: str) -> list[_Tok]:
+    toks: list[_Tok] = []
+    i, n = 0, len(query)
+    while i < n:
+        c = query[i]
+        if c.isspace():
+            i += 1
+        elif c in "()":
+            toks.append(_Tok("LPAREN" if c == "(" else "RPAREN", c, i))
+            i += 1
+        elif c == '"':
+            j = i + 1
+            chars: list[str] = []
+            while j < n and query[j] != '"':
+                if query[j] == "\\" and j + 1 < n:
+                    j += 1
+                chars.append(query[j])
+                j += 1
+            if j >= n:
+                raise QueryError(f"unclosed quote at position {i + 1}: {query[i:]!r}")
+            j += 1
+            suffix = ""
+            if j < n and query[j] == "~":
+                k = j + 1
+                while k < n and query[k].isdigit():
+                    k += 1
+                suffix, j = query[j:k], k
+            toks.append(_Tok("PHRASE", "".join(chars), i, suffix))
+            i = j
+        elif c in "[{":
+            close = query.find("]" if c == "[" else "}", i)
+            other = query.find("}" if c == "[" else "]", i)
+            ends = [p for p in (close, other) if p != -1]
+            if not ends:
+                raise QueryError(f"unclosed range at position {i + 1}: {query[i:]!r}")
+            j = min(ends)
+            toks.append(_Tok("RANGE", query[i : j + 1], i))
+            i = j + 1
+        else:
+            j = i
+            while j < n and query[j] not in _STOP:
+                if query[j] == ":" and _FIELD_NAME.fullmatch(query[i:j]):
+                    break
+                j += 1
+            if j < n and query[j] == ":":
+                toks.append(_Tok("FIELD", query[i:j], i))
+                i = j + 1
+                continue
+            word = query[i:j]
+            kind = word if word in ("AND", "OR", "NOT") else "WORD"
+            toks.append(_Tok(kind, word, i))
+            i = j
+    return toks
+
+
+# --- parser ------------------------------------------------------------------------------
+
+
+class _Parser:
+    def __init__(self, query: str) -> None:
+        self.toks = _lex(query)
+        self.i = 0
+
+    def peek(self) -> _Tok | None:
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def take(self) -> _Tok:
+        tok = self.toks[self.i]
+        self.i += 1
+        return tok
+
+    def parse(self) -> Node:
+        if not self.toks:
+            return MatchAll()
+        node = self.parse_or(None)
+        tok = self.peek()
+        if tok is not None:
+            if tok.kind == "RPAREN":
+                raise QueryError(f"unmatched ')' at position {tok.pos + 1}")
+            raise QueryError(f"unexpected {tok.text!r} at position {tok.pos + 1}")
+        return node
+
+    def parse_or(self, field: str | None) -> Node:
+        parts = [self.parse_and(field)]
+        while (tok := self.peek()) is not None and tok.kind == "OR":
+            self.take()
+            if not self._starts_operand():
+                raise QueryError(f"OR at position {tok.pos + 1} needs a term on both sides")
+            parts.append(self.parse_and(field))
+        return parts[0] if len(parts) == 1 else Or(tuple(parts))
+
+    def _starts_operand(self) -> bool:
+        tok = self.peek()
+        return tok is not None and tok.kind in ("WORD", "PHRASE", "FIELD", "LPAREN", "NOT", "RANGE")
+
+    def parse_and(self, field: str | None) -> Node:
+        tok = self.peek()
+        if tok is None:
+            raise QueryError("the query ends where a term was expected")
+        if tok.kind in ("AND", "OR"):
+            raise QueryError(f"{tok.kind} at position {tok.pos + 1} needs a term on both sides")
+        parts = [self.parse_unary(field)]
+        while (tok := self.peek()) is not None:
+            if tok.kind == "AND":
+                self.take()
+                if not self._starts_operand():
+                    raise QueryError(f"AND at position {tok.pos + 1} needs a term on both sides")
+            elif not self._starts_operand():
+                break
+            parts.append(self.parse_unary(field))
+        return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+    def parse_unary(self, field: str | None) -> Node:
+        tok = self.peek()
+        if tok is not None and tok.kind == "NOT":
+            self.take()
+            if not self._starts_operand():
+                raise QueryError(f"NOT at position {tok.pos + 1} needs a term after it")
+            return Not(self.parse_unary(field))
+        return self.parse_primary(field)
+
+    def parse_primary(self, field: str | None) -> Node:
+        tok = self.take()
+        if tok.kind == "FIELD":
+            name = tok.text.lower()
+            if name not in FIELDS:
+                known = ", ".join(sorted(FIELDS))
+                raise QueryError(f"unknown field {tok.text!r}; fields are: {known}")
+            nxt = self.peek()
+            if nxt is None or nxt.kind not in ("WORD", "PHRASE", "LPAREN", "RANGE"):
+                raise QueryError(f"field '{tok.text}:' at position {tok.pos + 1} needs a value")
+            return self.parse_primary(name)
+        if tok.kind == "LPAREN":
+            first = self.peek()
+            if first is None:
+                raise QueryError(f"'(' at position {tok.pos + 1} is never closed")
+            if first.kind == "RPAREN":
+                raise QueryError(f"empty parentheses at position {tok.pos + 1}")
+            node = self.parse_or(field)
+            close = self.peek()
+            if close is None or close.kind != "RPAREN":
+                raise QueryError(f"'(' at position {tok.pos + 1} is never closed")
+            self.take()
+            return node
+        if tok.kind == "RANGE":
+            if field not in DATE_FIELDS:
+                raise QueryError(f"ranges are only supported on recorded_at: {tok.text!r}")
+            return _range(tok.text)
+        if tok.kind == "PHRASE":
+            return _phrase(field, tok)
+        if tok.kind == "WORD":
+            return _word(field, tok.text)
+        raise QueryError(f"unexpected {tok.text!r} at position {tok.pos + 1}")
+
+
+def _range(text: str) -> DateRange:
+    inner = text[1:-1].strip()
+    parts = re.split(r"\s+TO\s+", inner)
+    if len(parts) != 2 or not parts[0] or not parts[1]:
+        raise QueryError(f"a range reads [FROM TO UNTIL]: {text!r}")
+    lo_text, hi_text = parts
+    start = None if lo_text == "*" else parse_moment(lo_text, end=text[0] == "{")
+    end = None if hi_text == "*" else parse_moment(hi_text, end=text[-1] == "]")
+    return DateRange(start, end)
+
+
+def _phrase(field: str | None, tok: _Tok) -> Node:
+    if not tok.text.strip():
+        raise QueryError(f"empty phrase at position {tok.pos + 1}")
+    slop = 0
+    if tok.extra:
+        digits = tok.extra[1:]
+        slop = int(digits) if digits else 1
+    if field in DATE_FIELDS:
+        return _day(tok.text)
+    return _expand(field, lambda f: Phrase(f, tok.text, slop))
+
+
+def _word(field: str | None, word: str) -> Node:
+    if field in DATE_FIELDS:
+        if word.endswith(("*", "~")) or "~" in word:
+            raise QueryError(f"recorded_at takes a date or a range, not {word!r}")
+        return _day(word)
+    fuzzy = re.fullmatch(r"(.+?)~(\d*)", word)
+    if fuzzy:
+        text, digits = fuzzy.group(1), fuzzy.group(2)
+        distance = int(digits) if digits else 1
+        if distance not in (1, 2):
+            raise QueryError(f"fuzzy distance must be 1 or 2: {word!r}")
+        if "*" in text:
+            raise QueryError(f"a term cannot be both a prefix and fuzzy: {word!r}")
+        return _expand(field, lambda f: Fuzzy(f, text, distance))
+    if "*" in word:
+        text = word[:-1]
+        if "*" in text or not word.endswith("*"):
+            raise QueryError(f"the wildcard * is only supported at the end of a word: {word!r}")
+        if not text:
+            return MatchAll()
+        return _expand(field, lambda f: Prefix(f, text))
+    if "~" in word:
+        raise QueryError(f"misplaced ~ in {word!r} (fuzzy terms read word~ or word~2)")
+    return _expand(field, lambda f: Term(f, word))
+
+
+def _day(text: str) -> DateRange:
+    if text.strip() in ("", "*"):
+        raise QueryError("recorded_at needs a date")
+    return DateRange(parse_moment(text, end=False), parse_moment(text, end=True))
+
+
+def _expand(field: str | None, make: Callable[[str], Node]) -> Node:
+    if field is not None:
+        return make(field)
+    return Or(tuple(make(f) for f in DEFAULT_FIELDS))
+
+
+def parse(query: str) -> Node:
+    """The syntax tree of `query`, every leaf naming its field; raises QueryError."""
+    return _Parser(query).parse()
+
+
+def filter_range(since: str | None, until: str | None) -> DateRange | None:
+    """recorded_at bounds from filter strings: `since` inclusive, `until` inclusive."""
+    if since is None and until is None:
+        return None
+    start = None if since is None else parse_moment(since, end=False)
+    end = None if until is None else parse_moment(until, end=True)
+    return DateRange(start, end)
+
+
+# --- snippets ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Wanted:
+    words: set[str]
+    prefixes: list[str]
+    fuzzy: list[tuple[str, int]]
+
+    def __bool__(self) -> bool:
+        return bool(self.words or self.prefixes or self.fuzzy)
+
+
+def _wanted(node: Node, into: _Wanted, fields: frozenset[str]) -> None:
+    if isinstance(node, (And, Or)):
+        for child in node.children:
+            _wanted(child, into, fields)
+    elif isinstance(node, (Term, Phrase)) and node.field in fields:
+        into.words.update(analyze(node.text))
+    elif isinstance(node, Prefix) and node.field in fields:
+        words = analyze(node.text)
+        if words:
+            into.words.update(words[:-1])
+            into.prefixes.append(words[-1])
+    elif isinstance(node, Fuzzy) and node.field in fields:
+        into.fuzzy.extend((w, node.distance) for w in analyze(node.text))
+    # NOT subtrees and ranges highlight nothing
+
+
+def _within(a: str, b: str, limit: int) -> bool:
+    """Whether the Levenshtein distance between a and b is at most `limit` (small limits)."""
+    if a == b:
+        return True
+    if limit <= 0 or abs(len(a) - len(b)) > limit:
+        return False
+    i, n = 0, min(len(a), len(b))
+    while i < n and a[i] == b[i]:
+        i += 1
+    # An optimal alignment edits at the first difference: substitute, delete or insert.
+    a, b = a[i:], b[i:]
+    return (
+        _within(a[1:], b[1:], limit - 1)
+        or _within(a[1:], b, limit - 1)
+        or _within(a, b[1:], limit - 1)
+    )
+
+
+class Highlighter:
+    """Makes snippets for one query: an excerpt of the text with matched words in «»."""
+
+    def __init__(self, node: Node, width: int = SNIPPET_CHARS) -> None:
+        self.wanted = _Wanted(set(), [], [])
+        _wanted(node, self.wanted, frozenset({"text"}))
+        self.width = width
+        alternatives = [re.escape(w) for w in self.wanted.words]
+        alternatives += [re.escape(p) + r"[^\W_]*" for p in self.wanted.prefixes]
+        alternatives.sort(key=len, reverse=True)
+        # Exact words and prefixes are found by one regex over the lowercased text (fast,
+        # in C); fuzzy terms need each word compared, memoised because words repeat.
+        self._regex = (
+            re.compile("|".join(alternatives)) if alternatives and not self.wanted.fuzzy else None
+        )
+        self._seen: dict[str, bool] = {}
+
+    def _matches(self, word: str) -> bool:
+        known = self._seen.get(word)
+        if known is None:
+            w = self.wanted
+            known = (
+                word in w.words
+                or any(word.startswith(p) for p in w.prefixes)
+                or any(_within(word, t, d) for t, d in w.fuzzy)
+            )
+            if len(self._seen) < 100_000:
+                self._seen[word] = known
+        return known
+
+    def _spans(self, scan: str) -> list[tuple[int, int]]:
+        spans: list[tuple[int, int]] = []
+        if self._regex is not None:
+            lowered = scan.lower()
+            if len(lowered) != len(scan):  # rare letters whose lowercase is longer
+                lowered = "".join(c.lower()[:1] or c for c in scan)
+            for m in self._regex.finditer(lowered):
+                start, end = m.span()
+                if (start and lowered[start - 1].isalnum()) or (
+                    end < len(lowered) and lowered[end].isalnum()
+                ):
+                    continue  # inside a longer word
+                spans.append((start, end))
+                if len(spans) >= 200:
+                    break
+        elif self.wanted:
+            for m in _WORD.finditer(scan):
+                if self._matches(m.group().lower()):
+                    spans.append(m.span())
+                    if len(spans) >= 200:
+                        break
+        return spans
+
+    def snippet(self, text: str) -> str:
+        """The best excerpt of `text` (the densest window of matches), highlighted."""
+        scan = text[:_SNIPPET_SCAN_CHARS]
+        spans = self._spans(scan)
+        if not spans:
+            return _squash(_cut(scan, 0, self.width))
+        best, best_count = 0, 0
+        right = 0
+        for left in range(len(spans)):
+            while right < len(spans) and spans[right][1] - spans[left][0] <= self.width:
+                right += 1
+            if right - left > best_count:
+                best, best_count = left, right - left
+        start = spans[best][0]
+        # Lead in with a little context before the first match, from a word boundary.
+        lead = max(0, start - self.width // 4)
+        while lead > 0 and not scan[lead - 1].isspace() and start - lead < self.width // 2:
+            lead -= 1
+        stop = min(len(scan), lead + self.width)
+        while stop < len(scan) and not scan[stop].isspace() and stop - lead < self.width + 30:
+            stop += 1
+        out: list[str] = ["…" if lead > 0 else ""]
+        cursor = lead
+        for s, e in spans:
+            if s < lead or e > stop:
+                continue
+            out.append(scan[cursor:s])
+            out.append(f"{HIGHLIGHT_OPEN}{scan[s:e]}{HIGHLIGHT_CLOSE}")
+            cursor = e
+        out.append(scan[cursor:stop])
+        if stop < len(text):
+            out.append("…")
+        return _squash("".join(out))
+
+
+def _cut(text: str, start: int, width: int) -> str:
+    if len(text) - start <= width:
+        return text[start:]
+    stop = start + width
+    while stop > start + width // 2 and not text[stop].isspace():
+        stop -= 1
+    return text[start:stop] + "…"
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
