@@ -74,8 +74,8 @@ def load_settings(
 def _read_local(vault: Path) -> dict[str, object]:
     try:
         data = json.loads((vault / LOCAL_SETTINGS).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
+    except (FileNotFoundError, NotADirectoryError):
+        return {}  # no settings, or not a vault at all: Vault.open says which
     except (OSError, ValueError) as exc:
         raise InvalidInput(f"cannot read {vault / LOCAL_SETTINGS}: {exc}") from None
     return data if isinstance(data, dict) else {}

@@ -7,6 +7,7 @@ from the repository alone. It holds nothing the repository does not.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from atmpvault.archive.documents import DocumentVersion
-from atmpvault.errors import VaultError
+from atmpvault.errors import IntegrityError, VaultError
 
 SCHEMA_VERSION = "1"
 
@@ -132,11 +133,21 @@ class Catalog:
             raise VaultError(f"cannot use catalog URL {url!r}: {exc}") from exc
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        try:
-            metadata.create_all(self.engine)
-        except sa.exc.OperationalError as exc:
-            self.engine.dispose()
-            raise VaultError(f"cannot open the catalog at {url}: {exc.orig}") from exc
+        self._create_tables()
+
+    def _create_tables(self) -> None:
+        # Several processes may open a new catalog at once; create_all checks, then
+        # creates, so a loser of that race sees "already exists" and looks again.
+        for attempt in range(5):
+            try:
+                metadata.create_all(self.engine)
+                return
+            except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError) as exc:
+                if "exist" in str(exc.orig).lower() and attempt < 4:
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                self.engine.dispose()
+                raise VaultError(f"cannot open the catalog at {self.url}: {exc.orig}") from exc
 
     def close(self) -> None:
         self.engine.dispose()
@@ -156,6 +167,15 @@ class Catalog:
         the catalog meanwhile, nothing is applied.
         """
         rows = [_row(v) for v in batch]
+        try:
+            self._apply(rows, head, expected)
+        except sa.exc.IntegrityError as exc:
+            raise IntegrityError(
+                "the catalog already holds versions the repository is adding now, so it "
+                "does not match the repository; run 'atmpvault rebuild'"
+            ) from exc
+
+    def _apply(self, rows: list[dict[str, Any]], head: str, expected: str | None) -> None:
         with self.engine.begin() as conn:
             current = conn.execute(
                 sa.select(state.c.value).where(state.c.key == "last_commit").with_for_update()

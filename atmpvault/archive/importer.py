@@ -334,7 +334,10 @@ def _write_batch(
                 seq=seq,
                 program=item.program,
                 type=item.type,
-                title=item.title or extraction.info.get("pdf_title") or extraction.info.get("title") or None,
+                title=item.title
+                or extraction.info.get("pdf_title")
+                or extraction.info.get("title")
+                or None,
                 lot=item.lot,
                 filename=item.path.name,
                 size=0,

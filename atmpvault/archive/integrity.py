@@ -12,6 +12,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from atmpvault.archive.documents import CONTENT, DocumentVersion, doc_dir
+from atmpvault.errors import IntegrityError
 from atmpvault.repository.git import RepositoryError
 
 if TYPE_CHECKING:
@@ -21,6 +22,11 @@ if TYPE_CHECKING:
 def verify(vault: Vault) -> list[str]:
     """Every problem found, one line each; empty when the vault is sound."""
     problems = [f"git fsck: {line}" for line in vault.store.fsck()]
+    try:
+        vault.projections()
+        vault.catch_up(wait=True)  # lagging is normal; what is compared is what they hold
+    except IntegrityError:
+        pass  # reported below, projection by projection
     expected: dict[tuple[str, int], DocumentVersion] = {}
     head = vault.store.head()
     try:
@@ -77,8 +83,11 @@ def _check_version(
 def _compare_catalog(
     vault: Vault, head: str | None, expected: dict[tuple[str, int], DocumentVersion]
 ) -> list[str]:
-    catalog = vault.catalog
     problems = []
+    try:
+        catalog = vault.catalog
+    except IntegrityError as exc:
+        return [f"catalog cannot be brought up to date: {exc}"]
     last = catalog.last_commit()
     if last != head:
         problems.append(f"catalog is at commit {str(last)[:12]}, repository at {str(head)[:12]}")
@@ -102,10 +111,11 @@ def _compare_catalog(
     latest: dict[str, int] = {}
     for doc_id, number in expected:
         latest[doc_id] = max(number, latest.get(doc_id, 0))
-    for doc_id, number in catalog.latest_map().items():
-        if latest.get(doc_id) != number:
+    listed = catalog.latest_map()
+    for doc_id in sorted(set(latest) | set(listed)):
+        if listed.get(doc_id) != latest.get(doc_id):
             problems.append(
-                f"catalog says the latest version of {doc_id} is {number}, "
+                f"catalog says the latest version of {doc_id} is {listed.get(doc_id)}, "
                 f"repository has {latest.get(doc_id)}"
             )
     return problems

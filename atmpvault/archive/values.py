@@ -117,13 +117,20 @@ def meta(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
     return result
 
 
-def when(value: str) -> datetime:
-    """An ISO date or datetime; a date means the end of that day, UTC unless an offset is given."""
+_DATE_RE = re.compile(r"\d{4}-?\d{2}-?\d{2}")
+
+
+def when(value: str, start_of_day: bool = False) -> datetime:
+    """An ISO date or datetime, UTC unless an offset is given.
+
+    A date alone means the end of that day (everything recorded that day counts), or
+    its start where the caller asks, as for --since.
+    """
     raw = value.strip()
     try:
-        if len(raw) == 10:
+        if _DATE_RE.fullmatch(raw):
             day = date.fromisoformat(raw)
-            return datetime.combine(day, time.max, tzinfo=UTC)
+            return datetime.combine(day, time.min if start_of_day else time.max, tzinfo=UTC)
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "T", 1))
     except ValueError:
         raise InvalidInput(

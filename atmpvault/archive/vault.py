@@ -190,6 +190,8 @@ class Vault:
                 actor=who,
                 reason="vault created",
             )
+        # The projections are created now, so the first writers do not race to create them.
+        vault.projections()
         return vault
 
     def close(self) -> None:
@@ -265,12 +267,13 @@ class Vault:
             self._catch_up(self._search, wait=False)
         return self._search
 
-    def _projections(self) -> list[Projection]:
-        return [p for p in (self._catalog, self._search) if p is not None]
+    def projections(self) -> list[Projection]:
+        """The catalog and the index, opened and current."""
+        return [self.catalog, self.search_projection]
 
     def catch_up(self, wait: bool = True) -> None:
         """Bring every open projection up to the repository's tip."""
-        for projection in self._projections():
+        for projection in [p for p in (self._catalog, self._search) if p is not None]:
             self._catch_up(projection, wait)
 
     def _catch_up(self, projection: Projection, wait: bool) -> None:
@@ -333,7 +336,7 @@ class Vault:
         """Rebuild the catalog and the index from the repository alone; return versions applied."""
         self._rebuilding = True
         try:
-            targets: list[Projection] = [self.catalog, self.search_projection]
+            targets = self.projections()
             with self.writing(catch_up=False):
                 for target in targets:
                     target.reset()

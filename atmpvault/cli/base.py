@@ -104,12 +104,12 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
-def when_option(value: str | None) -> str | None:
+def when_option(value: str | None, start_of_day: bool = False) -> str | None:
     if value is None:
         return None
     from atmpvault.archive import values
 
-    return values.iso(values.when(value))
+    return values.iso(values.when(value, start_of_day))
 
 
 def show_version(data: dict[str, Any]) -> None:
@@ -121,7 +121,9 @@ def show_version(data: dict[str, Any]) -> None:
     if data.get("searchable"):
         click.echo(f"{'searchable':12} yes")
     else:
-        click.echo(f"{'searchable':12} no: {data.get('unsearchable_reason') or 'no text extracted'}")
+        click.echo(
+            f"{'searchable':12} no: {data.get('unsearchable_reason') or 'no text extracted'}"
+        )
     for key, value in sorted(data.get("meta", {}).items()):
         click.echo(f"{'meta.' + key:12} {value}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -129,7 +130,7 @@ def get(
         raise InvalidInput("use --version or --as-of, not both")
     at = when_option(as_of)
     if output is None:
-        vault.documents.get(doc_id, click.get_binary_stream("stdout"), number, at)
+        vault.documents.get(doc_id, sys.stdout.buffer, number, at)
         return
     found = vault.documents.show(doc_id, number, at)
     target = output / found.filename if output.is_dir() else output
@@ -203,8 +204,8 @@ def ls(
     from atmpvault.archive.catalog import Filters
 
     filters = Filters(
-        program=values.program(program) if program else None,
-        type=vault.document_type(doc_type) if doc_type else None,
+        program=values.program(program) if program is not None else None,
+        type=vault.document_type(doc_type) if doc_type is not None else None,
         lot=values.lot(lot),
         unsearchable=unsearchable,
     )

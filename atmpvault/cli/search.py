@@ -50,10 +50,10 @@ def search(
     from atmpvault.indexer.index import SearchFilters
 
     filters = SearchFilters(
-        program=values.program(program) if program else None,
-        type=doc_type,
+        program=values.program(program) if program is not None else None,
+        type=vault.document_type(doc_type) if doc_type is not None else None,
         lot=values.lot(lot),
-        since=_start_of(since),
+        since=when_option(since, start_of_day=True),
         until=when_option(until),
         all_versions=all_versions,
     )
@@ -92,20 +92,6 @@ def search(
     if result.facets:
         for name, counts in result.facets.items():
             click.echo(f"\nby {name}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-
-
-def _start_of(value: str | None) -> str | None:
-    """--since: a date means the start of that day."""
-    if value is None:
-        return None
-    from datetime import UTC, datetime, time
-
-    from atmpvault.archive import values
-
-    moment = values.when(value)
-    if len(value.strip()) == 10:
-        moment = datetime.combine(moment.date(), time.min, tzinfo=UTC)
-    return values.iso(moment)
 
 
 @cli.command("import")
@@ -174,6 +160,9 @@ def _render_report(summary: dict[str, Any], as_json: bool) -> None:
     )
     if summary["unsearchable"]:
         click.echo("\nNot searchable (archived byte for byte):")
-        table([(u["id"], u["path"], u["reason"]) for u in summary["unsearchable"]], ["ID", "PATH", "REASON"])
+        table(
+            [(u["id"], u["path"], u["reason"]) for u in summary["unsearchable"]],
+            ["ID", "PATH", "REASON"],
+        )
     for refused in summary["refused"]:
         click.echo(f"atmpvault: refused {refused['path']}: {refused['error']}", err=True)

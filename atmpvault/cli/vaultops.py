@@ -67,18 +67,14 @@ def log(
     \b
         atmpvault log --since 2026-01-01 --user "J. Rivera"
     """
-    from datetime import UTC, datetime, time
-
     from atmpvault.archive import values
 
-    start = values.when(since) if since else None
-    if start is not None and len(since or "") == 10:
-        start = datetime.combine(start.date(), time.min, tzinfo=UTC)
+    start = values.when(since, start_of_day=True) if since is not None else None
     entries = vault.log(
         since=start,
-        until=values.when(until) if until else None,
+        until=values.when(until) if until is not None else None,
         user=who,
-        doc=values.doc_id(doc_id) if doc_id else None,
+        doc=values.doc_id(doc_id) if doc_id is not None else None,
     )
     if as_json:
         emit_json([e.to_json() for e in entries])

@@ -10,8 +10,8 @@ geometrically so the repository stays packed without ever repacking all of it.
 
 from __future__ import annotations
 
+import hashlib
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -150,7 +150,7 @@ class GitStore:
         move the branch unless `parent` is still its tip, so a writer that lost a race
         fails instead of overwriting history.
         """
-        fd, marks_name = tempfile.mkstemp(prefix="marks-", dir=self.path)
+        fd, marks_name = tempfile.mkstemp(prefix="atmpvault-marks-")
         os.close(fd)
         marks = Path(marks_name)
         try:
@@ -217,30 +217,58 @@ class GitStore:
     # -- reading -----------------------------------------------------------------
 
     def read(self, commit: str, path: str) -> bytes:
-        """The bytes of `path` as of `commit`."""
-        import git
-
-        try:
-            _sha, kind, _size, data = self.repo.git.get_object_data(f"{commit}:{path}")
-        except (ValueError, git.exc.GitError) as exc:
-            raise ObjectMissing(f"{path} does not exist at {commit[:12]}") from exc
-        if kind not in ("blob", b"blob"):
-            raise ObjectMissing(f"{path} at {commit[:12]} is a {kind}, not a file")
-        return data
+        """The bytes of `path` as of `commit`, checked against git's object id."""
+        ref = f"{commit}:{path}"
+        for attempt in (1, 2):
+            try:
+                sha, kind, size, data = self.repo.git.get_object_data(ref)
+            except Exception as exc:
+                error = self._unreadable(commit, path, exc)
+                if attempt == 2 or isinstance(error, ObjectMissing):
+                    raise error from exc
+                continue  # the reader died on an earlier object: once more, afresh
+            _check_kind(kind, commit, path)
+            _check_object(sha, kind, size, data, commit, path, self)
+            return data
+        raise AssertionError("unreachable")
 
     def stream(self, commit: str, path: str, out: IO[bytes], chunk: int = 1 << 20) -> int:
-        """Copy `path` as of `commit` to `out` without holding it all in memory."""
-        import git
-
+        """Copy `path` as of `commit` to `out`, checking git's object id at the end."""
         try:
-            _sha, kind, size, stream = self.repo.git.stream_object_data(f"{commit}:{path}")
-        except (ValueError, git.exc.GitError) as exc:
-            raise ObjectMissing(f"{path} does not exist at {commit[:12]}") from exc
+            sha, kind, size, stream = self.repo.git.stream_object_data(f"{commit}:{path}")
+        except Exception as exc:
+            raise self._unreadable(commit, path, exc) from exc
         if kind not in ("blob", b"blob"):
             stream.read()
-            raise ObjectMissing(f"{path} at {commit[:12]} is a {kind}, not a file")
-        shutil.copyfileobj(stream, out, chunk)
+            _check_kind(kind, commit, path)
+        digest = hashlib.sha1(b"blob %d\0" % size)
+        written = 0
+        try:
+            while block := stream.read(min(chunk, size - written)) if written < size else b"":
+                digest.update(block)
+                out.write(block)
+                written += len(block)
+            stream.read()
+        except Exception as exc:
+            raise self._unreadable(commit, path, exc) from exc
+        if written != size or digest.hexdigest() != _text(sha):
+            self.close()
+            raise RepositoryError(f"object {_text(sha)} ({path} at {commit[:12]}) is corrupt")
         return size
+
+    def _unreadable(self, commit: str, path: str, exc: Exception) -> RepositoryError:
+        """The error for an object git could not give; restarts git's reader.
+
+        A corrupt object can kill the persistent `git cat-file` or leave it out of
+        step, so the reader is started afresh for the next call.
+        """
+        self.close()
+        if isinstance(exc, RepositoryError):
+            return exc
+        if isinstance(exc, ValueError) and "missing" in str(exc):
+            return ObjectMissing(f"{path} does not exist at {commit[:12]}")
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return RepositoryError(f"cannot read {path} at {commit[:12]}: {detail}")
 
     def history(self, since: str | None = None, until: str | None = None) -> Iterator[CommitInfo]:
         """Commits after `since` up to `until` (default: the tip), oldest first."""
@@ -295,6 +323,31 @@ class GitStore:
 
     def _git(self, *args: str) -> str:
         return _run(["git", f"--git-dir={self.path}", *args])
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("ascii") if isinstance(value, bytes) else value
+
+
+def _check_kind(kind: str | bytes, commit: str, path: str) -> None:
+    if _text(kind) != "blob":
+        raise ObjectMissing(f"{path} at {commit[:12]} is a {_text(kind)}, not a file")
+
+
+def _check_object(
+    sha: str | bytes,
+    kind: str | bytes,
+    size: int,
+    data: bytes,
+    commit: str,
+    path: str,
+    store: GitStore,
+) -> None:
+    """Raise unless `data` hashes to the object id git named (so a damaged object is caught)."""
+    actual = hashlib.sha1(b"%s %d\0" % (_text(kind).encode(), len(data)) + data).hexdigest()
+    if len(data) != size or actual != _text(sha):
+        store.close()
+        raise RepositoryError(f"object {_text(sha)} ({path} at {commit[:12]}) is corrupt")
 
 
 def _run(argv: list[str]) -> str:
