@@ -416,6 +416,30 @@ class Vault:
         self.fault("after-commit")
         return shas, parent
 
+    def commit_records(
+        self,
+        files: dict[str, bytes | None],
+        subject: str,
+        trailers: dict[str, str],
+        reason: str | None = None,
+        actor: str | None = None,
+    ) -> str:
+        """Commit records other than documents (applications, events, notices...).
+
+        Takes the write lock; `trailers` must name the Action. Returns the commit.
+        """
+        assert "Action" in trailers and "Document" not in trailers
+        with self.writing():
+            sha, _parent = self.commit(files, subject, trailers, actor or self.actor, reason)
+        return sha
+
+    def read_records(self, prefix: str, at: str | None = None) -> dict[str, bytes]:
+        """Every file under `prefix` in the repository, as of commit `at` (default: the tip)."""
+        commit = at or self.store.head()
+        if commit is None:
+            return {}
+        return {path: self.store.read(commit, path) for path in self.store.paths(commit, prefix)}
+
     def fault(self, point: str) -> None:
         """Die here, as a power cut would, when a crash test asks for this point."""
         if self.settings.fault == point:

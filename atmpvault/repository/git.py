@@ -300,6 +300,62 @@ class GitStore:
         if proc.wait() != 0:
             raise RepositoryError(f"git log failed: {err.strip()}")
 
+    def paths(self, commit: str, prefix: str) -> list[str]:
+        """Every file path under `prefix` (a folder, no trailing slash) as of `commit`."""
+        result = subprocess.run(
+            [
+                "git",
+                f"--git-dir={self.path}",
+                "ls-tree",
+                "-r",
+                "--name-only",
+                "-z",
+                commit,
+                "--",
+                prefix,
+            ],
+            capture_output=True,
+        )
+        if result.returncode != 0:
+            err = result.stderr.decode("utf-8", "replace").strip()
+            raise RepositoryError(f"git ls-tree failed: {err}")
+        return [p for p in result.stdout.decode("utf-8").split("\0") if p]
+
+    def tags(self, prefix: str = "") -> dict[str, str]:
+        """Tag name -> the commit it points at, for tags starting with `prefix`."""
+        result = subprocess.run(
+            [
+                "git",
+                f"--git-dir={self.path}",
+                "for-each-ref",
+                "--format=%(refname:short) %(*objectname)%(objectname)",
+                f"refs/tags/{prefix}",
+            ],
+            capture_output=True,
+        )
+        tags = {}
+        for line in result.stdout.decode("utf-8").splitlines():
+            name, _, sha = line.partition(" ")
+            tags[name] = sha[:40]
+        return tags
+
+    def tag(self, name: str, commit: str, message: str, actor: str, when: datetime) -> None:
+        """An annotated tag; refused if the name is taken (tags are never moved)."""
+        env = {
+            **os.environ,
+            "GIT_COMMITTER_NAME": actor,
+            "GIT_COMMITTER_EMAIL": "",
+            "GIT_COMMITTER_DATE": f"{int(when.timestamp())} +0000",
+        }
+        result = subprocess.run(
+            ["git", f"--git-dir={self.path}", "tag", "-a", "-m", message, "--", name, commit],
+            capture_output=True,
+            env=env,
+        )
+        if result.returncode != 0:
+            err = result.stderr.decode("utf-8", "replace").strip()
+            raise RepositoryError(f"cannot tag {name}: {err}")
+
     def is_ancestor(self, older: str, newer: str) -> bool:
         """Whether `older` is in the history of `newer`."""
         result = subprocess.run(
