@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from atmpvault.errors import InvalidInput
 
@@ -47,6 +48,13 @@ class Settings:
     catalog_url: str | None = None
     lock_timeout: float = 30.0
     fault: str | None = None  # a named crash point, for crash-consistency tests only
+    # Outgoing mail for notices; without smtp_host, notices go to VAULT/outbox/ as .eml files.
+    smtp_host: str | None = None
+    smtp_port: int | None = None  # default: 587 with STARTTLS, else 25
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str | None = None
 
 
 def load_settings(
@@ -68,7 +76,36 @@ def load_settings(
         catalog_url=environ.get("ATMPVAULT_CATALOG_URL") or local.get("catalog_url") or None,
         lock_timeout=timeout,
         fault=environ.get("ATMPVAULT_FAULT") or None,
+        **_smtp_settings(local, environ),
     )
+
+
+def _smtp_settings(local: Mapping[str, object], environ: Mapping[str, str]) -> dict[str, Any]:
+    """smtp_* keys of the local settings file, each overridden by ATMPVAULT_SMTP_*."""
+    raw = {
+        key: environ.get(f"ATMPVAULT_{key.upper()}") or local.get(key)
+        for key in ("smtp_host", "smtp_port", "smtp_starttls", "smtp_user", "smtp_password",
+                    "smtp_from")
+    }  # fmt: skip
+    port = raw["smtp_port"]
+    if port is not None:
+        try:
+            port = int(str(port))
+        except ValueError:
+            raise InvalidInput(f"smtp_port must be a port number, not {port!r}") from None
+        if not 0 < port < 65536:
+            raise InvalidInput(f"smtp_port must be between 1 and 65535, not {port}")
+    starttls = raw["smtp_starttls"]
+    if isinstance(starttls, str):
+        if starttls.lower() not in _BOOLEANS:
+            raise InvalidInput(f"smtp_starttls must be true or false, not {starttls!r}")
+        starttls = _BOOLEANS[starttls.lower()]
+    text = {k: (str(v) if v not in (None, "") else None) for k, v in raw.items()}
+    return {**text, "smtp_port": port, "smtp_starttls": bool(starttls)}
+
+
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True,
+             "0": False, "false": False, "no": False, "off": False}  # fmt: skip
 
 
 def _read_local(vault: Path) -> dict[str, object]:

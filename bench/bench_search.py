@@ -26,11 +26,13 @@ here.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
 import platform
 import random
+import resource
 import shlex
 import shutil
 import statistics
@@ -809,6 +811,7 @@ class Run:
     maxrss_mb: float  # the largest single process of the tree (wait4: child and its reaped)
     tree_mb: float  # sampled peak of the whole tree (PSS)
     processes: int
+    cpu_s: float  # user + system CPU of the process and every descendant it waited for
 
     def check(self, what: str) -> Run:
         if self.returncode != 0:
@@ -847,7 +850,49 @@ def run_measured(argv: list[str], env: dict[str, str], cwd: Path | None = None) 
             max(usage.ru_maxrss, monitor.process_peak_kb) / 1024,  # ru_maxrss is in KiB
             monitor.tree_peak_kb / 1024,
             monitor.max_processes,
+            usage.ru_utime + usage.ru_stime,
         )
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's reaped children so far (for loops of short commands)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def code_version() -> str:
+    """Which atmpvault is measured: its source folder, git commit and uncommitted changes."""
+    import atmpvault
+
+    source = Path(atmpvault.__file__).resolve().parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(source), "status", "--porcelain", "--", "."],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        head, dirty = "(not in a git work tree)", []
+    digest = hashlib.sha256()
+    for path in sorted(source.rglob("*.py")):
+        digest.update(str(path.relative_to(source)).encode() + b"\0" + path.read_bytes())
+    changes = f" + {len(dirty)} uncommitted path(s)" if dirty else ""
+    return f"{source} at {head}{changes}; sources sha256 {digest.hexdigest()[:12]}"
+
+
+def load() -> float:
+    """The 1-minute load average: how busy the (shared) machine was."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -870,6 +915,7 @@ class EngineResult:
     totals: dict[str, int] = field(default_factory=dict)  # query -> total hits
     query_ms: dict[str, float] = field(default_factory=dict)  # query -> median warm ms
     cold_ms: dict[str, float] = field(default_factory=dict)  # phrase query -> median cold ms
+    loads: dict[str, tuple[float, float]] = field(default_factory=dict)  # step -> 1-min load
 
 
 class Bench:
@@ -881,6 +927,7 @@ class Bench:
         self.env["ATMPVAULT_USER"] = "bench"
         self.hyperfine = shutil.which("hyperfine")
         self.pdfgrep = shutil.which("pdfgrep")
+        self.code_at_start = code_version()
 
     @staticmethod
     def _find_cli() -> list[str]:
@@ -929,7 +976,7 @@ class Bench:
         subprocess.run(["git", "init", "-q", str(tree)], check=True, env=self.env)
         for key, value in (("user.name", "bench"), ("user.email", "bench@example.invalid")):
             subprocess.run(["git", "-C", str(tree), "config", key, value], check=True)
-        start = time.perf_counter()
+        start, cpu, load_start = time.perf_counter(), children_cpu(), load()
         for n, source in enumerate(files, start=1):
             shutil.copyfile(source, tree / source.name)
             subprocess.run(["git", "add", "--", source.name], cwd=tree, check=True, env=self.env)
@@ -945,7 +992,13 @@ class Bench:
         seconds = time.perf_counter() - start
         if not self.args.keep:
             shutil.rmtree(tree)
-        return {"files": len(files), "seconds": seconds, "docs_s": len(files) / seconds}
+        return {
+            "files": len(files),
+            "seconds": seconds,
+            "docs_s": len(files) / seconds,
+            "cpu_s": children_cpu() - cpu,
+            "load": (load_start, load()),
+        }
 
     # -- search -------------------------------------------------------------------------
 
@@ -1034,6 +1087,7 @@ class Bench:
             return None
         per_phrase: dict[str, float] = {}
         matched: dict[str, int] = {}
+        cpu, load_start = children_cpu(), load()
         for phrase in phrases:
             times = []
             for _ in range(self.args.pdfgrep_runs):
@@ -1056,6 +1110,8 @@ class Bench:
             "per_phrase": per_phrase,
             "matched": matched,
             "runs": self.args.pdfgrep_runs,
+            "cpu_s": (children_cpu() - cpu) / (len(phrases) * self.args.pdfgrep_runs),
+            "load": (load_start, load()),
         }
 
     # -- one engine ---------------------------------------------------------------------
@@ -1068,6 +1124,7 @@ class Bench:
         vault = self.workdir / f"vault-{engine}"
 
         def step(name: str, action: Callable[[], None]) -> None:
+            before = load()
             try:
                 action()
             except (BenchError, subprocess.CalledProcessError, OSError, ValueError) as exc:
@@ -1076,6 +1133,7 @@ class Bench:
                     detail = detail.decode("utf-8", "replace")
                 result.errors.append(f"{name}: {exc} {detail}".strip())
                 log(f"  {engine}: {name} FAILED: {exc}")
+            result.loads[name] = (before, load())
 
         def do_import() -> None:
             log(f"{engine}: importing {len(mixed.docs):,} documents ({mixed.pages:,} pages)")
@@ -1087,6 +1145,7 @@ class Bench:
                 import_rss=run.maxrss_mb,
                 import_tree=run.tree_mb,
                 import_procs=run.processes,
+                import_cpu=run.cpu_s,
             )
             log(f"  {engine}: {run.seconds:.1f} s, {fig['import_docs_s']:.1f} docs/s")
 
@@ -1100,6 +1159,7 @@ class Bench:
                 onepage_docs_s=len(onepage.docs) / run.seconds,
                 onepage_rss=run.maxrss_mb,
                 onepage_tree=run.tree_mb,
+                onepage_cpu=run.cpu_s,
             )
             log(f"  {engine}: {run.seconds:.1f} s, {fig['onepage_docs_s']:.1f} one-page PDFs/s")
             if not self.args.keep:
@@ -1118,7 +1178,7 @@ class Bench:
         def do_rebuild() -> None:
             log(f"{engine}: rebuild")
             run = run_measured(self.atmpvault(vault, "rebuild"), self.env).check("rebuild")
-            fig.update(rebuild_s=run.seconds, rebuild_rss=run.maxrss_mb)
+            fig.update(rebuild_s=run.seconds, rebuild_rss=run.maxrss_mb, rebuild_cpu=run.cpu_s)
 
         def do_verify() -> None:
             log(f"{engine}: verify")
@@ -1130,7 +1190,10 @@ class Bench:
                     f"verify exited {run.returncode}: {len(problems)} problem(s), first: {problems[:3]}"
                 )
             fig.update(
-                verify_s=run.seconds, verify_rss=run.maxrss_mb, verify_ok=run.returncode == 0
+                verify_s=run.seconds,
+                verify_rss=run.maxrss_mb,
+                verify_ok=run.returncode == 0,
+                verify_cpu=run.cpu_s,
             )
 
         step("import", do_import)
@@ -1186,6 +1249,10 @@ def rows_for(
     ]
 
 
+def per(count: float, seconds: float | None) -> float | None:
+    return count / seconds if seconds else None
+
+
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=True)]
     line = "  ".join(
@@ -1219,7 +1286,8 @@ def report(
     print(f"# atmpvault search benchmark ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
     print(
         f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{git_version.strip()}, {platform.system()} {platform.release()} (shared; figures are indicative)"
+        f"{git_version.strip()}, {platform.system()} {platform.release()}; shared, 1-min load "
+        f"average {load():.1f} at the end (figures are indicative; CPU seconds vary less than wall)"
     )
     print(
         f"mixed corpus: {n:,} PDFs (seed {args.seed}): {n - ten:,} one-page + {ten:,} ten-page "
@@ -1234,10 +1302,16 @@ def report(
         f"import: `atmpvault --vault V import CORPUS --program {PROGRAM} --type {DOC_TYPE} --json` "
         "as a subprocess, wall clock from start to exit"
     )
+    code_now = code_version()
+    print(f"atmpvault measured: {bench.code_at_start}")
+    if code_now != bench.code_at_start:
+        print(f"  WARNING: the source changed during the run; at the end: {code_now}")
     if naive:
         print(
             f"naive: copy + `git add` + `git commit` per file, {naive['files']} files of the mixed "
-            f"corpus, {naive['seconds']:.1f} s"
+            f"corpus, {naive['seconds']:.1f} s wall, {naive['cpu_s']:.1f} s CPU "
+            f"({naive['files'] / naive['cpu_s']:.1f} docs per CPU s); load "
+            f"{naive['load'][0]:.1f} -> {naive['load'][1]:.1f}"
         )
     else:
         print("naive: skipped")
@@ -1253,8 +1327,9 @@ def report(
     if grep:
         print(
             f"pdfgrep: `pdfgrep -r -i -c PHRASE CORPUS` over the mixed corpus, {len(grep['per_phrase'])} "
-            f"phrases x {grep['runs']} run(s); speed-up = pdfgrep median s / cold CLI median "
-            "(and / warm p50)"
+            f"phrases x {grep['runs']} run(s), {grep['cpu_s']:.1f} s CPU per query, load "
+            f"{grep['load'][0]:.1f} -> {grep['load'][1]:.1f}; speed-up = pdfgrep median s / "
+            "cold CLI median (and / warm p50)"
         )
     elif not args.no_pdfgrep:
         print("pdfgrep: NOT INSTALLED - comparison skipped (apt-get install pdfgrep)")
@@ -1272,17 +1347,26 @@ def report(
         figures = rows_for(r, naive, grep)
         extra = [
             ("import wall s (mixed)", fmt(f.get("import_s"), ",.1f")),
+            ("import CPU s, user+sys (mixed)", fmt(f.get("import_cpu"), ",.1f")),
+            ("import docs per CPU s (mixed)", fmt(per(n, f.get("import_cpu")), ",.1f")),
             ("import wall s (one-page)", fmt(f.get("onepage_s"), ",.1f")),
+            ("import CPU s, user+sys (one-page)", fmt(f.get("onepage_cpu"), ",.1f")),
             ("processes in tree (max)", fmt(f.get("import_procs"), "d")),
             ("first search in process ms", fmt(f.get("first_search_ms"), ",.1f")),
             ("warm max ms", fmt(f.get("warm_max"), ",.1f")),
             ("warm samples", fmt(f.get("warm_samples"), ",d")),
             ("cold CLI timed by", fmt(f.get("cold_tool"), "")),
+            ("rebuild CPU s", fmt(f.get("rebuild_cpu"), ",.1f")),
             ("rebuild peak RSS MB", fmt(f.get("rebuild_rss"), ",.0f")),
+            ("verify CPU s", fmt(f.get("verify_cpu"), ",.1f")),
             ("verify peak RSS MB", fmt(f.get("verify_rss"), ",.0f")),
             ("verify clean", {True: "yes", False: "NO"}.get(f.get("verify_ok", "-"), "-")),
         ]
         print_table(["figure", r.engine], figures + extra)
+        print(
+            "1-min load average, start -> end of each step: "
+            + ", ".join(f"{k} {a:.1f} -> {b:.1f}" for k, (a, b) in r.loads.items())
+        )
         for error in r.errors:
             print(f"  ERROR: {error}")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from atmpvault.archive import values
-from atmpvault.errors import InvalidInput, NothingChanged, NotFound, VaultError
+from atmpvault.errors import InvalidInput, NotFound, NothingChanged, VaultError
 
 if TYPE_CHECKING:
     from atmpvault.archive.catalog import Filters

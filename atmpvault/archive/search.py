@@ -7,13 +7,14 @@ GitPython nor SQLAlchemy.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from atmpvault.archive.documents import TEXT, DocumentVersion, doc_dir
+from atmpvault.archive.documents import RECORD, TEXT, DocumentVersion, doc_dir
 
 if TYPE_CHECKING:
+    from atmpvault.archive.packages import Submission
     from atmpvault.indexer.index import Index, IndexDoc
     from atmpvault.repository.git import GitStore
 
@@ -28,9 +29,14 @@ def is_current(index_path: Path, head: str | None) -> bool:
     return state is not None and state.get("last_commit") == head
 
 
-def index_doc(version: DocumentVersion, text: str) -> IndexDoc:
+def index_doc(
+    version: DocumentVersion, text: str, submissions: Sequence[Submission] = ()
+) -> IndexDoc:
+    """The index's view of a version, with the submission sequences it is in."""
+    from atmpvault.archive.packages import search_tokens
     from atmpvault.indexer.index import IndexDoc
 
+    app, sequences = search_tokens(submissions)
     return IndexDoc(
         id=version.id,
         version=version.version,
@@ -43,6 +49,8 @@ def index_doc(version: DocumentVersion, text: str) -> IndexDoc:
         recorded_at=version.recorded_at,
         status=version.status,
         meta=dict(version.meta),
+        app=app,
+        sequences=sequences,
     )
 
 
@@ -53,6 +61,8 @@ class SearchProjection:
         self.index = index
         self.store = store
         self._pending: str | None = None  # applied but not yet committed to the engine
+        # The package memberships as of the last commit applied, to see which changed.
+        self._members: tuple[str | None, dict[tuple[str, int], list[Submission]]] = (None, {})
 
     def last_commit(self) -> str | None:
         return self._pending or self.index.last_commit()
@@ -75,9 +85,23 @@ class SearchProjection:
         as much as indexing thousands of documents); a crash before it only means the
         next open replays those commits from the repository.
         """
+        from atmpvault.archive.packages import search_tokens
+
         if self.last_commit() != expected:
             return
-        self.index.add(index_doc(v, text) for v, text in pairs)
+        before, after = self._memberships(expected), self._memberships(head)
+        pairs = list(pairs)
+        batch = {(v.id, v.version) for v, _ in pairs}
+        # A version whose sequences changed in these commits is indexed again, as it is now.
+        moved = sorted(
+            k
+            for k in before.keys() | after.keys()
+            if k not in batch
+            and search_tokens(before.get(k, ())) != search_tokens(after.get(k, ()))
+        )
+        pairs += [self._reload(k, (after.get(k) or before[k])[0].commit) for k in moved]
+        self.index.add(index_doc(v, text, after.get((v.id, v.version), ())) for v, text in pairs)
+        self._members = (head, after)
         self._pending = head
         if not defer:
             self.flush()
@@ -88,8 +112,24 @@ class SearchProjection:
             self.index.commit(self._pending)
             self._pending = None
 
+    def _memberships(self, commit: str | None) -> dict[tuple[str, int], list[Submission]]:
+        from atmpvault.archive.packages import memberships
+
+        if commit is None:
+            return {}
+        if self._members[0] == commit:
+            return self._members[1]
+        return memberships(self.store, commit)
+
+    def _reload(self, key: tuple[str, int], commit: str) -> tuple[DocumentVersion, str]:
+        """A version indexed earlier, read back from the repository with its text."""
+        raw = self.store.read(commit, f"{doc_dir(key[0])}/{RECORD}")
+        version = DocumentVersion.from_record(raw, commit)
+        return version, self._text(version)
+
     def reset(self) -> None:
         self._pending = None
+        self._members = (None, {})
         self.index.reset()
 
     def close(self) -> None:

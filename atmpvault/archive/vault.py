@@ -13,7 +13,7 @@ import signal
 import subprocess
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
@@ -62,6 +62,8 @@ class VaultConfig:
 
     document_types: tuple[str, ...]
     index_engine: str = "tantivy"
+    # list name -> e-mail addresses, for notices (see archive/notices.py)
+    distribution_lists: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def default(cls) -> VaultConfig:
@@ -73,6 +75,10 @@ class VaultConfig:
         return cls(
             document_types=tuple(data.get("document_types", DEFAULT_DOCUMENT_TYPES)),
             index_engine=data.get("index", {}).get("engine", "tantivy"),
+            distribution_lists={
+                str(name): tuple(addresses)
+                for name, addresses in data.get("distribution_lists", {}).items()
+            },
         )
 
     def serialise(self) -> bytes:
@@ -81,6 +87,10 @@ class VaultConfig:
             "document_types": list(self.document_types),
             "index": {"engine": self.index_engine},
         }
+        if self.distribution_lists:
+            data["distribution_lists"] = {
+                name: list(addresses) for name, addresses in sorted(self.distribution_lists.items())
+            }
         return (json.dumps(data, indent=2) + "\n").encode("utf-8")
 
 

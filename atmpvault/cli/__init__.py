@@ -6,7 +6,7 @@ engines) are imported inside the commands that need them, so the CLI answers fas
 
 from __future__ import annotations
 
-from atmpvault.cli import documents, search, vaultops  # noqa: F401  (they register commands)
+from atmpvault.cli import alerts, documents, packages, regulatory, search, vaultops  # noqa: F401  (they register commands)
 from atmpvault.cli.base import cli
 
 __all__ = ["cli", "main"]

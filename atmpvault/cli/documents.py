@@ -104,8 +104,23 @@ def show(vault: Vault, doc_id: str, number: int | None, as_of: str | None, as_js
 
     if number is not None and as_of is not None:
         raise InvalidInput("use --version or --as-of, not both")
-    data = vault.documents.show(doc_id, number, when_option(as_of)).to_json()
-    emit_json(data) if as_json else show_version(data)
+    from atmpvault.archive.packages import Packages
+
+    found = vault.documents.show(doc_id, number, when_option(as_of))
+    data = found.to_json()
+    data["sequences"] = [
+        s.to_json() for s in Packages(vault).submissions_of(found.id, found.version)
+    ]
+    if as_json:
+        emit_json(data)
+        return
+    show_version(data)
+    for sub in data["sequences"]:
+        state = f"submitted {sub['submitted']}" if sub["submitted"] else sub["status"]
+        click.echo(
+            f"{'sequence':12} {sub['app']}/{sub['sequence']} {sub['leaf']} {sub['operation']} "
+            f"{sub['href'] or ''} ({state})"
+        )
 
 
 @cli.command()
@@ -181,6 +196,8 @@ def history(vault: Vault, doc_id: str, as_json: bool) -> None:
 @click.option("--type", "doc_type", help="Only this document type.")
 @click.option("--lot", help="Only this lot.")
 @click.option("--unsearchable", is_flag=True, help="Only documents whose text was not extracted.")
+@click.option("--app", help="Only versions put in a sequence of this application.")
+@click.option("--sequence", "seq", metavar="NNNN", help="Only versions put in this sequence.")
 @click.option(
     "--as-of", "as_of", metavar="WHEN", help="The archive as it stood at this date or time."
 )
@@ -192,13 +209,16 @@ def ls(
     doc_type: str | None,
     lot: str | None,
     unsearchable: bool,
+    app: str | None,
+    seq: str | None,
     as_of: str | None,
     as_json: bool,
 ) -> None:
-    """List the latest version of each document.
+    """List the latest version of each document, or the versions in --app/--sequence.
 
     \b
         atmpvault ls --program CART-19 --as-of 2026-06-30
+        atmpvault ls --app IND-012345 --sequence 0003
     """
     from atmpvault.archive import values
     from atmpvault.archive.catalog import Filters
@@ -210,6 +230,10 @@ def ls(
         unsearchable=unsearchable,
     )
     rows = vault.documents.ls(filters, when_option(as_of))
+    if app is not None or seq is not None:
+        from atmpvault.archive.packages import Packages
+
+        rows = Packages(vault).versions_in(rows, app, seq)
     if as_json:
         emit_json([r.to_json() for r in rows])
     else:

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 @click.option("--program", help="Only this program.")
 @click.option("--type", "doc_type", help="Only this document type.")
 @click.option("--lot", help="Only this lot.")
+@click.option("--app", help="Only versions in a sequence of this application, e.g. IND-012345.")
+@click.option("--sequence", "seq", metavar="NNNN", help="Only versions in this sequence.")
 @click.option("--since", metavar="WHEN", help="Versions recorded at or after this time.")
 @click.option("--until", metavar="WHEN", help="Versions recorded at or before this time.")
 @click.option("--all-versions", is_flag=True, help="Search every version, not only the latest.")
@@ -32,6 +34,8 @@ def search(
     program: str | None,
     doc_type: str | None,
     lot: str | None,
+    app: str | None,
+    seq: str | None,
     since: str | None,
     until: str | None,
     all_versions: bool,
@@ -45,8 +49,10 @@ def search(
         atmpvault search '"temperature excursion" AND lot:C19-2026-001'
         atmpvault search 'viability~ NOT withdrawn' --program CART-19 --facets
         atmpvault search 'recorded_at:[2026-01-01 TO 2026-06-30] AND type:batch-record'
+        atmpvault search potency --app IND-012345 --sequence 0003
     """
     from atmpvault.archive import values
+    from atmpvault.archive.packages import search_filter
     from atmpvault.indexer.index import SearchFilters
 
     filters = SearchFilters(
@@ -55,7 +61,8 @@ def search(
         lot=values.lot(lot),
         since=when_option(since, start_of_day=True),
         until=when_option(until),
-        all_versions=all_versions,
+        sequence=search_filter(app, seq),
+        all_versions=all_versions or app is not None or seq is not None,
     )
     result = vault.search(query, filters, limit=limit, facets=facets)
     if as_json:

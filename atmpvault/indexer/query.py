@@ -36,6 +36,10 @@ HIGHLIGHT_OPEN = "«"
 HIGHLIGHT_CLOSE = "»"
 SNIPPET_CHARS = 180
 _SNIPPET_SCAN_CHARS = 200_000
+# Fuzzy terms are checked word by word in Python: look at less text, and stop once a
+# snippet's worth of matches is found (a snippet shows a handful at most).
+_FUZZY_SCAN_CHARS = 20_000
+_MAX_SPANS = 40
 MAX_TOKEN_CHARS = 40  # tantivy's default tokenizer drops longer tokens; both engines do
 
 _WORD = re.compile(r"[^\W_]+")
@@ -470,13 +474,13 @@ class Highlighter:
                 ):
                     continue  # inside a longer word
                 spans.append((start, end))
-                if len(spans) >= 200:
+                if len(spans) >= _MAX_SPANS:
                     break
         elif self.wanted:
-            for m in _WORD.finditer(scan):
+            for m in _WORD.finditer(scan, 0, _FUZZY_SCAN_CHARS):
                 if self._matches(m.group().lower()):
                     spans.append(m.span())
-                    if len(spans) >= 200:
+                    if len(spans) >= _MAX_SPANS:
                         break
         return spans
 

@@ -1,0 +1,77 @@
+"""Milestones as an RFC 5545 calendar: the only module that imports icalendar.
+
+Each milestone is an all-day VEVENT whose UID is derived from what identifies it
+(application, rule, event and, for yearly reports, the cycle), never from its date,
+so re-importing a later export updates the entries in Outlook or Google Calendar
+instead of duplicating them, even after an event date was corrected.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from icalendar import Calendar, Event
+
+from atmpvault.archive import values
+from atmpvault.archive.calendar import Milestone
+from atmpvault.errors import VaultError
+
+PRODID = "-//atmpvault//FDA milestone calendar//EN"
+UID_DOMAIN = "atmpvault"
+
+
+def uid(milestone: Milestone) -> str:
+    """The stable UID, e.g. IND-012345.IND_ANNUAL.EV-000001.2@atmpvault."""
+    return f"{milestone.app}.{milestone.rule}.{milestone.event}.{milestone.cycle}@{UID_DOMAIN}"
+
+
+def to_calendar(milestones: Iterable[Milestone], stamp: datetime | None = None) -> Calendar:
+    """The calendar object: one all-day event per milestone."""
+    moment = stamp or values.now()
+    cal = Calendar()
+    cal.add("prodid", PRODID)
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    cal.add("method", "PUBLISH")
+    cal.add("x-wr-calname", "atmpvault milestones")
+    for m in milestones:
+        event = Event()
+        event.add("uid", uid(m))
+        event.add("dtstamp", moment)
+        event.add("dtstart", m.due)  # a date: an all-day event (VALUE=DATE)
+        event.add("dtend", m.due + timedelta(days=1))
+        event.add("summary", f"{m.app} {m.rule}: {m.produces}")
+        event.add(
+            "description",
+            "\n".join(
+                [
+                    f"Rule: {m.rule} ({m.kind})",
+                    f"Source: {m.source}",
+                    f"Trigger: {m.trigger} on {m.trigger_date.isoformat()} ({m.event})",
+                    f"Produces: {m.produces}",
+                    f"Application: {m.app}, program {m.program}",
+                ]
+            ),
+        )
+        event.add("categories", [m.kind])
+        event.add("transp", "TRANSPARENT")
+        cal.add_component(event)
+    return cal
+
+
+def write_ics(milestones: Iterable[Milestone], path: Path | str) -> int:
+    """Write the milestones to `path` as an .ics file (atomically); return how many."""
+    items = list(milestones)
+    data = to_calendar(items).to_ical()
+    target = Path(path)
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        partial.write_bytes(data)
+        os.replace(partial, target)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise VaultError(f"cannot write {target}: {exc.strerror}") from None
+    return len(items)

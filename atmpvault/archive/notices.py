@@ -1,0 +1,437 @@
+"""Notices: e-mails rendered from templates, sent to distribution lists, recorded in the archive.
+
+A shared mechanism: milestone alerts use it today, certificates and deviations later.
+
+- Distribution lists (name -> addresses) live in the vault's configuration,
+  config/vault.json, so every change to who is told what is a commit with a reason.
+- A notice is rendered twice, NAME.txt.j2 and NAME.html.j2 (autoescaped), into one
+  multipart/alternative message.
+- Delivery is by SMTP when the vault's local settings name a server (smtp_host...),
+  otherwise the message is written to VAULT/outbox/<NOTICE-ID>.eml.
+- Every delivered notice is recorded as notices/<NOTICE-ID>.json (to whom, subject,
+  key, template, when, how, Message-ID, the plain text) through one commit.
+
+A caller names each notice by a key ("milestone/IND-012345/.../overdue"); a key is
+sent at most once (`already_sent`), so a job run daily does not repeat itself. The
+check, the delivery and the record happen under the vault's write lock. A failed
+delivery records nothing, so the next run tries again; a crash between delivery and
+record can, at worst, send one notice twice, never lose one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import smtplib
+import ssl
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from atmpvault.archive import values
+from atmpvault.archive.render import render
+from atmpvault.errors import InvalidInput, NotFound, NothingChanged, VaultError
+
+if TYPE_CHECKING:
+    from atmpvault.archive.vault import Vault
+
+NOTICES_DIR = "notices"
+OUTBOX_DIR = "outbox"
+NOTICE_FORMAT = 1
+DEFAULT_SENDER = "atmpvault@localhost"
+SMTP_TIMEOUT = 30.0
+
+MAX_ADDRESS = 254
+MAX_LOCAL_PART = 64
+MAX_LIST_NAME = 64
+MAX_LIST_SIZE = 500
+MAX_SUBJECT = 250
+MAX_KEY = 200
+
+LIST_NAME_RE = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+# RFC 5322 dot-atom local part, and a DNS host name with at least two labels: strict on
+# purpose (no quoted local parts, no IP literals, no display names, ASCII only).
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+ADDRESS_RE = re.compile(rf"(?P<local>{_ATOM}(?:\.{_ATOM})*)@(?P<domain>{_LABEL}(?:\.{_LABEL})+)")
+KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+=-]*")
+# Long lines are allowed up to RFC 5322's hard limit (998): the email package folds a
+# long Subject before its first word, which readers then show with a leading space.
+MAIL_POLICY = SMTP_POLICY.clone(max_line_length=998)
+NOTICE_ID_RE = re.compile(r"NTC-\d{8}-\d{6}-[0-9A-F]{6}")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+class DeliveryFailed(VaultError):
+    """The SMTP server could not be reached or refused the message; nothing was recorded."""
+
+
+class AlreadySent(VaultError):
+    """A notice with this key was sent before."""
+
+
+# -- values ------------------------------------------------------------------------------
+
+
+def email_address(value: str) -> str:
+    """One plain e-mail address, e.g. "qa.lead@example.org"; the domain is lower-cased."""
+    shown = repr(value if len(value) <= 60 else value[:60] + "...")
+    if _CONTROL_RE.search(value):
+        raise InvalidInput(f"e-mail address {shown} contains control characters")
+    match = ADDRESS_RE.fullmatch(value)
+    if match is None or len(value) > MAX_ADDRESS or len(match["local"]) > MAX_LOCAL_PART:
+        raise InvalidInput(
+            f"invalid e-mail address {shown}: use a plain address such as qa.lead@example.org "
+            "(no display name, quotes, spaces or IP literals)"
+        )
+    return f"{match['local']}@{match['domain'].lower()}"
+
+
+def list_name(value: str) -> str:
+    """A distribution list name, e.g. regulatory-leadership."""
+    if len(value) > MAX_LIST_NAME or not LIST_NAME_RE.fullmatch(value):
+        raise InvalidInput(
+            f"invalid list name {value[:60]!r}: use lower-case letters, digits and hyphens, "
+            "e.g. regulatory-leadership"
+        )
+    return value
+
+
+def notice_key(value: str) -> str:
+    """The key that makes a notice unique, e.g. milestone/IND-012345/EVT-1/IND_EFFECTIVE/..."""
+    if len(value) > MAX_KEY or not KEY_RE.fullmatch(value):
+        raise InvalidInput(
+            f"invalid notice key {value[:60]!r}: letters, digits and . _ : / @ + = - "
+            f"only, at most {MAX_KEY}"
+        )
+    return value
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+# -- distribution lists ------------------------------------------------------------------
+
+
+class DistributionLists:
+    """The vault's distribution lists, kept in config/vault.json."""
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+
+    def all(self) -> dict[str, tuple[str, ...]]:
+        """Every list, by name."""
+        return dict(sorted(self.vault.config.distribution_lists.items()))
+
+    def get(self, name: str) -> tuple[str, ...]:
+        """The addresses of one list; NotFound names the lists that exist."""
+        lists = self.vault.config.distribution_lists
+        if name not in lists:
+            known = ", ".join(sorted(lists)) or "none yet"
+            raise NotFound(
+                f"unknown distribution list {name!r} (defined: {known}); define it with "
+                f"'atmpvault lists set {name} ADDRESS... --reason R'"
+            )
+        return lists[name]
+
+    def resolve(self, names: Iterable[str]) -> tuple[str, ...]:
+        """The addresses of every named list, each address once, in order."""
+        seen: dict[str, str] = {}
+        for name in names:
+            for address in self.get(name):
+                seen.setdefault(address.lower(), address)
+        return tuple(seen.values())
+
+    def set(
+        self, name: str, addresses: Iterable[str], reason: str, actor: str | None = None
+    ) -> tuple[str, ...]:
+        """Replace a list's addresses (creating it if new); a commit with the reason."""
+        name = list_name(name)
+        checked: dict[str, str] = {}
+        for address in addresses:
+            valid = email_address(address)
+            checked.setdefault(valid.lower(), valid)
+        if not checked:
+            raise InvalidInput(f"list {name!r} needs at least one address")
+        if len(checked) > MAX_LIST_SIZE:
+            raise InvalidInput(f"a list holds at most {MAX_LIST_SIZE} addresses")
+        new = tuple(checked.values())
+        self._change(name, new, values.reason(reason), actor)
+        return new
+
+    def remove(self, name: str, reason: str, actor: str | None = None) -> None:
+        """Delete a list from the configuration; a commit with the reason."""
+        self._change(list_name(name), None, values.reason(reason), actor)
+
+    def _change(
+        self, name: str, addresses: tuple[str, ...] | None, reason: str, actor: str | None
+    ) -> None:
+        from atmpvault.archive.vault import CONFIG_PATH, VaultConfig
+
+        vault = self.vault
+        with vault.writing():
+            # Read the configuration as the tip has it now, under the lock, and change only
+            # our key, so settings other modules keep in the same file are left untouched.
+            head = vault.store.head()
+            raw: dict[str, Any] = json.loads(vault.store.read(head, CONFIG_PATH)) if head else {}
+            lists = dict(raw.get("distribution_lists", {}))
+            if addresses is None:
+                if name not in lists:
+                    raise NotFound(f"unknown distribution list {name!r}; nothing to remove")
+                del lists[name]
+                subject = f"Remove distribution list {name}"
+            else:
+                if tuple(lists.get(name, ())) == addresses:
+                    raise NothingChanged(f"list {name!r} already has exactly these addresses")
+                lists[name] = list(addresses)
+                subject = f"Set distribution list {name} ({len(addresses)} addresses)"
+            raw["distribution_lists"] = dict(sorted(lists.items()))
+            data = (json.dumps(raw, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+            VaultConfig.parse(data)  # what we write must read back
+            vault.commit_records(
+                {CONFIG_PATH: data},
+                subject,
+                {"Action": "set-distribution-list", "List": name},
+                reason=reason,
+                actor=actor,
+            )
+            vault.__dict__.pop("config", None)  # the cached configuration is now stale
+
+
+# -- notices -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One notice as recorded in the archive."""
+
+    id: str
+    key: str
+    lists: tuple[str, ...]
+    to: tuple[str, ...]
+    sender: str
+    subject: str
+    template: str
+    sent_at: str
+    delivery: str  # "smtp" or "outbox"
+    message_id: str
+    actor: str
+    text: str
+    refused: tuple[str, ...] = ()  # recipients the SMTP server refused while taking the rest
+    commit: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "key": self.key,
+            "lists": list(self.lists),
+            "to": list(self.to),
+            "sender": self.sender,
+            "subject": self.subject,
+            "template": self.template,
+            "sent_at": self.sent_at,
+            "delivery": self.delivery,
+            "message_id": self.message_id,
+            "actor": self.actor,
+            "refused": list(self.refused),
+            "commit": self.commit,
+        }
+
+    def record(self) -> bytes:
+        data = {"format": NOTICE_FORMAT, **self.to_json(), "text": self.text}
+        del data["commit"]  # a record cannot name the commit that holds it
+        return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+    @classmethod
+    def from_record(cls, raw: bytes) -> Notice:
+        data = json.loads(raw)
+        return cls(
+            id=data["id"],
+            key=data["key"],
+            lists=tuple(data["lists"]),
+            to=tuple(data["to"]),
+            sender=data["sender"],
+            subject=data["subject"],
+            template=data["template"],
+            sent_at=data["sent_at"],
+            delivery=data["delivery"],
+            message_id=data["message_id"],
+            actor=data["actor"],
+            text=data.get("text", ""),
+            refused=tuple(data.get("refused", ())),
+        )
+
+
+def notice_path(notice_id: str) -> str:
+    return f"{NOTICES_DIR}/{notice_id}.json"
+
+
+class Notices:
+    """Send notices to distribution lists and keep the record of every one sent.
+
+    >>> notice = Notices(vault).send(
+    ...     "milestone/IND-012345/EVT-000001/IND_EFFECTIVE/2026-02-04/due-7d",
+    ...     ["regulatory-leadership"], "milestone-alert", "IND_EFFECTIVE due in 7 days",
+    ...     {"m": milestone, ...},
+    ... )
+    >>> notice.delivery
+    'outbox'
+    """
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+        self.lists = DistributionLists(vault)
+        self._keys: tuple[str | None, dict[str, str]] | None = None  # (head, key -> id)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def all(self) -> list[Notice]:
+        """Every notice recorded, oldest first."""
+        notices = [
+            Notice.from_record(raw)
+            for path, raw in self.vault.read_records(NOTICES_DIR).items()
+            if path.endswith(".json")
+        ]
+        return sorted(notices, key=lambda n: (n.sent_at, n.id))
+
+    def get(self, notice_id: str) -> Notice:
+        """One notice by id."""
+        if not NOTICE_ID_RE.fullmatch(notice_id):
+            raise InvalidInput(
+                f"invalid notice id {notice_id[:40]!r}: e.g. NTC-20260301-070000-3FA2C1"
+            )
+        records = self.vault.read_records(notice_path(notice_id))
+        if not records:
+            raise NotFound(f"no notice {notice_id}")
+        return Notice.from_record(next(iter(records.values())))
+
+    def sent_keys(self) -> dict[str, str]:
+        """Key -> notice id for every notice recorded; read once per repository tip."""
+        head = self.vault.store.head()
+        if self._keys is None or self._keys[0] != head:
+            self._keys = (head, {n.key: n.id for n in self.all()})
+        return self._keys[1]
+
+    def already_sent(self, key: str) -> bool:
+        """Whether a notice with this key has been sent (and recorded) before."""
+        return key in self.sent_keys()
+
+    # -- sending -------------------------------------------------------------------------
+
+    def send(
+        self,
+        key: str,
+        lists: Iterable[str],
+        template: str,
+        subject: str,
+        context: Mapping[str, Any],
+    ) -> Notice:
+        """Render, deliver (SMTP or outbox) and record one notice; refuse a key sent before."""
+        key = notice_key(key)
+        names = tuple(dict.fromkeys(list_name(n) for n in lists))
+        if not names:
+            raise InvalidInput("a notice needs at least one distribution list")
+        subject = self._subject(subject)
+        settings = self.vault.settings
+        sender = email_address(settings.smtp_from) if settings.smtp_from else DEFAULT_SENDER
+        with self.vault.writing():
+            if key in self.sent_keys():
+                raise AlreadySent(f"notice {key!r} was already sent as {self.sent_keys()[key]}")
+            to = self.lists.resolve(names)
+            full = {**context, "subject": subject, "lists": list(names), "recipients": list(to)}
+            text = render(f"{template}.txt.j2", full)
+            html = render(f"{template}.html.j2", full)
+            moment = values.now()
+            notice_id = f"NTC-{moment:%Y%m%d-%H%M%S}-{secrets.token_hex(3).upper()}"
+            message_id = make_msgid(idstring=notice_id, domain=sender.rpartition("@")[2])
+            message = EmailMessage(policy=MAIL_POLICY)
+            message["Subject"] = subject
+            message["From"] = sender
+            message["To"] = ", ".join(to)
+            message["Date"] = format_datetime(moment)
+            message["Message-ID"] = message_id
+            message["X-Atmpvault-Notice"] = notice_id
+            message["X-Atmpvault-Key"] = key
+            message.set_content(text)
+            message.add_alternative(html, subtype="html")
+            if settings.smtp_host:
+                refused = self._deliver_smtp(message, sender, to)
+                delivery = "smtp"
+            else:
+                self._write_outbox(notice_id, message)
+                refused, delivery = (), "outbox"
+            notice = Notice(
+                id=notice_id,
+                key=key,
+                lists=names,
+                to=to,
+                sender=sender,
+                subject=subject,
+                template=template,
+                sent_at=values.iso(moment),
+                delivery=delivery,
+                message_id=message_id,
+                actor=self.vault.actor,
+                text=text,
+                refused=refused,
+            )
+            commit = self.vault.commit_records(
+                {notice_path(notice_id): notice.record()},
+                f"Notice {notice_id}: {subject}",
+                {"Action": "notice", "Notice": notice_id, "Notice-Key": key},
+            )
+            if self._keys is not None:
+                self._keys = (commit, {**self._keys[1], key: notice_id})
+        return replace(notice, commit=commit)
+
+    @staticmethod
+    def _subject(value: str) -> str:
+        if _CONTROL_RE.search(value):
+            raise InvalidInput("a notice subject cannot contain control characters or line breaks")
+        subject = value.strip()
+        if not subject or len(subject) > MAX_SUBJECT:
+            raise InvalidInput(f"a notice subject needs 1 to {MAX_SUBJECT} characters")
+        return subject
+
+    def _deliver_smtp(
+        self, message: EmailMessage, sender: str, to: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        """Hand the message to the configured server; return the recipients it refused."""
+        s = self.vault.settings
+        assert s.smtp_host
+        port = s.smtp_port or (587 if s.smtp_starttls else 25)
+        try:
+            with smtplib.SMTP(s.smtp_host, port, timeout=SMTP_TIMEOUT) as server:
+                if s.smtp_starttls:
+                    server.starttls(context=ssl.create_default_context())
+                if s.smtp_user:
+                    server.login(s.smtp_user, s.smtp_password or "")
+                refused = server.send_message(message, from_addr=sender, to_addrs=list(to))
+        except (smtplib.SMTPException, OSError) as exc:
+            detail = _one_line(str(exc)) or type(exc).__name__
+            raise DeliveryFailed(
+                f"could not send notice by SMTP via {s.smtp_host}:{port}: {detail}; "
+                "nothing was recorded as sent, so the next run will try again"
+            ) from exc
+        return tuple(sorted(refused))
+
+    def _write_outbox(self, notice_id: str, message: EmailMessage) -> Path:
+        outbox = self.vault.path / OUTBOX_DIR
+        target = outbox / f"{notice_id}.eml"
+        partial = outbox / f".{notice_id}.eml.partial"
+        try:
+            outbox.mkdir(exist_ok=True)
+            partial.write_bytes(message.as_bytes())
+            os.replace(partial, target)
+        except OSError as exc:
+            raise DeliveryFailed(
+                f"could not write {target}: {exc.strerror or exc}; nothing was recorded as sent"
+            ) from exc
+        return target

@@ -1,0 +1,289 @@
+"""Submission package commands: new, add, build, finalise, acknowledge, verify, ls, show."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from atmpvault.cli.base import cli, emit_json, json_option, pass_vault, table, user_option
+
+if TYPE_CHECKING:
+    from atmpvault.archive.packages import Package, Packages, PdfCheck
+    from atmpvault.archive.vault import Vault
+
+
+def _packages(vault: Vault) -> Packages:
+    from atmpvault.archive.packages import Packages
+
+    return Packages(vault)
+
+
+@cli.group()
+def package() -> None:
+    """Submission packages: eCTD v3.2.2-style sequences built from archived documents.
+
+    \b
+        atmpvault package new IND-012345 --sequence 0001 --type protocol-amendment
+        atmpvault package add IND-012345 0001 DOC-000007 --section m5/53/535
+        atmpvault package build IND-012345 0001 -o IND-012345-0001.zip
+        atmpvault package finalise IND-012345 0001 --submitted 2026-03-02
+        atmpvault package verify IND-012345-0001.zip
+    """
+
+
+@package.command("new")
+@click.argument("app")
+@click.option("--sequence", "seq", required=True, metavar="NNNN", help="Four digits, e.g. 0001.")
+@click.option(
+    "--type",
+    "sub_type",
+    required=True,
+    help="The submission type, e.g. original, protocol-amendment, pas, cbe-30 "
+    "(an unknown one is refused with the full list).",
+)
+@user_option
+@json_option
+@pass_vault
+def new(vault: Vault, app: str, seq: str, sub_type: str, user: str | None, as_json: bool) -> None:
+    """Plan a new sequence of an application (status planned).
+
+    \b
+        atmpvault package new IND-012345 --sequence 0001 --type protocol-amendment
+    """
+    created = _packages(vault).new(app, seq, sub_type)
+    if as_json:
+        emit_json(created.to_json())
+    else:
+        click.echo(f"{created.name}  {created.type}  {created.status}")
+
+
+@package.command("add")
+@click.argument("app")
+@click.argument("seq", metavar="NNNN")
+@click.argument("doc", metavar="DOC[@VERSION]")
+@click.option("--section", required=True, help="eCTD folder, e.g. m3/32p/32p1.")
+@click.option(
+    "--operation",
+    "op",
+    default="new",
+    show_default=True,
+    help="Lifecycle operation of the leaf: new, replace, append or delete.",
+)
+@click.option("--modifies", metavar="APP/NNNN/LEAF", help="The earlier leaf (path or leaf id).")
+@click.option("--title", help="Leaf title (default: the document's title).")
+@user_option
+@json_option
+@pass_vault
+def add(
+    vault: Vault,
+    app: str,
+    seq: str,
+    doc: str,
+    section: str,
+    op: str,
+    modifies: str | None,
+    title: str | None,
+    user: str | None,
+    as_json: bool,
+) -> None:
+    """Put an archived document version in a sequence (the latest version unless @N).
+
+    \b
+        atmpvault package add IND-012345 0001 DOC-000007@2 --section m3/32p/32p1
+        atmpvault package add IND-012345 0002 DOC-000009 --section m3/32p/32p1 \\
+            --operation replace --modifies IND-012345/0001/m3/32p/32p1/description.pdf
+    """
+    updated, leaf = _packages(vault).add(app, seq, doc, section, op, modifies, title)
+    if as_json:
+        emit_json({"app": updated.app, "sequence": updated.sequence, **leaf.to_json()})
+        return
+    target = f"  modifies {leaf.modifies}" if leaf.modifies else ""
+    click.echo(
+        f"{updated.name} {leaf.id}  {leaf.doc} v{leaf.version}  {leaf.operation}  "
+        f"{leaf.href or '(delete: no file)'}{target}"
+    )
+
+
+@package.command("build")
+@click.argument("app")
+@click.argument("seq", metavar="NNNN")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A folder (NNNN/ is created in it) or a file ending in .zip.",
+)
+@json_option
+@pass_vault
+def build(vault: Vault, app: str, seq: str, output: Path, as_json: bool) -> None:
+    """Build the sequence: m1-m5, index.xml with MD5s, index-md5.txt, SHA-256 manifest.
+
+    PDFs are checked against FDA's PDF specification (not encrypted, version 1.4 to 1.7,
+    no JavaScript); any failure refuses the build. A zip is byte-identical across builds.
+
+    \b
+        atmpvault package build IND-012345 0001 -o out/
+        atmpvault package build IND-012345 0001 -o IND-012345-0001.zip
+    """
+    result = _packages(vault).build(app, seq, output)
+    if as_json:
+        emit_json(result.to_json())
+        return
+    click.echo(
+        f"{result.package.name} -> {result.output}  {result.files} files  "
+        f"index.xml MD5 {result.index_md5}"
+    )
+    _pdf_report(result.pdf_checks)
+
+
+def _pdf_report(checks: list[PdfCheck]) -> None:
+    if not checks:
+        click.echo("PDF checks: no PDF leaves")
+        return
+    click.echo("PDF checks (FDA PDF specification: not encrypted, 1.4-1.7, no JavaScript):")
+    table(
+        [(c.leaf, c.href, f"{c.doc} v{c.version}", c.pdf_version, c.pages, "ok") for c in checks],
+        ["LEAF", "PATH", "DOCUMENT", "PDF", "PAGES", "RESULT"],
+    )
+
+
+@package.command("finalise")
+@click.argument("app")
+@click.argument("seq", metavar="NNNN")
+@click.option("--submitted", required=True, metavar="DATE", help="Submission date, YYYY-MM-DD.")
+@user_option
+@json_option
+@pass_vault
+def finalise(
+    vault: Vault, app: str, seq: str, submitted: str, user: str | None, as_json: bool
+) -> None:
+    """Freeze a sequence as submitted: tag seq/APP/NNNN, feed the calendar (PAS, CBE).
+
+    \b
+        atmpvault package finalise BLA-125123 0004 --submitted 2026-03-02
+    """
+    final = _packages(vault).finalise(app, seq, submitted)
+    if as_json:
+        emit_json(final.to_json())
+        return
+    event = f"  calendar event {final.calendar_event}" if final.calendar_event else ""
+    click.echo(f"{final.name} submitted {final.submitted}  tag {final.tag}{event}")
+
+
+@package.command("acknowledge")
+@click.argument("app")
+@click.argument("seq", metavar="NNNN")
+@click.option("--on", "on", required=True, metavar="DATE", help="Acknowledgement date.")
+@user_option
+@json_option
+@pass_vault
+def acknowledge(vault: Vault, app: str, seq: str, on: str, user: str | None, as_json: bool) -> None:
+    """Record FDA's acknowledgement of a submitted sequence.
+
+    \b
+        atmpvault package acknowledge IND-012345 0001 --on 2026-03-04
+    """
+    done = _packages(vault).acknowledge(app, seq, on)
+    if as_json:
+        emit_json(done.to_json())
+    else:
+        click.echo(f"{done.name} acknowledged {done.acknowledged}")
+
+
+@package.command("verify")
+@click.argument("path", type=click.Path(path_type=Path))
+@json_option
+def verify(path: Path, as_json: bool) -> None:
+    """Re-check every checksum of a built sequence (folder or zip); exit 3 on a difference.
+
+    \b
+        atmpvault package verify IND-012345-0001.zip
+    """
+    from atmpvault.archive.packages import verify_build
+    from atmpvault.errors import IntegrityError
+
+    report = verify_build(path)
+    if as_json:
+        emit_json(report.to_json())
+    elif not report.problems:
+        click.echo(
+            f"{path}: sequence {report.sequence or '?'} ok: {report.leaves} leaf MD5s, "
+            f"index-md5.txt and {report.files} files in the SHA-256 manifest agree"
+        )
+    else:
+        for problem in report.problems:
+            click.echo(f"DIFFERS {problem}")
+    if report.problems:
+        raise IntegrityError(
+            f"{path}: {len(report.problems)} difference(s): " + "; ".join(report.problems)
+        )
+
+
+@package.command("ls")
+@click.argument("app")
+@json_option
+@pass_vault
+def ls(vault: Vault, app: str, as_json: bool) -> None:
+    """List an application's sequences.
+
+    \b
+        atmpvault package ls IND-012345
+    """
+    rows = _packages(vault).ls(app)
+    if as_json:
+        emit_json([_summary(p) for p in rows])
+        return
+    table(
+        [(p.sequence, p.type, p.status, p.submitted, p.acknowledged, len(p.leaves)) for p in rows],
+        ["SEQ", "TYPE", "STATUS", "SUBMITTED", "ACKNOWLEDGED", "LEAVES"],
+    )
+
+
+def _summary(package: Package) -> dict[str, Any]:
+    data = package.to_json()
+    data["leaves"] = len(package.leaves)
+    return data
+
+
+@package.command("show")
+@click.argument("app")
+@click.argument("seq", metavar="NNNN")
+@json_option
+@pass_vault
+def show(vault: Vault, app: str, seq: str, as_json: bool) -> None:
+    """Show one sequence and its leaves.
+
+    \b
+        atmpvault package show IND-012345 0001
+    """
+    packages = _packages(vault)
+    found = packages.get(app, seq)
+    if found.finalised:
+        packages.frozen(found)  # refuses if the record no longer matches its tag
+    if as_json:
+        emit_json(found.to_json())
+        return
+    for key in (
+        "app", "sequence", "type", "status", "submitted", "acknowledged", "tag",
+        "calendar_event", "created_at", "created_by", "finalised_at", "finalised_by",
+    ):  # fmt: skip
+        value = getattr(found, key)
+        click.echo(f"{key:14} {'' if value is None else value}")
+    click.echo("")
+    table(
+        [
+            (
+                leaf.id,
+                leaf.operation,
+                leaf.href or "(no file)",
+                f"{leaf.doc} v{leaf.version}",
+                leaf.modifies,
+                leaf.title,
+            )
+            for leaf in found.leaves
+        ],
+        ["LEAF", "OP", "PATH", "DOCUMENT", "MODIFIES", "TITLE"],
+    )

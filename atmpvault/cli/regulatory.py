@@ -1,0 +1,374 @@
+"""Regulatory commands: applications, events and the milestone calendar."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from atmpvault.cli.base import cli, emit_json, json_option, pass_vault, table, user_option
+
+if TYPE_CHECKING:
+    from atmpvault.archive.calendar import Milestone
+    from atmpvault.archive.regulatory import Event
+    from atmpvault.archive.vault import Vault
+
+DEFAULT_DAYS = 30
+
+
+def _today(value: str | None) -> date:
+    from atmpvault.archive import values
+    from atmpvault.archive.regulatory import day
+
+    return day(value, "--today") if value else values.now().date()
+
+
+def _show_milestones(rows: Sequence[Milestone]) -> None:
+    table(
+        [
+            (
+                m.due.isoformat(),
+                m.days_left,
+                m.app,
+                m.rule,
+                m.kind,
+                m.produces,
+                m.source,
+                f"{m.trigger} {m.trigger_date.isoformat()} ({m.event})",
+            )
+            for m in rows
+        ],
+        ["DUE", "DAYS", "APP", "RULE", "KIND", "PRODUCES", "SOURCE", "TRIGGER"],
+    )
+
+
+def _event_line(event: Event) -> str:
+    details = [
+        f"review {event.review}" if event.review else "",
+        f"type {event.meeting_type}" if event.meeting_type else "",
+        event.letter_kind or "",
+        f"response in {event.response_days} days" if event.response_days is not None else "",
+        f"doc {event.doc}" if event.doc else "",
+    ]
+    extra = ", ".join(d for d in details if d)
+    return (
+        f"{event.id} v{event.version}  {event.app}  {event.trigger} on {event.on.isoformat()}"
+        + (f"  ({extra})" if extra else "")
+    )
+
+
+def _report_event(vault: Vault, event: Event, today: date, as_json: bool) -> None:
+    """The event and the milestones it now derives."""
+    from atmpvault.archive.calendar import milestones
+
+    derived = [m for m in milestones(vault, today, app=event.app) if m.event == event.id]
+    if as_json:
+        emit_json({"event": event.to_json(), "milestones": [m.to_json() for m in derived]})
+        return
+    click.echo(_event_line(event))
+    if derived:
+        _show_milestones(derived)
+    else:
+        click.echo("no milestones derived from this event")
+
+
+# -- applications ---------------------------------------------------------------------------
+
+
+@cli.group()
+def app() -> None:
+    """Applications (IND, BLA) that events and milestones belong to.
+
+    \b
+        atmpvault app new ind "IND 012345" --program CART-19
+        atmpvault app ls
+    """
+
+
+@app.command("new")
+@click.argument("kind", metavar="ind|bla")
+@click.argument("number")
+@click.option("--program", required=True, help="The program the application belongs to.")
+@user_option
+@json_option
+@pass_vault
+def app_new(
+    vault: Vault, kind: str, number: str, program: str, user: str | None, as_json: bool
+) -> None:
+    """Register an application; its id is the kind and six digits.
+
+    \b
+        atmpvault app new ind "IND 012345" --program CART-19    # -> IND-012345
+        atmpvault app new bla 125123 --program CART-19          # -> BLA-125123
+    """
+    from atmpvault.archive.regulatory import Regulatory
+
+    created = Regulatory(vault).new_app(kind, number, program)
+    if as_json:
+        emit_json(created.to_json())
+    else:
+        click.echo(f"{created.id}  {created.label}  program {created.program}")
+
+
+@app.command("ls")
+@json_option
+@pass_vault
+def app_ls(vault: Vault, as_json: bool) -> None:
+    """List the applications.
+
+    \b
+        atmpvault app ls --json
+    """
+    from atmpvault.archive.regulatory import Regulatory
+
+    rows = Regulatory(vault).apps()
+    if as_json:
+        emit_json([a.to_json() for a in rows])
+        return
+    table(
+        [(a.id, a.label, a.program, a.status, a.recorded_at[:10]) for a in rows],
+        ["ID", "NUMBER", "PROGRAM", "STATUS", "REGISTERED"],
+    )
+
+
+# -- events -----------------------------------------------------------------------------------
+
+
+@cli.group()
+def event() -> None:
+    """Dated regulatory events; each derives milestones by the FDA rules.
+
+    \b
+        atmpvault event add IND-012345 ind-received --on 2026-01-05
+        atmpvault event ls IND-012345
+        atmpvault event correct EV-000001 --on 2026-01-06 --reason "per FDA acknowledgment"
+    """
+
+
+@event.command("add")
+@click.argument("application", metavar="APP")
+@click.argument("trigger")
+@click.option("--on", "on", required=True, metavar="DATE", help="When it happened, YYYY-MM-DD.")
+@click.option("--review", metavar="standard|priority", help="Review track (bla-received).")
+@click.option(
+    "--meeting-type",
+    metavar="A|B|B-EOP|C|D|INTERACT",
+    help="Formal meeting type (meeting-request-received).",
+)
+@click.option(
+    "--response-days",
+    type=int,
+    metavar="N",
+    help="Days FDA gave for the response (fda-letter-received).",
+)
+@click.option(
+    "--letter-kind",
+    metavar="KIND",
+    help="information-request, clinical-hold-letter, filing-letter, day-74-letter, "
+    "meeting-minutes or complete-response (fda-letter-received).",
+)
+@click.option("--doc", metavar="DOC", help="The archived document, e.g. the FDA letter.")
+@click.option("--note", help="A short note.")
+@click.option(
+    "--today", hidden=True, metavar="DATE", help="Pin today (tests, reproducible reports)."
+)
+@user_option
+@json_option
+@pass_vault
+def event_add(
+    vault: Vault,
+    application: str,
+    trigger: str,
+    on: str,
+    review: str | None,
+    meeting_type: str | None,
+    response_days: int | None,
+    letter_kind: str | None,
+    doc: str | None,
+    note: str | None,
+    today: str | None,
+    user: str | None,
+    as_json: bool,
+) -> None:
+    """Record an event and print the milestones it derives, each with rule and source.
+
+    \b
+        atmpvault event add IND-012345 ind-received --on 2026-01-05
+        atmpvault event add IND-012345 meeting-request-received --on 2026-03-02 --meeting-type C
+        atmpvault event add BLA-125123 bla-received --on 2027-01-31 --review priority
+        atmpvault event add IND-012345 fda-letter-received --on 2026-04-01 \\
+            --letter-kind information-request --response-days 30 --doc DOC-000042
+    """
+    from atmpvault.archive.regulatory import Regulatory, day
+
+    recorded = Regulatory(vault).add_event(
+        application,
+        trigger,
+        day(on),
+        review=review,
+        meeting_type=meeting_type,
+        response_days=response_days,
+        letter_kind=letter_kind,
+        doc=doc,
+        note=note,
+    )
+    _report_event(vault, recorded, _today(today), as_json)
+
+
+@event.command("ls")
+@click.argument("application", metavar="APP")
+@json_option
+@pass_vault
+def event_ls(vault: Vault, application: str, as_json: bool) -> None:
+    """List an application's events in date order.
+
+    \b
+        atmpvault event ls IND-012345
+    """
+    from atmpvault.archive.regulatory import Regulatory
+
+    rows = Regulatory(vault).events(application)
+    if as_json:
+        emit_json([e.to_json() for e in rows])
+        return
+    table(
+        [
+            (
+                e.id,
+                e.version,
+                e.on.isoformat(),
+                e.trigger,
+                e.review or e.meeting_type or e.letter_kind,
+                e.doc,
+                e.note,
+            )
+            for e in rows
+        ],
+        ["EVENT", "V", "ON", "TRIGGER", "DETAIL", "DOC", "NOTE"],
+    )
+
+
+@event.command("correct")
+@click.argument("event_id", metavar="EVENT")
+@click.option("--on", "on", required=True, metavar="DATE", help="The right date, YYYY-MM-DD.")
+@click.option("--reason", required=True, help="Why the date changes.")
+@click.option(
+    "--today", hidden=True, metavar="DATE", help="Pin today (tests, reproducible reports)."
+)
+@user_option
+@json_option
+@pass_vault
+def event_correct(
+    vault: Vault,
+    event_id: str,
+    on: str,
+    reason: str,
+    today: str | None,
+    user: str | None,
+    as_json: bool,
+) -> None:
+    """Correct an event's date: a new version (earlier dates kept), milestones re-derived.
+
+    \b
+        atmpvault event correct EV-000001 --on 2026-01-06 --reason "FDA receipt date per acknowledgment letter"
+    """
+    from atmpvault.archive.regulatory import Regulatory, day
+
+    corrected = Regulatory(vault).correct_event(event_id, day(on), reason)
+    _report_event(vault, corrected, _today(today), as_json)
+
+
+# -- the calendar -----------------------------------------------------------------------------
+
+
+@cli.command("calendar")
+@click.option("--program", help="Only this program.")
+@click.option("--app", "application", metavar="APP", help="Only this application.")
+@click.option(
+    "--days",
+    type=click.IntRange(min=0),
+    help=f"Overdue plus the next N days (default {DEFAULT_DAYS}).",
+)
+@click.option("--from", "start", metavar="DATE", help="Due on or after this date.")
+@click.option("--to", "end", metavar="DATE", help="Due on or before this date.")
+@click.option("--overdue", is_flag=True, help="Only milestones past their due date.")
+@click.option(
+    "--kind",
+    metavar="KIND",
+    help="Only this kind: sponsor-due, fda-due, fda-goal, gate or status.",
+)
+@click.option(
+    "--ics",
+    "ics_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the milestones as an iCalendar (.ics) file.",
+)
+@click.option(
+    "--today",
+    hidden=True,
+    metavar="DATE",
+    help="Take this date as today (for tests and reproducible reports).",
+)
+@json_option
+@pass_vault
+def calendar_cmd(
+    vault: Vault,
+    program: str | None,
+    application: str | None,
+    days: int | None,
+    start: str | None,
+    end: str | None,
+    overdue: bool,
+    kind: str | None,
+    ics_path: Path | None,
+    today: str | None,
+    as_json: bool,
+) -> None:
+    """Milestones in date order with days remaining (negative when overdue).
+
+    By default: everything overdue plus the next 30 days. The hidden option
+    `--today DATE` takes another date as today, for tests and reproducible reports.
+
+    \b
+        atmpvault calendar
+        atmpvault calendar --program CART-19 --days 90 --kind sponsor-due
+        atmpvault calendar --from 2026-01-01 --to 2026-12-31 --ics cart19-2026.ics
+        atmpvault calendar --overdue --json
+    """
+    from atmpvault.archive.calendar import milestones
+    from atmpvault.archive.regulatory import day
+    from atmpvault.errors import InvalidInput
+
+    now = _today(today)
+    if days is not None and (start or end):
+        raise InvalidInput("use --days or --from/--to, not both")
+    first = day(start, "--from") if start else None
+    last = day(end, "--to") if end else None
+    if days is not None:
+        last = now + timedelta(days=days)
+    elif first is None and last is None and not overdue:
+        last = now + timedelta(days=DEFAULT_DAYS)
+    rows = milestones(
+        vault,
+        now,
+        program=program,
+        app=application,
+        start=first,
+        end=last,
+        overdue_only=overdue,
+        kind=kind,
+    )
+    if ics_path is not None:
+        from atmpvault.archive.ics import write_ics
+
+        count = write_ics(rows, ics_path)
+        click.echo(f"{count} milestones -> {ics_path}", err=True)
+    if as_json:
+        emit_json([m.to_json() for m in rows])
+    elif rows:
+        _show_milestones(rows)
+    else:
+        click.echo("no milestones in this window", err=True)
