@@ -119,7 +119,7 @@ def verify(vault: Vault, as_json: bool) -> None:
 @json_option
 @pass_vault
 def rebuild(vault: Vault, as_json: bool) -> None:
-    """Rebuild the catalog from the repository alone.
+    """Rebuild the catalog and the index from the repository alone.
 
     \b
         atmpvault rebuild
