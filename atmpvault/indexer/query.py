@@ -36,9 +36,10 @@ HIGHLIGHT_OPEN = "«"
 HIGHLIGHT_CLOSE = "»"
 SNIPPET_CHARS = 180
 _SNIPPET_SCAN_CHARS = 200_000
-# Fuzzy terms are checked word by word in Python: look at less text, and stop once a
-# snippet's worth of matches is found (a snippet shows a handful at most).
-_FUZZY_SCAN_CHARS = 20_000
+# Fuzzy terms are checked word by word in Python, so only the start of a text is
+# looked at for them: a fuzzy match further in still counts, its snippet is then the
+# start of the text (highlighting is best effort; the hit is not).
+_FUZZY_SCAN_CHARS = 4_000
 _MAX_SPANS = 40
 MAX_TOKEN_CHARS = 40  # tantivy's default tokenizer drops longer tokens; both engines do
 
@@ -462,26 +463,28 @@ class Highlighter:
         return known
 
     def _spans(self, scan: str) -> list[tuple[int, int]]:
+        lowered = scan.lower()
+        if len(lowered) != len(scan):  # rare letters whose lowercase is longer
+            lowered = "".join(c.lower()[:1] or c for c in scan)
+        regex = self._regex
+        if self.wanted.fuzzy:
+            # Compare each distinct word once (in Python), then find them all with one
+            # regex (in C): far fewer comparisons than walking every word of the text.
+            distinct = set(_WORD.findall(lowered, 0, _FUZZY_SCAN_CHARS))
+            found = sorted((w for w in distinct if self._matches(w)), key=len, reverse=True)
+            regex = re.compile("|".join(re.escape(w) for w in found)) if found else None
+        if regex is None:
+            return []
         spans: list[tuple[int, int]] = []
-        if self._regex is not None:
-            lowered = scan.lower()
-            if len(lowered) != len(scan):  # rare letters whose lowercase is longer
-                lowered = "".join(c.lower()[:1] or c for c in scan)
-            for m in self._regex.finditer(lowered):
-                start, end = m.span()
-                if (start and lowered[start - 1].isalnum()) or (
-                    end < len(lowered) and lowered[end].isalnum()
-                ):
-                    continue  # inside a longer word
-                spans.append((start, end))
-                if len(spans) >= _MAX_SPANS:
-                    break
-        elif self.wanted:
-            for m in _WORD.finditer(scan, 0, _FUZZY_SCAN_CHARS):
-                if self._matches(m.group().lower()):
-                    spans.append(m.span())
-                    if len(spans) >= _MAX_SPANS:
-                        break
+        for m in regex.finditer(lowered):
+            start, end = m.span()
+            if (start and lowered[start - 1].isalnum()) or (
+                end < len(lowered) and lowered[end].isalnum()
+            ):
+                continue  # inside a longer word
+            spans.append((start, end))
+            if len(spans) >= _MAX_SPANS:
+                break
         return spans
 
     def snippet(self, text: str) -> str:
