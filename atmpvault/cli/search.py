@@ -52,8 +52,13 @@ def search(
         atmpvault search potency --app IND-012345 --sequence 0003
     """
     from atmpvault.archive import values
-    from atmpvault.archive.packages import search_filter
     from atmpvault.indexer.index import SearchFilters
+
+    in_sequence = None
+    if app is not None or seq is not None:
+        from atmpvault.archive.packages import search_filter
+
+        in_sequence = search_filter(app, seq)
 
     filters = SearchFilters(
         program=values.program(program) if program is not None else None,
@@ -61,7 +66,7 @@ def search(
         lot=values.lot(lot),
         since=when_option(since, start_of_day=True),
         until=when_option(until),
-        sequence=search_filter(app, seq),
+        sequence=in_sequence,
         all_versions=all_versions or app is not None or seq is not None,
     )
     result = vault.search(query, filters, limit=limit, facets=facets)
