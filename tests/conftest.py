@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,21 @@ from atmpvault.cli import cli
 from atmpvault.config import Settings
 
 PG_URL = os.environ.get("ATMPVAULT_TEST_PG_URL")
+# The installed console script beside the interpreter running the tests, for tests
+# that need a real process (to kill it, time it out, or run several at once).
+CLI = [str(Path(sys.executable).with_name("atmpvault"))]
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment for a real `atmpvault` process: no stray ATMPVAULT_* or GIT_*."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("ATMPVAULT_") and k not in ("GIT_DIR", "GIT_WORK_TREE")
+    }
+    env["ATMPVAULT_USER"] = "qa.tester"
+    env.update(extra)
+    return env
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 
 from atmpvault.repository.lock import WriteLock
-from tests.conftest import run
-
-CLI = [str(Path(sys.executable).with_name("atmpvault"))]
+from tests.conftest import CLI, run
 
 # One writer process: waits for the starting gun, then adds its documents one by one
 # through a single long-lived Vault, printing one JSON line per document archived.

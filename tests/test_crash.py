@@ -15,28 +15,14 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run
+from tests.conftest import CLI, cli_env, run
 
-# The installed console script, beside the interpreter running the tests.
-CLI = [str(Path(sys.executable).with_name("atmpvault"))]
 TIMEOUT = 60
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("ATMPVAULT_") and k not in ("GIT_DIR", "GIT_WORK_TREE")
-    }
-    env["ATMPVAULT_USER"] = "qa.tester"
-    env.update(extra)
-    return env
 
 
 def cli(vault: Path, *args: str, **env: str) -> subprocess.CompletedProcess[bytes]:

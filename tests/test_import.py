@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,23 +15,11 @@ from typing import Any
 import pytest
 
 from atmpvault.archive.pdfgen import make_pdf
-from tests.conftest import run
+from tests.conftest import CLI, cli_env, run
 
-CLI = [str(Path(sys.executable).with_name("atmpvault"))]
 TIMEOUT = 600
 SUMMARY_KEYS = {"imported", "skipped", "refused", "unsearchable"}
 FOLDER_ARGS = ("--program", "CART-19", "--type", "batch-record")
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("ATMPVAULT_") and k not in ("GIT_DIR", "GIT_WORK_TREE")
-    }
-    env["ATMPVAULT_USER"] = "qa.tester"
-    env.update(extra)
-    return env
 
 
 def cli(vault: Path, *args: str) -> subprocess.CompletedProcess[bytes]:

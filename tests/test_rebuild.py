@@ -7,14 +7,12 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run
+from tests.conftest import CLI, run
 
-CLI = [str(Path(sys.executable).with_name("atmpvault"))]
 TABLES = ("versions", "documents", "catalog_state")
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -22,27 +21,15 @@ from typing import Any
 import pytest
 
 from atmpvault.archive.pdfgen import make_pdf
-from tests.conftest import run
+from tests.conftest import CLI, cli_env, run
 
 ENGINES = ["tantivy", "whoosh"]
-CLI = [str(Path(sys.executable).with_name("atmpvault"))]
 TIMEOUT = 120
 
 HIT_KEYS = {"id", "version", "title", "program", "type", "lot", "score", "snippet"}
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("ATMPVAULT_") and k not in ("GIT_DIR", "GIT_WORK_TREE")
-    }
-    env["ATMPVAULT_USER"] = "qa.tester"
-    env.update(extra)
-    return env
 
 
 def cli(vault: Path, *args: str, **env: str) -> subprocess.CompletedProcess[bytes]:

@@ -11,15 +11,13 @@ import os
 import random
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from atmpvault.archive.documents import CONTENT, doc_dir
-from tests.conftest import run
+from tests.conftest import CLI, run
 
-CLI = [str(Path(sys.executable).with_name("atmpvault"))]
 DOCS = ("DOC-000001", "DOC-000002", "DOC-000003")
 
 
