@@ -16,10 +16,10 @@ from atmpvault.errors import IntegrityError
 from atmpvault.repository.git import RepositoryError
 
 if TYPE_CHECKING:
-    from atmpvault.archive.vault import Vault
+    from atmpvault.archive.vault import Progress, Vault
 
 
-def verify(vault: Vault) -> list[str]:
+def verify(vault: Vault, progress: Progress | None = None) -> list[str]:
     """Every problem found, one line each; empty when the vault is sound."""
     problems = [f"git fsck: {line}" for line in vault.store.fsck()]
     try:
@@ -30,11 +30,16 @@ def verify(vault: Vault) -> list[str]:
     expected: dict[tuple[str, int], DocumentVersion] = {}
     head = vault.store.head()
     try:
-        for info, version in vault.replay(None, head):
+        count = 0
+        for count, (info, version) in enumerate(vault.replay(None, head), start=1):
+            if progress and count % 100 == 0:
+                progress(100)
             if version is None:
                 continue
             problems.extend(_check_version(vault, info.trailers, version, expected))
             expected[(version.id, version.version)] = version
+        if progress:
+            progress(count % 100)
     except (RepositoryError, ValueError, KeyError) as exc:
         problems.append(f"repository history cannot be read: {exc}")
     problems.extend(_compare_catalog(vault, head, expected))

@@ -11,7 +11,7 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -54,6 +54,9 @@ CATALOG_FILE = "catalog.sqlite"
 CONFIG_PATH = "config/vault.json"
 CONFIG_FORMAT = 1
 _CATCH_UP_BATCH = 2000
+_PROGRESS_EVERY = 100  # commits between progress reports
+
+Progress = Callable[[int], None]  # told how many more units of work are done
 
 
 @dataclass(frozen=True)
@@ -305,7 +308,9 @@ class Vault:
         finally:
             self._lock.release()
 
-    def _replay_into(self, targets: list[Projection], head: str) -> None:
+    def _replay_into(
+        self, targets: list[Projection], head: str, progress: Progress | None = None
+    ) -> None:
         """Replay into projections that all stand at the same commit."""
         last = targets[0].last_commit()
         assert all(t.last_commit() == last for t in targets)
@@ -318,10 +323,13 @@ class Vault:
             )
         batch: list[DocumentVersion] = []
         expected, upto = last, last
-        for info, version in self.replay(last, head):
+        count = 0
+        for count, (info, version) in enumerate(self.replay(last, head), start=1):
             upto = info.sha
             if version is not None:
                 batch.append(version)
+            if progress and count % _PROGRESS_EVERY == 0:
+                progress(_PROGRESS_EVERY)
             if len(batch) >= _CATCH_UP_BATCH:
                 for target in targets:
                     target.apply(batch, upto, expected)
@@ -329,6 +337,8 @@ class Vault:
         if upto is not None and upto != expected:
             for target in targets:
                 target.apply(batch, upto, expected)
+        if progress:
+            progress(count % _PROGRESS_EVERY)
 
     def replay(
         self, since: str | None, until: str | None = None
@@ -342,7 +352,11 @@ class Vault:
             raw = self.store.read(info.sha, f"{doc_dir(doc)}/record.json")
             yield info, DocumentVersion.from_record(raw, info.sha)
 
-    def rebuild(self) -> int:
+    def commit_count(self) -> int:
+        """How many commits the branch holds (the length of a replay from the start)."""
+        return self.store.count()
+
+    def rebuild(self, progress: Progress | None = None) -> int:
         """Rebuild the catalog and the index from the repository alone; return versions applied."""
         self._rebuilding = True
         try:
@@ -352,7 +366,7 @@ class Vault:
                     target.reset()
                 head = self.store.head()
                 if head is not None:
-                    self._replay_into(targets, head)
+                    self._replay_into(targets, head, progress)
         finally:
             self._rebuilding = False
         return self.catalog.count_versions()
@@ -490,8 +504,8 @@ class Vault:
 
     # -- integrity -----------------------------------------------------------------------
 
-    def verify(self) -> list[str]:
+    def verify(self, progress: Progress | None = None) -> list[str]:
         """Every disagreement between the repository, its objects and the catalog."""
         from atmpvault.archive.integrity import verify
 
-        return verify(self)
+        return verify(self, progress)

@@ -10,7 +10,8 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +87,16 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON o
 user_option = click.option(
     "--user", help="Who is acting (default: $ATMPVAULT_USER, git user.name)."
 )
+
+
+@contextmanager
+def progress(length: int, label: str, quiet: bool) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr while stdout is a terminal; nothing with --json or in a pipe."""
+    if quiet or not sys.stdout.isatty():
+        yield None
+        return
+    with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
+        yield bar.update
 
 
 def emit_json(data: Any) -> None:

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from atmpvault.cli.base import cli, emit_json, json_option, pass_vault, table, when_option
+from atmpvault.cli.base import (
+    cli,
+    emit_json,
+    json_option,
+    pass_vault,
+    progress,
+    table,
+    when_option,
+)
 
 if TYPE_CHECKING:
     from atmpvault.archive.vault import Vault
@@ -151,12 +159,8 @@ def import_(
         if not source.is_dir():
             raise NotFound(f"no such folder: {source}")
         items = plan_folder(vault, source, program, doc_type, report)
-    show_progress = not as_json and sys.stdout.isatty()
-    if show_progress:
-        with click.progressbar(length=len(items), label="Importing", file=sys.stderr) as bar:
-            run_import(vault, items, report, progress=bar.update)
-    else:
-        run_import(vault, items, report)
+    with progress(len(items), "Importing", as_json) as update:
+        run_import(vault, items, report, progress=update)
     _render_report(report.to_json(), as_json)
     if report.refused:
         sys.exit(1)

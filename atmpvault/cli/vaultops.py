@@ -14,6 +14,7 @@ from atmpvault.cli.base import (
     json_option,
     list_versions,
     pass_vault,
+    progress,
     settings_for,
     show_version,
     table,
@@ -99,7 +100,8 @@ def verify(vault: Vault, as_json: bool) -> None:
     \b
         atmpvault verify
     """
-    problems = vault.verify()
+    with progress(vault.commit_count(), "Verifying", as_json) as update:
+        problems = vault.verify(update)
     if as_json:
         emit_json({"ok": not problems, "problems": problems})
     elif problems:
@@ -124,7 +126,8 @@ def rebuild(vault: Vault, as_json: bool) -> None:
     \b
         atmpvault rebuild
     """
-    count = vault.rebuild()
+    with progress(vault.commit_count(), "Rebuilding", as_json) as update:
+        count = vault.rebuild(update)
     if as_json:
         emit_json({"versions": count, "commit": vault.store.head()})
     else:

@@ -356,6 +356,12 @@ class GitStore:
             err = result.stderr.decode("utf-8", "replace").strip()
             raise RepositoryError(f"cannot tag {name}: {err}")
 
+    def count(self) -> int:
+        """How many commits the branch holds (first parents only)."""
+        if self.head() is None:
+            return 0
+        return int(self._git("rev-list", "--first-parent", "--count", REF).strip())
+
     def is_ancestor(self, older: str, newer: str) -> bool:
         """Whether `older` is in the history of `newer`."""
         result = subprocess.run(
