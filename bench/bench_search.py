@@ -20,7 +20,12 @@ Run it with the interpreter of the environment atmpvault is installed in; the CL
 is the `atmpvault` next to that interpreter. ATMPVAULT_* variables are not passed on
 (the catalog is the vault's own SQLite file). `pdfgrep` and `hyperfine` are optional:
 without pdfgrep that comparison is skipped, without hyperfine the cold runs are timed
-here.
+here. The header names the atmpvault source measured and warns if it changed during the
+run; to measure one fixed version of a tree that is being edited, put a copy first on
+the path (the CLI subprocesses inherit it):
+
+    git archive HEAD atmpvault | tar -x -C /tmp/snap
+    PYTHONPATH=/tmp/snap python bench/bench_search.py
 """
 
 from __future__ import annotations

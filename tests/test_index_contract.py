@@ -405,3 +405,31 @@ def test_unknown_engine(tmp_path: Path) -> None:
 
     with pytest.raises(InvalidInput):
         Index.open(tmp_path / "ix", engine="lucene")
+
+
+def test_tantivy_lists_entries_past_its_aggregation_limit(tmp_path: Path) -> None:
+    """tantivy refuses a terms aggregation of more than 65,000 buckets; verify lists
+    every entry of larger indexes in parts. A small limit exercises the same path."""
+    with Index.open(tmp_path / "index", "tantivy") as index:
+        docs = [
+            IndexDoc(
+                id=f"DOC-{n:06d}",
+                version=v,
+                program="CART-19",
+                type="batch-record",
+                lot=None,
+                title=None,
+                text=f"record {n}",
+                filename="br.pdf",
+                recorded_at="2026-03-01T10:00:00.000000+00:00",
+                status="active",
+                meta={},
+            )
+            for n in range(1, 121)
+            for v in (1, 2)
+        ]
+        index.add(docs)
+        index.commit("c" * 40)
+        expected = {(d.id, d.version) for d in docs}
+        assert index._engine.entries(bucket_limit=7) == expected
+        assert index.entries() == expected

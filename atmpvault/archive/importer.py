@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from atmpvault.indexer.extract import Extraction
 
 BATCH = 256
-INDEX_COMMIT_EVERY = 4096  # documents between engine commits of the index
+INDEX_COMMIT_EVERY = 2048  # documents between engine commits (uncommitted ones are held in memory)
 CHUNK = 16  # files per task sent to a worker
 MANIFEST_COLUMNS = ("path", "program", "type", "title", "lot")
 

@@ -10,6 +10,7 @@ version is deleted by key and re-added with latest=false.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,9 @@ from atmpvault.indexer.index import IndexDoc, SearchFilters
 KW = "kw"  # raw + lowercase, registered on every open (tokenizers are not persisted)
 STORED_KEYWORDS = ("id", "program", "type", "lot", "status", "app", "recorded_at")
 FACETS = ("program", "type")
-HEAP_BYTES = 128_000_000
+BUCKET_LIMIT = 60_000  # tantivy aborts a terms aggregation past 65,000 buckets
+_ID_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-"  # what document ids are made of
+HEAP_BYTES = 64_000_000  # the writer's indexing budget; import peak memory is a target (<= 400 MB)
 FIELD_FOR = {"sequence": "sequences"}
 
 
@@ -175,17 +178,35 @@ class TantivyEngine:
     def count(self) -> int:
         return int(self.searcher.num_docs)
 
-    def entries(self) -> set[tuple[str, int]]:
+    def entries(self, bucket_limit: int = BUCKET_LIMIT) -> set[tuple[str, int]]:
+        """Every (id, version) indexed.
+
+        A terms aggregation lists the keys, but tantivy refuses more than 65,000 buckets
+        at once, so larger indexes are listed in parts: by the last characters of the
+        document id (the character before '@'), split further while a part is too big.
+        """
         n = self.searcher.num_docs
-        if n == 0:
-            return set()
-        agg = self.searcher.aggregate(
-            tantivy.Query.all_query(), {"k": {"terms": {"field": "key", "size": n + 1}}}
-        )
+        return self._entries(tantivy.Query.all_query(), n, "", bucket_limit) if n else set()
+
+    def _entries(
+        self, query: tantivy.Query, n: int, suffix: str, limit: int
+    ) -> set[tuple[str, int]]:
         out: set[tuple[str, int]] = set()
-        for bucket in agg["k"]["buckets"]:
-            doc_id, _, version = str(bucket["key"]).rpartition("@")
-            out.add((doc_id, int(version)))
+        if n <= limit:
+            agg = self.searcher.aggregate(query, {"k": {"terms": {"field": "key", "size": n + 1}}})
+            for bucket in agg["k"]["buckets"]:
+                doc_id, _, version = str(bucket["key"]).rpartition("@")
+                out.add((doc_id, int(version)))
+            return out
+        # Regexes match whole terms: ids ending in each character, and the id that is
+        # exactly the suffix (it has no character left to split on).
+        parts = [(c + suffix, f".*{re.escape(c + suffix)}@[0-9]+") for c in _ID_CHARS]
+        parts.append((suffix, f"{re.escape(suffix)}@[0-9]+"))
+        for part, pattern in parts:
+            sub = tantivy.Query.regex_query(self.schema, "key", pattern)
+            count = self.searcher.search(sub, 1, count=True).count or 0
+            if count:
+                out |= self._entries(sub, count, part, limit if part != suffix else count)
         return out
 
     def search(
