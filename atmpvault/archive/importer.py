@@ -4,8 +4,9 @@ Text extraction runs in worker processes on every core while the parent writes:
 each batch becomes a run of commits in one `git fast-import` stream (one commit per
 document, so every document keeps its own history), then one catalog transaction and
 one index commit. Files already archived with the same SHA-256 are skipped, so an
-interrupted import is resumed by running it again. Nothing is held for the whole
-corpus: at most a few batches are in flight.
+interrupted import is resumed by running it again. File contents and texts are held
+only a few batches at a time; the list of files and their hashes (under 1 KB a file)
+is held for the whole import.
 """
 
 from __future__ import annotations
