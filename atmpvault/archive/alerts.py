@@ -25,13 +25,14 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive import values
 from atmpvault.archive.notices import AlreadySent, Notice, Notices, list_name
 from atmpvault.errors import InvalidInput, NotFound, NothingChanged, VaultError
 
 if TYPE_CHECKING:
+    from atmpvault.archive.calendar import Milestone
     from atmpvault.archive.vault import Vault
 
 ROUTES_PATH = "config/alerts.json"
@@ -52,40 +53,13 @@ RULE_ID_RE = re.compile(r"[A-Z][A-Z0-9_]*")
 PASSING_KINDS = ("status", "gate")
 
 
-class MilestoneLike(Protocol):
-    """What an alert needs of a milestone (archive.calendar.Milestone has it)."""
-
-    @property
-    def app(self) -> str: ...
-    @property
-    def program(self) -> str: ...
-    @property
-    def rule(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def due(self) -> date: ...
-    @property
-    def days_left(self) -> int: ...
-    @property
-    def source(self) -> str: ...
-    @property
-    def trigger(self) -> str: ...
-    @property
-    def trigger_date(self) -> date: ...
-    @property
-    def event(self) -> str: ...
-    @property
-    def produces(self) -> str: ...
-
-
 @dataclass(frozen=True)
 class Alert:
     """One alert: a milestone at one threshold, for the lists routed its rule."""
 
     key: str
     threshold: str  # "overdue" or "due-<N>d"
-    milestone: MilestoneLike
+    milestone: Milestone
     lists: tuple[str, ...]
     subject: str
     status: str  # "new", "already-sent", "unrouted", then "sent" once delivered
@@ -154,7 +128,7 @@ def overdue_word(kind: str) -> str:
     return "PASSED" if kind in PASSING_KINDS else "OVERDUE"
 
 
-def alert_key(m: MilestoneLike, threshold: str) -> str:
+def alert_key(m: Milestone, threshold: str) -> str:
     """The notice key: one per milestone (its event, rule and due date) per threshold."""
     return f"milestone/{m.app}/{m.event}/{m.rule}/{m.due.isoformat()}/{threshold}"
 
@@ -166,7 +140,7 @@ def routed_lists(rule: str, routes: Mapping[str, Iterable[str]]) -> tuple[str, .
     )
 
 
-def subject_for(m: MilestoneLike, threshold: str) -> str:
+def subject_for(m: Milestone, threshold: str) -> str:
     if threshold == "overdue":
         ago = -m.days_left
         days = f"{ago} day{'s' if ago != 1 else ''}"
@@ -176,7 +150,7 @@ def subject_for(m: MilestoneLike, threshold: str) -> str:
 
 
 def plan(
-    milestones: Iterable[MilestoneLike],
+    milestones: Iterable[Milestone],
     days: int,
     routes: Mapping[str, Iterable[str]],
     sent: Mapping[str, str],

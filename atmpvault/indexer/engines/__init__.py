@@ -81,3 +81,17 @@ def open_engine(name: str, directory: Path, *, create: bool) -> Engine:
     module = importlib.import_module(ENGINES[name])
     engine: Engine = module.open_engine(directory, create=create)
     return engine
+
+
+def filter_terms(filters: SearchFilters) -> list[tuple[str, str]]:
+    """The keyword fields a search's filters pin, as (field, indexed value), for every engine."""
+    from atmpvault.indexer import query as q
+
+    pinned = (
+        ("program", filters.program),
+        ("type", filters.type),
+        ("lot", filters.lot),
+        ("app", filters.app),
+        ("sequences", filters.sequence),
+    )
+    return [(name, q.keyword(value)) for name, value in pinned if value is not None]

@@ -18,7 +18,7 @@ from typing import Any
 import tantivy
 
 from atmpvault.indexer import query as q
-from atmpvault.indexer.engines import EngineHit, EngineResult
+from atmpvault.indexer.engines import EngineHit, EngineResult, filter_terms
 from atmpvault.indexer.index import IndexDoc, SearchFilters
 
 KW = "kw"  # raw + lowercase, registered on every open (tokenizers are not persisted)
@@ -236,15 +236,8 @@ class TantivyEngine:
         out: list[tantivy.Query] = []
         if not filters.all_versions:
             out.append(tantivy.Query.term_query(self.schema, "latest", True))
-        for name, value in (
-            ("program", filters.program),
-            ("type", filters.type),
-            ("lot", filters.lot),
-            ("app", filters.app),
-            ("sequences", filters.sequence),
-        ):
-            if value is not None:
-                out.append(tantivy.Query.term_query(self.schema, name, q.keyword(value)))
+        for name, value in filter_terms(filters):
+            out.append(tantivy.Query.term_query(self.schema, name, value))
         span = q.filter_range(filters.since, filters.until)
         if span is not None:
             out.append(self._range(span))

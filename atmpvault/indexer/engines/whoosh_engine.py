@@ -23,7 +23,7 @@ from whoosh.analysis import (  # type: ignore[import-untyped]
 )
 
 from atmpvault.indexer import query as q
-from atmpvault.indexer.engines import EngineHit, EngineResult
+from atmpvault.indexer.engines import EngineHit, EngineResult, filter_terms
 from atmpvault.indexer.index import IndexDoc, SearchFilters
 
 FACETS = ("program", "type")
@@ -198,15 +198,8 @@ class WhooshEngine:
         out: list[query.Query] = []
         if not filters.all_versions:
             out.append(query.Term("latest", "t"))
-        for name, value in (
-            ("program", filters.program),
-            ("type", filters.type),
-            ("lot", filters.lot),
-            ("app", filters.app),
-            ("sequences", filters.sequence),
-        ):
-            if value is not None:
-                out.append(query.Term(name, q.keyword(value)))
+        for name, value in filter_terms(filters):
+            out.append(query.Term(name, value))
         span = q.filter_range(filters.since, filters.until)
         if span is not None:
             out.append(_range(span))
