@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from atmpvault.archive.importer import ImportReport, plan_folder, run_import
-from atmpvault.archive.pdfgen import make_pdf
-from atmpvault.archive.vault import Vault
+from atmpvault.archive.core.pdf import make_pdf
+from atmpvault.archive.core.vault import Vault
+from atmpvault.archive.documents.importer import ImportReport, plan_folder, run_import
 from atmpvault.config import Settings
 
 PROGRAM, DOC_TYPE = "CART-19", "batch-record"

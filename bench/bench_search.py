@@ -54,7 +54,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from atmpvault.archive.pdfgen import make_pdf
+from atmpvault.archive.core.pdf import make_pdf
 
 ENGINES = ("tantivy", "whoosh")
 PROGRAM = "CART-19"  # every file is imported under this program and type
@@ -1008,7 +1008,7 @@ class Bench:
     # -- search -------------------------------------------------------------------------
 
     def warm_search(self, vault_path: Path, queries: list[str], result: EngineResult) -> None:
-        from atmpvault.archive.vault import Vault
+        from atmpvault.archive.core.vault import Vault
         from atmpvault.config import Settings
         from atmpvault.indexer.index import SearchFilters
 

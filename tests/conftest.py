@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from atmpvault.archive.vault import Vault
+from atmpvault.archive.core.vault import Vault
 from atmpvault.cli import cli
 from atmpvault.config import Settings
 
@@ -94,7 +94,7 @@ def run(vault: Path | None, *args: str, env: dict[str, str] | None = None) -> Re
 
 @pytest.fixture
 def sample_pdf(tmp_path: Path) -> Path:
-    from atmpvault.archive.pdfgen import make_pdf
+    from atmpvault.archive.core.pdf import make_pdf
 
     path = tmp_path / "batch-record-L0042.pdf"
     path.write_bytes(make_pdf([["Batch record L-0042", "Viability 93%"]], title="BR L-0042"))

@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 
-from atmpvault.archive.alerts import (
+from atmpvault.archive.core.vault import Vault
+from atmpvault.archive.regulatory.alerts import (
     DEFAULT_ROUTES,
     plan,
     routed_lists,
     threshold_for,
     thresholds,
 )
-from atmpvault.archive.regulatory import Regulatory
-from atmpvault.archive.vault import Vault
+from atmpvault.archive.regulatory.applications import Regulatory
 from atmpvault.config import Settings
 from tests.conftest import run
 from tests.test_notices import SmtpServer, smtp_server, start_server  # noqa: F401  (fixture)
@@ -352,7 +352,7 @@ def test_no_vault_is_a_clear_error(tmp_path: Path) -> None:
     ],
 )
 def test_subjects(kind: str, days_left: int, subject: str) -> None:
-    from atmpvault.archive.alerts import subject_for, threshold_for
+    from atmpvault.archive.regulatory.alerts import subject_for, threshold_for
 
     milestone = Due("R", date(2026, 3, 1), days_left, kind=kind)
     threshold = threshold_for(days_left, 30)

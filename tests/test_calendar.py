@@ -12,8 +12,8 @@ import icalendar
 import pytest
 import vobject  # type: ignore[import-untyped]
 
-from atmpvault.archive.calendar import VAULT_RULES_PATH
-from atmpvault.archive.vault import Vault
+from atmpvault.archive.core.vault import Vault
+from atmpvault.archive.regulatory.calendar import VAULT_RULES_PATH
 from atmpvault.config import Settings
 from tests.conftest import run
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from atmpvault.archive.catalog import Filters
-from atmpvault.archive.documents import DocumentVersion
-from atmpvault.archive.vault import Vault
+from atmpvault.archive.core.catalog import Filters
+from atmpvault.archive.core.vault import Vault
+from atmpvault.archive.documents.versions import DocumentVersion
 from atmpvault.config import Settings
 from atmpvault.errors import NotFound, NothingChanged, VaultError
 

@@ -21,7 +21,7 @@ WRITER = textwrap.dedent(
     """
     import json, sys, time
     from pathlib import Path
-    from atmpvault.archive.vault import Vault
+    from atmpvault.archive.core.vault import Vault
     from atmpvault.config import Settings
 
     vault_path, gun, *files = sys.argv[1:]

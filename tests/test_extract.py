@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from atmpvault.archive.pdfgen import make_pdf
+from atmpvault.archive.core.pdf import make_pdf
 from atmpvault.indexer.extract import (
     MAX_TEXT_CHARS,
     Extraction,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from atmpvault.archive.pdfgen import make_pdf
+from atmpvault.archive.core.pdf import make_pdf
 from tests.conftest import CLI, cli_env, run
 
 TIMEOUT = 600

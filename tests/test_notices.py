@@ -16,14 +16,14 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
 
-from atmpvault.archive.notices import (
+from atmpvault.archive.core.notices import (
     AlreadySent,
     DeliveryFailed,
     DistributionLists,
     Notices,
     email_address,
 )
-from atmpvault.archive.vault import Vault
+from atmpvault.archive.core.vault import Vault
 from atmpvault.config import Settings, load_settings
 from atmpvault.errors import InvalidInput, NotFound
 from tests.conftest import run
@@ -256,7 +256,7 @@ def test_outbox_when_no_smtp(vault: Vault) -> None:
     key = "test/outbox/1"
     assert not notices.already_sent(key)
     notice = notices.send(
-        key, ["regulatory-leadership", "manufacturing-leadership"], "milestone-alert",
+        key, ["regulatory-leadership", "manufacturing-leadership"], "regulatory/milestone-alert",
         "IND_EFFECTIVE due in 5 days", context(produces=EVIL),
     )  # fmt: skip
     assert notice.delivery == "outbox"
@@ -281,7 +281,7 @@ def test_outbox_when_no_smtp(vault: Vault) -> None:
         assert recorded.id == notice.id and recorded.key == key
         assert recorded.to == notice.to and recorded.delivery == "outbox"
         assert recorded.lists == ("regulatory-leadership", "manufacturing-leadership")
-        assert recorded.actor == "qa.tester" and recorded.template == "milestone-alert"
+        assert recorded.actor == "qa.tester" and recorded.template == "regulatory/milestone-alert"
         assert EVIL in recorded.text
         assert Notices(again).get(notice.id).message_id == notice.message_id
     raw = vault.read_records(f"notices/{notice.id}.json")
@@ -290,10 +290,10 @@ def test_outbox_when_no_smtp(vault: Vault) -> None:
 
 def test_same_key_is_not_sent_twice(vault: Vault) -> None:
     with_lists(vault)
-    Notices(vault).send("test/once", ["regulatory-leadership"], "milestone-alert", "s", context())
+    Notices(vault).send("test/once", ["regulatory-leadership"], "regulatory/milestone-alert", "s", context())
     with pytest.raises(AlreadySent, match="already sent"):
         Notices(vault).send(
-            "test/once", ["regulatory-leadership"], "milestone-alert", "s", context()
+            "test/once", ["regulatory-leadership"], "regulatory/milestone-alert", "s", context()
         )
     assert len(list((vault.path / "outbox").iterdir())) == 1
 
@@ -302,7 +302,7 @@ def test_unknown_list_is_refused_before_anything_is_sent(vault: Vault) -> None:
     with_lists(vault)
     head = vault.store.head()
     with pytest.raises(NotFound, match="unknown distribution list 'qa-leadership'.*lists set"):
-        Notices(vault).send("k/1", ["qa-leadership"], "milestone-alert", "s", context())
+        Notices(vault).send("k/1", ["qa-leadership"], "regulatory/milestone-alert", "s", context())
     assert vault.store.head() == head
     assert not (vault.path / "outbox").exists()
 
@@ -314,15 +314,15 @@ def test_unknown_list_is_refused_before_anything_is_sent(vault: Vault) -> None:
 def test_bad_subject_or_key(vault: Vault, subject: str, key: str) -> None:
     with_lists(vault)
     with pytest.raises(InvalidInput):
-        Notices(vault).send(key, ["regulatory-leadership"], "milestone-alert", subject, context())
+        Notices(vault).send(key, ["regulatory-leadership"], "regulatory/milestone-alert", subject, context())
 
 
 def test_missing_template_value_is_an_error(vault: Vault) -> None:
-    from atmpvault.archive.render import TemplateProblem
+    from atmpvault.archive.core.render import TemplateProblem
 
     with_lists(vault)
     with pytest.raises(TemplateProblem, match="undefined"):
-        Notices(vault).send("k/1", ["regulatory-leadership"], "milestone-alert", "s", {"m": {}})
+        Notices(vault).send("k/1", ["regulatory-leadership"], "regulatory/milestone-alert", "s", {"m": {}})
     assert Notices(vault).all() == []
 
 
@@ -337,7 +337,7 @@ def test_smtp_delivery_to_a_real_server(vault: Vault, smtp_server: SmtpServer) -
         notice = Notices(v).send(
             "test/smtp/1",
             ["manufacturing-leadership"],
-            "milestone-alert",
+            "regulatory/milestone-alert",
             "PAS due",
             context(app=EVIL),
         )
@@ -373,9 +373,9 @@ def test_smtp_login(vault: Vault) -> None:
             smtp_vault(vault, server, smtp_user="alerts", smtp_password="wrong") as v,
             pytest.raises(DeliveryFailed, match="nothing was recorded"),
         ):
-            Notices(v).send("k/1", ["regulatory-leadership"], "milestone-alert", "s", context())
+            Notices(v).send("k/1", ["regulatory-leadership"], "regulatory/milestone-alert", "s", context())
         with smtp_vault(vault, server, smtp_user="alerts", smtp_password="s3cret") as v:
-            Notices(v).send("k/1", ["regulatory-leadership"], "milestone-alert", "s", context())
+            Notices(v).send("k/1", ["regulatory-leadership"], "regulatory/milestone-alert", "s", context())
     finally:
         server.controller.stop()
     assert logins == [(b"alerts", b"wrong"), (b"alerts", b"s3cret")]
@@ -388,7 +388,7 @@ def test_smtp_failure_records_nothing(vault: Vault, smtp_server: SmtpServer) -> 
     head = vault.store.head()
     with smtp_vault(vault, smtp_server) as v:
         with pytest.raises(DeliveryFailed) as caught:
-            Notices(v).send("k/1", ["regulatory-leadership"], "milestone-alert", "s", context())
+            Notices(v).send("k/1", ["regulatory-leadership"], "regulatory/milestone-alert", "s", context())
         assert f"127.0.0.1:{smtp_server.port}" in str(caught.value)
         assert "\n" not in str(caught.value)
         assert not Notices(v).already_sent("k/1")
@@ -399,7 +399,7 @@ def test_notices_ls_and_show(vault_path: Path) -> None:
     run(vault_path, "lists", "set", "regulatory-leadership", "ra@example.org", "--reason", "r")
     with Vault.open(Settings(vault=vault_path, user="qa.tester")) as v:
         notice = Notices(v).send(
-            "k/1", ["regulatory-leadership"], "milestone-alert", "Hello", context()
+            "k/1", ["regulatory-leadership"], "regulatory/milestone-alert", "Hello", context()
         )
     listed = run(vault_path, "notices", "ls", "--json")
     assert listed.exit_code == 0
@@ -457,5 +457,5 @@ def test_bad_smtp_from(vault: Vault, smtp_server: SmtpServer) -> None:
         smtp_vault(vault, smtp_server, smtp_from="Alerts <a@example.org>") as v,
         pytest.raises(InvalidInput, match="e-mail address"),
     ):
-        Notices(v).send("k/1", ["regulatory-leadership"], "milestone-alert", "s", context())
+        Notices(v).send("k/1", ["regulatory-leadership"], "regulatory/milestone-alert", "s", context())
     assert smtp_server.collector.envelopes == []

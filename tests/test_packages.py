@@ -13,15 +13,15 @@ from xml.etree import ElementTree
 import pytest
 from click.testing import Result
 
-from atmpvault.archive.packages import (
+from atmpvault.archive.core.pdf import make_pdf
+from atmpvault.archive.core.vault import Vault
+from atmpvault.archive.regulatory.submissions.model import (
     MAX_NAME,
     Package,
     normalise_name,
     record_path,
-    verify_build,
 )
-from atmpvault.archive.pdfgen import make_pdf
-from atmpvault.archive.vault import Vault
+from atmpvault.archive.regulatory.submissions.verify import verify_build
 from atmpvault.config import Settings
 from tests.conftest import run
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from atmpvault.archive.calendar import (
+from atmpvault.archive.regulatory.applications import TRIGGERS, Application, Event
+from atmpvault.archive.regulatory.calendar import (
     Milestone,
     Rules,
     add_months,
@@ -21,7 +22,6 @@ from atmpvault.archive.calendar import (
     packaged_rules,
     parse_rules,
 )
-from atmpvault.archive.regulatory import TRIGGERS, Application, Event
 from atmpvault.errors import InvalidInput
 
 RULES = packaged_rules()

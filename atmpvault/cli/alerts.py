@@ -10,7 +10,7 @@ import click
 from atmpvault.cli.base import cli, emit_json, json_option, pass_vault, table, user_option
 
 if TYPE_CHECKING:
-    from atmpvault.archive.vault import Vault
+    from atmpvault.archive.core.vault import Vault
 
 
 # -- distribution lists ------------------------------------------------------------------------
@@ -47,7 +47,7 @@ def lists_set(
         atmpvault lists set regulatory-leadership ra.head@example.org cmo@example.org \\
             --reason "RA head joins"
     """
-    from atmpvault.archive.notices import DistributionLists
+    from atmpvault.archive.core.notices import DistributionLists
 
     saved = DistributionLists(vault).set(name, addresses, reason)
     if as_json:
@@ -67,7 +67,7 @@ def lists_rm(vault: Vault, name: str, reason: str, user: str | None) -> None:
     \b
         atmpvault lists rm cmc-working-group --reason "group dissolved"
     """
-    from atmpvault.archive.notices import DistributionLists
+    from atmpvault.archive.core.notices import DistributionLists
 
     DistributionLists(vault).remove(name, reason)
     click.echo(f"removed list {name}")
@@ -82,7 +82,7 @@ def lists_ls(vault: Vault, as_json: bool) -> None:
     \b
         atmpvault lists ls --json
     """
-    from atmpvault.archive.notices import DistributionLists
+    from atmpvault.archive.core.notices import DistributionLists
 
     lists = DistributionLists(vault).all()
     if as_json:
@@ -114,7 +114,7 @@ def notices_ls(vault: Vault, key_prefix: str | None, as_json: bool) -> None:
     \b
         atmpvault notices ls --key milestone/IND-012345/ --json
     """
-    from atmpvault.archive.notices import Notices
+    from atmpvault.archive.core.notices import Notices
 
     found = [n for n in Notices(vault).all() if not key_prefix or n.key.startswith(key_prefix)]
     if as_json:
@@ -136,7 +136,7 @@ def notices_show(vault: Vault, notice_id: str, as_json: bool) -> None:
     \b
         atmpvault notices show NTC-20260301-070000-3FA2C1
     """
-    from atmpvault.archive.notices import Notices
+    from atmpvault.archive.core.notices import Notices
 
     notice = Notices(vault).get(notice_id)
     if as_json:
@@ -157,7 +157,7 @@ def notices_show(vault: Vault, notice_id: str, as_json: bool) -> None:
 
 
 def _today(value: str | None) -> date:
-    from atmpvault.archive import values
+    from atmpvault.archive.core import values
     from atmpvault.errors import InvalidInput
 
     if value is None:
@@ -210,7 +210,7 @@ def alerts_group(
 def _run_alerts(
     vault: Vault, days: int, send: bool, today_text: str | None, user: str | None, as_json: bool
 ) -> None:
-    from atmpvault.archive.alerts import Alerts
+    from atmpvault.archive.regulatory.alerts import Alerts
 
     run = Alerts(vault).run(_today(today_text), days, send=send)
     if as_json:
@@ -255,7 +255,7 @@ def alerts_routes(vault: Vault, as_json: bool) -> None:
     \b
         atmpvault alerts routes --json
     """
-    from atmpvault.archive.alerts import Alerts
+    from atmpvault.archive.regulatory.alerts import Alerts
 
     routes = Alerts(vault).routes()
     if as_json:
@@ -279,7 +279,7 @@ def alerts_route(
         atmpvault alerts route quality-leadership BPDR CBE0 --reason "QA asked to be told"
         atmpvault alerts route manufacturing-leadership --reason "told through QA now"
     """
-    from atmpvault.archive.alerts import Alerts
+    from atmpvault.archive.regulatory.alerts import Alerts
 
     Alerts(vault).set_route(name, rules, reason)
     click.echo(f"{name}: {' '.join(rules)}" if rules else f"{name}: no alerts")

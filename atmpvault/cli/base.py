@@ -75,7 +75,7 @@ def pass_vault(func: Callable[..., Any]) -> Callable[..., Any]:
     @click.pass_context
     @functools.wraps(func)
     def wrapper(ctx: click.Context, *args: Any, **kwargs: Any) -> Any:
-        from atmpvault.archive.vault import Vault
+        from atmpvault.archive.core.vault import Vault
 
         with Vault.open(settings_for(ctx, kwargs.get("user"))) as vault:
             return func(vault, *args, **kwargs)
@@ -118,7 +118,7 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
 def when_option(value: str | None, start_of_day: bool = False) -> str | None:
     if value is None:
         return None
-    from atmpvault.archive import values
+    from atmpvault.archive.core import values
 
     return values.iso(values.when(value, start_of_day))
 

@@ -22,7 +22,7 @@ from atmpvault.cli.base import (
 from atmpvault.errors import VaultError
 
 if TYPE_CHECKING:
-    from atmpvault.archive.vault import Vault
+    from atmpvault.archive.core.vault import Vault
 
 
 @cli.command()
@@ -56,7 +56,7 @@ def add(
         atmpvault add BR-0042.pdf --program CART-19 --type batch-record --lot L-0042
         atmpvault add BR-0042-r2.pdf --id DOC-000007 --reason "QA review corrections"
     """
-    from atmpvault.archive import values
+    from atmpvault.archive.core import values
     from atmpvault.errors import InvalidInput
 
     extra = values.meta(meta)
@@ -104,7 +104,7 @@ def show(vault: Vault, doc_id: str, number: int | None, as_of: str | None, as_js
 
     if number is not None and as_of is not None:
         raise InvalidInput("use --version or --as-of, not both")
-    from atmpvault.archive.packages import Packages
+    from atmpvault.archive.regulatory.submissions.service import Packages
 
     found = vault.documents.show(doc_id, number, when_option(as_of))
     data = found.to_json()
@@ -220,8 +220,8 @@ def ls(
         atmpvault ls --program CART-19 --as-of 2026-06-30
         atmpvault ls --app IND-012345 --sequence 0003
     """
-    from atmpvault.archive import values
-    from atmpvault.archive.catalog import Filters
+    from atmpvault.archive.core import values
+    from atmpvault.archive.core.catalog import Filters
 
     filters = Filters(
         program=values.program(program) if program is not None else None,
@@ -231,7 +231,7 @@ def ls(
     )
     rows = vault.documents.ls(filters, when_option(as_of))
     if app is not None or seq is not None:
-        from atmpvault.archive.packages import Packages
+        from atmpvault.archive.regulatory.submissions.service import Packages
 
         rows = Packages(vault).versions_in(rows, app, seq)
     if as_json:

@@ -10,12 +10,14 @@ import click
 from atmpvault.cli.base import cli, emit_json, json_option, pass_vault, table, user_option
 
 if TYPE_CHECKING:
-    from atmpvault.archive.packages import Package, Packages, PdfCheck
-    from atmpvault.archive.vault import Vault
+    from atmpvault.archive.core.vault import Vault
+    from atmpvault.archive.regulatory.submissions.ectd import PdfCheck
+    from atmpvault.archive.regulatory.submissions.model import Package
+    from atmpvault.archive.regulatory.submissions.service import Packages
 
 
 def _packages(vault: Vault) -> Packages:
-    from atmpvault.archive.packages import Packages
+    from atmpvault.archive.regulatory.submissions.service import Packages
 
     return Packages(vault)
 
@@ -202,7 +204,7 @@ def verify(path: Path, as_json: bool) -> None:
     \b
         atmpvault package verify IND-012345-0001.zip
     """
-    from atmpvault.archive.packages import verify_build
+    from atmpvault.archive.regulatory.submissions.verify import verify_build
     from atmpvault.errors import IntegrityError
 
     report = verify_build(path)

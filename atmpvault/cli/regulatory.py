@@ -12,16 +12,16 @@ import click
 from atmpvault.cli.base import cli, emit_json, json_option, pass_vault, table, user_option
 
 if TYPE_CHECKING:
-    from atmpvault.archive.calendar import Milestone
-    from atmpvault.archive.regulatory import Event
-    from atmpvault.archive.vault import Vault
+    from atmpvault.archive.core.vault import Vault
+    from atmpvault.archive.regulatory.applications import Event
+    from atmpvault.archive.regulatory.calendar import Milestone
 
 DEFAULT_DAYS = 30
 
 
 def _today(value: str | None) -> date:
-    from atmpvault.archive import values
-    from atmpvault.archive.regulatory import day
+    from atmpvault.archive.core import values
+    from atmpvault.archive.regulatory.applications import day
 
     return day(value, "--today") if value else values.now().date()
 
@@ -62,7 +62,7 @@ def _event_line(event: Event) -> str:
 
 def _report_event(vault: Vault, event: Event, today: date, as_json: bool) -> None:
     """The event and the milestones it now derives."""
-    from atmpvault.archive.calendar import milestones
+    from atmpvault.archive.regulatory.calendar import milestones
 
     derived = [m for m in milestones(vault, today, app=event.app) if m.event == event.id]
     if as_json:
@@ -104,7 +104,7 @@ def app_new(
         atmpvault app new ind "IND 012345" --program CART-19    # -> IND-012345
         atmpvault app new bla 125123 --program CART-19          # -> BLA-125123
     """
-    from atmpvault.archive.regulatory import Regulatory
+    from atmpvault.archive.regulatory.applications import Regulatory
 
     created = Regulatory(vault).new_app(kind, number, program)
     if as_json:
@@ -122,7 +122,7 @@ def app_ls(vault: Vault, as_json: bool) -> None:
     \b
         atmpvault app ls --json
     """
-    from atmpvault.archive.regulatory import Regulatory
+    from atmpvault.archive.regulatory.applications import Regulatory
 
     rows = Regulatory(vault).apps()
     if as_json:
@@ -202,7 +202,7 @@ def event_add(
         atmpvault event add IND-012345 fda-letter-received --on 2026-04-01 \\
             --letter-kind information-request --response-days 30 --doc DOC-000042
     """
-    from atmpvault.archive.regulatory import Regulatory, day
+    from atmpvault.archive.regulatory.applications import Regulatory, day
 
     recorded = Regulatory(vault).add_event(
         application,
@@ -228,7 +228,7 @@ def event_ls(vault: Vault, application: str, as_json: bool) -> None:
     \b
         atmpvault event ls IND-012345
     """
-    from atmpvault.archive.regulatory import Regulatory
+    from atmpvault.archive.regulatory.applications import Regulatory
 
     rows = Regulatory(vault).events(application)
     if as_json:
@@ -275,7 +275,7 @@ def event_correct(
     \b
         atmpvault event correct EV-000001 --on 2026-01-06 --reason "FDA receipt date per acknowledgment letter"
     """
-    from atmpvault.archive.regulatory import Regulatory, day
+    from atmpvault.archive.regulatory.applications import Regulatory, day
 
     corrected = Regulatory(vault).correct_event(event_id, day(on), reason)
     _report_event(vault, corrected, _today(today), as_json)
@@ -338,8 +338,8 @@ def calendar_cmd(
         atmpvault calendar --from 2026-01-01 --to 2026-12-31 --ics cart19-2026.ics
         atmpvault calendar --overdue --json
     """
-    from atmpvault.archive.calendar import milestones
-    from atmpvault.archive.regulatory import day
+    from atmpvault.archive.regulatory.applications import day
+    from atmpvault.archive.regulatory.calendar import milestones
     from atmpvault.errors import InvalidInput
 
     now = _today(today)
@@ -362,7 +362,7 @@ def calendar_cmd(
         kind=kind,
     )
     if ics_path is not None:
-        from atmpvault.archive.ics import write_ics
+        from atmpvault.archive.regulatory.ics import write_ics
 
         count = write_ics(rows, ics_path)
         click.echo(f"{count} milestones -> {ics_path}", err=True)

@@ -19,7 +19,7 @@ from atmpvault.cli.base import (
 )
 
 if TYPE_CHECKING:
-    from atmpvault.archive.vault import Vault
+    from atmpvault.archive.core.vault import Vault
 
 
 @cli.command()
@@ -59,12 +59,12 @@ def search(
         atmpvault search 'recorded_at:[2026-01-01 TO 2026-06-30] AND type:batch-record'
         atmpvault search potency --app IND-012345 --sequence 0003
     """
-    from atmpvault.archive import values
+    from atmpvault.archive.core import values
     from atmpvault.indexer.index import SearchFilters
 
     in_sequence = None
     if app is not None or seq is not None:
-        from atmpvault.archive.packages import search_filter
+        from atmpvault.archive.regulatory.submissions.service import search_filter
 
         in_sequence = search_filter(app, seq)
 
@@ -142,7 +142,12 @@ def import_(
         atmpvault import ./scans/2025 --program CART-19 --type batch-record
         atmpvault import --manifest legacy/manifest.csv
     """
-    from atmpvault.archive.importer import ImportReport, plan_folder, plan_manifest, run_import
+    from atmpvault.archive.documents.importer import (
+        ImportReport,
+        plan_folder,
+        plan_manifest,
+        run_import,
+    )
     from atmpvault.errors import InvalidInput, NotFound
 
     if manifest is None and source is not None and source.suffix.lower() == ".csv":

@@ -22,7 +22,7 @@ from atmpvault.cli.base import (
 )
 
 if TYPE_CHECKING:
-    from atmpvault.archive.vault import Vault
+    from atmpvault.archive.core.vault import Vault
 
 
 @cli.command()
@@ -41,7 +41,7 @@ def init(ctx: click.Context, index_engine: str, user: str | None) -> None:
     \b
         atmpvault --vault /srv/atmp/vault init
     """
-    from atmpvault.archive.vault import Vault
+    from atmpvault.archive.core.vault import Vault
 
     settings = settings_for(ctx, user)
     Vault.create(settings, user, index_engine).close()
@@ -68,7 +68,7 @@ def log(
     \b
         atmpvault log --since 2026-01-01 --user "J. Rivera"
     """
-    from atmpvault.archive import values
+    from atmpvault.archive.core import values
 
     start = values.when(since, start_of_day=True) if since is not None else None
     entries = vault.log(
@@ -147,7 +147,7 @@ def demo(ctx: click.Context, path: Path) -> None:
     """
     from dataclasses import replace
 
-    from atmpvault.archive.demo import build_demo
+    from atmpvault.archive.demo.demo import build_demo
 
     settings = replace(settings_for(ctx), vault=path, user="demo.qa")
     with build_demo(settings) as (vault, story):

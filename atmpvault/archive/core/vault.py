@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 
-from atmpvault.archive import values
-from atmpvault.archive.documents import DocumentVersion, doc_dir
+from atmpvault.archive.core import values
+from atmpvault.archive.documents.versions import DocumentVersion, doc_dir
 from atmpvault.config import DEFAULT_DOCUMENT_TYPES, Settings
 from atmpvault.errors import (
     IntegrityError,
@@ -33,9 +33,9 @@ from atmpvault.repository.git import CommitInfo, GitStore, NewCommit, Repository
 from atmpvault.repository.lock import LockTimeout, WriteLock
 
 if TYPE_CHECKING:
-    from atmpvault.archive.catalog import Catalog
-    from atmpvault.archive.documents import Documents
-    from atmpvault.archive.search import SearchProjection
+    from atmpvault.archive.core.catalog import Catalog
+    from atmpvault.archive.core.search import SearchProjection
+    from atmpvault.archive.documents.versions import Documents
     from atmpvault.indexer.index import SearchFilters, SearchResult
 
 
@@ -251,7 +251,7 @@ class Vault:
 
     @cached_property
     def documents(self) -> Documents:
-        from atmpvault.archive.documents import Documents
+        from atmpvault.archive.documents.versions import Documents
 
         return Documents(self)
 
@@ -261,7 +261,7 @@ class Vault:
     def catalog(self) -> Catalog:
         """The catalog, brought up to the repository's tip if no writer is busy."""
         if self._catalog is None:
-            from atmpvault.archive.catalog import Catalog
+            from atmpvault.archive.core.catalog import Catalog
 
             url = self.settings.catalog_url or f"sqlite:///{self.path / CATALOG_FILE}"
             self._catalog = Catalog(url)
@@ -272,7 +272,7 @@ class Vault:
     def search_projection(self) -> SearchProjection:
         """The full-text index, brought up to the repository's tip if no writer is busy."""
         if self._search is None:
-            from atmpvault.archive.search import INDEX_DIR, SearchProjection
+            from atmpvault.archive.core.search import INDEX_DIR, SearchProjection
             from atmpvault.indexer.index import Index
 
             index = Index.open(self.path / INDEX_DIR, self.config.index_engine)
@@ -375,10 +375,10 @@ class Vault:
         self, query: str, filters: SearchFilters, limit: int = 20, facets: bool = False
     ) -> SearchResult:
         """Full-text search; a current index is answered without GitPython or SQLAlchemy."""
-        from atmpvault.archive.search import INDEX_DIR, is_current
+        from atmpvault.archive.core.search import INDEX_DIR, is_current
 
         if self._search is None and is_current(self.path / INDEX_DIR, self.store.head()):
-            from atmpvault.archive.search import SearchProjection
+            from atmpvault.archive.core.search import SearchProjection
             from atmpvault.indexer.index import Index, read_state
 
             state = read_state(self.path / INDEX_DIR) or {}
@@ -506,6 +506,6 @@ class Vault:
 
     def verify(self, progress: Progress | None = None) -> list[str]:
         """Every disagreement between the repository, its objects and the catalog."""
-        from atmpvault.archive.integrity import verify
+        from atmpvault.archive.core.integrity import verify
 
         return verify(self, progress)

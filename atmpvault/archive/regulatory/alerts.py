@@ -27,17 +27,17 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from atmpvault.archive import values
-from atmpvault.archive.notices import AlreadySent, Notice, Notices, list_name
+from atmpvault.archive.core import values
+from atmpvault.archive.core.notices import AlreadySent, Notice, Notices, list_name
 from atmpvault.errors import InvalidInput, NotFound, NothingChanged, VaultError
 
 if TYPE_CHECKING:
-    from atmpvault.archive.calendar import Milestone
-    from atmpvault.archive.vault import Vault
+    from atmpvault.archive.core.vault import Vault
+    from atmpvault.archive.regulatory.calendar import Milestone
 
 ROUTES_PATH = "config/alerts.json"
 ROUTES_FORMAT = 1
-TEMPLATE = "milestone-alert"
+TEMPLATE = "regulatory/milestone-alert"
 DEFAULT_DAYS = 30
 URGENT_DAYS = 7
 MAX_DAYS = 366
@@ -275,7 +275,7 @@ class Alerts:
 
     def pending(self, today: date, days: int = DEFAULT_DAYS) -> list[Alert]:
         """Every alert owed today: overdue milestones and those due within `days`."""
-        from atmpvault.archive.calendar import milestones
+        from atmpvault.archive.regulatory.calendar import milestones
 
         days = days_window(days)
         found = milestones(self.vault, today, end=today + timedelta(days=days))

@@ -8,10 +8,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from atmpvault.archive.catalog import Filters
-from atmpvault.archive.documents import DocumentVersion
-from atmpvault.archive.pdfgen import make_pdf
-from atmpvault.archive.vault import Vault
+from atmpvault.archive.core.catalog import Filters
+from atmpvault.archive.core.pdf import make_pdf
+from atmpvault.archive.core.vault import Vault
+from atmpvault.archive.documents.versions import DocumentVersion
 from atmpvault.config import Settings
 
 

@@ -11,10 +11,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from atmpvault.archive.documents import RECORD, TEXT, DocumentVersion, doc_dir
+from atmpvault.archive.documents.versions import RECORD, TEXT, DocumentVersion, doc_dir
 
 if TYPE_CHECKING:
-    from atmpvault.archive.packages import Submission
+    from atmpvault.archive.regulatory.submissions.service import Submission
     from atmpvault.indexer.index import Index, IndexDoc
     from atmpvault.repository.git import GitStore
 
@@ -33,7 +33,7 @@ def index_doc(
     version: DocumentVersion, text: str, submissions: Sequence[Submission] = ()
 ) -> IndexDoc:
     """The index's view of a version, with the submission sequences it is in."""
-    from atmpvault.archive.packages import search_tokens
+    from atmpvault.archive.regulatory.submissions.service import search_tokens
     from atmpvault.indexer.index import IndexDoc
 
     app, sequences = search_tokens(submissions)
@@ -85,7 +85,7 @@ class SearchProjection:
         as much as indexing thousands of documents); a crash before it only means the
         next open replays those commits from the repository.
         """
-        from atmpvault.archive.packages import search_tokens
+        from atmpvault.archive.regulatory.submissions.service import search_tokens
 
         if self.last_commit() != expected:
             return
@@ -113,7 +113,7 @@ class SearchProjection:
             self._pending = None
 
     def _memberships(self, commit: str | None) -> dict[tuple[str, int], list[Submission]]:
-        from atmpvault.archive.packages import memberships
+        from atmpvault.archive.regulatory.submissions.service import memberships
 
         if commit is None:
             return {}

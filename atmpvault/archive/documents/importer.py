@@ -20,12 +20,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from atmpvault.archive import values
-from atmpvault.archive.documents import ACTIVE, DocumentVersion, doc_id_for
+from atmpvault.archive.core import values
+from atmpvault.archive.documents.versions import ACTIVE, DocumentVersion, doc_id_for
 from atmpvault.errors import InvalidInput, VaultError
 
 if TYPE_CHECKING:
-    from atmpvault.archive.vault import Vault
+    from atmpvault.archive.core.vault import Vault
     from atmpvault.indexer.extract import Extraction
 
 BATCH = 256

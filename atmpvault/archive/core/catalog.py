@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from atmpvault.archive.documents import DocumentVersion
+from atmpvault.archive.documents.versions import DocumentVersion
 from atmpvault.errors import IntegrityError, VaultError
 
 SCHEMA_VERSION = "1"

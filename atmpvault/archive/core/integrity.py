@@ -11,12 +11,12 @@ import hashlib
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from atmpvault.archive.documents import CONTENT, DocumentVersion, doc_dir
+from atmpvault.archive.documents.versions import CONTENT, DocumentVersion, doc_dir
 from atmpvault.errors import IntegrityError
 from atmpvault.repository.git import RepositoryError
 
 if TYPE_CHECKING:
-    from atmpvault.archive.vault import Progress, Vault
+    from atmpvault.archive.core.vault import Progress, Vault
 
 
 def verify(vault: Vault, progress: Progress | None = None) -> list[str]:

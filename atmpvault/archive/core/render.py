@@ -15,7 +15,7 @@ import jinja2
 
 from atmpvault.errors import VaultError
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
 
 class TemplateProblem(VaultError):

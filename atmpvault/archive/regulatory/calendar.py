@@ -20,11 +20,11 @@ from datetime import date, timedelta
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Protocol
 
-from atmpvault.archive import values
+from atmpvault.archive.core import values
 from atmpvault.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from atmpvault.archive.vault import Vault
+    from atmpvault.archive.core.vault import Vault
 
 RULES_FILE = "fda_milestones.json"
 VAULT_RULES_PATH = f"config/rules/{RULES_FILE}"
@@ -182,7 +182,7 @@ class Rules:
 
 def parse_rules(raw: bytes, origin: str) -> Rules:
     """Validate a rules file; any problem is one InvalidRules naming the rule and field."""
-    from atmpvault.archive.regulatory import TRIGGERS
+    from atmpvault.archive.regulatory.applications import TRIGGERS
 
     try:
         data = json.loads(raw)
@@ -457,7 +457,7 @@ def milestones(
     `today`. The CLI's default window (everything overdue plus the next 30 days) is
     `milestones(vault, today, end=today + timedelta(days=30))`.
     """
-    from atmpvault.archive.regulatory import Regulatory
+    from atmpvault.archive.regulatory.applications import Regulatory
 
     if kind is not None and kind not in KINDS:
         raise InvalidInput(f"unknown milestone kind {kind!r}; kinds: {', '.join(KINDS)}")

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from atmpvault.archive import values
+from atmpvault.archive.core import values
 from atmpvault.errors import InvalidInput, NotFound, VaultError
 
 if TYPE_CHECKING:
-    from atmpvault.archive.vault import Vault
+    from atmpvault.archive.core.vault import Vault
 
 APPS_ROOT = "regulatory/applications"
 EVENTS_ROOT = "regulatory/events"

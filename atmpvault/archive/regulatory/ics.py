@@ -15,8 +15,8 @@ from pathlib import Path
 
 from icalendar import Calendar, Event
 
-from atmpvault.archive import values
-from atmpvault.archive.calendar import Milestone
+from atmpvault.archive.core import values
+from atmpvault.archive.regulatory.calendar import Milestone
 from atmpvault.errors import VaultError
 
 PRODID = "-//atmpvault//FDA milestone calendar//EN"

@@ -34,12 +34,12 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from atmpvault.archive import values
-from atmpvault.archive.render import render
+from atmpvault.archive.core import values
+from atmpvault.archive.core.render import render
 from atmpvault.errors import InvalidInput, NotFound, NothingChanged, VaultError
 
 if TYPE_CHECKING:
-    from atmpvault.archive.vault import Vault
+    from atmpvault.archive.core.vault import Vault
 
 NOTICES_DIR = "notices"
 OUTBOX_DIR = "outbox"
@@ -173,7 +173,7 @@ class DistributionLists:
     def _change(
         self, name: str, addresses: tuple[str, ...] | None, reason: str, actor: str | None
     ) -> None:
-        from atmpvault.archive.vault import CONFIG_PATH, VaultConfig
+        from atmpvault.archive.core.vault import CONFIG_PATH, VaultConfig
 
         vault = self.vault
         with vault.writing():
@@ -278,7 +278,7 @@ class Notices:
 
     >>> notice = Notices(vault).send(
     ...     "milestone/IND-012345/EVT-000001/IND_EFFECTIVE/2026-02-04/due-7d",
-    ...     ["regulatory-leadership"], "milestone-alert", "IND_EFFECTIVE due in 7 days",
+    ...     ["regulatory-leadership"], "regulatory/milestone-alert", "IND_EFFECTIVE due in 7 days",
     ...     {"m": milestone, ...},
     ... )
     >>> notice.delivery

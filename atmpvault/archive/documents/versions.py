@@ -9,12 +9,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from atmpvault.archive import values
+from atmpvault.archive.core import values
 from atmpvault.errors import InvalidInput, NotFound, NothingChanged, VaultError
 
 if TYPE_CHECKING:
-    from atmpvault.archive.catalog import Filters
-    from atmpvault.archive.vault import Change, Vault
+    from atmpvault.archive.core.catalog import Filters
+    from atmpvault.archive.core.vault import Change, Vault
     from atmpvault.indexer.extract import Extraction
 
 DOCS_ROOT = "docs"
@@ -249,7 +249,7 @@ class Documents:
         moment: datetime,
     ) -> tuple[DocumentVersion, Change]:
         """The commit that records `version`: its bytes (None: unchanged), text and record."""
-        from atmpvault.archive.vault import Change
+        from atmpvault.archive.core.vault import Change
 
         where = doc_dir(version.id)
         files: dict[str, bytes | None] = {}

@@ -1,0 +1,548 @@
+"""Submission packages: eCTD v3.2.2-style sequences assembled from archived documents.
+
+A package is one sequence (four digits, 0000 first) of one application. Its record,
+at regulatory/packages/<APP>/<NNNN>.json, lists the leaves: each pins one archived
+document version to a path in the sequence, with a lifecycle operation. Building
+writes the sequence (m1-m5 folders, index.xml with an MD5 per leaf, index-md5.txt and
+a SHA-256 manifest) to a folder or a byte-reproducible zip. Finalising tags the commit
+that records the submitted package (seq/<APP>/<NNNN>); from then on its leaves cannot
+change and a build reads them from the tagged commit.
+
+The backbone is eCTD-*style*: leaves sit under their module element (m1-m5) with the
+section path carried by their href, not under the full ICH heading tree, and no
+util/dtd or util/style files are shipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from atmpvault.archive.core import values
+from atmpvault.archive.documents.versions import WITHDRAWN, DocumentVersion
+from atmpvault.archive.regulatory.submissions.ectd import (
+    INDEX_MD5,
+    PdfCheck,
+    check_collisions,
+    check_href,
+    lay_out,
+    write_folder,
+    write_zip,
+)
+from atmpvault.archive.regulatory.submissions.model import (
+    ACKNOWLEDGED,
+    CALENDAR_TRIGGERS,
+    IN_PREPARATION,
+    PACKAGES_ROOT,
+    PLANNED,
+    SUBMITTED,
+    TYPE_KINDS,
+    Leaf,
+    Package,
+    Submission,
+    _fields,
+    app_id,
+    calendar_date,
+    normalise_name,
+    operation,
+    parse_doc_ref,
+    record_path,
+    section,
+    sequence,
+    submission_type,
+    tag_name,
+)
+from atmpvault.errors import IntegrityError, InvalidInput, NotFound, VaultError
+
+if TYPE_CHECKING:
+    from atmpvault.archive.core.vault import Vault
+    from atmpvault.archive.regulatory.applications import Application
+    from atmpvault.repository.git import GitStore
+
+
+
+def read_packages(store: GitStore, commit: str | None) -> list[Package]:
+    """Every package recorded as of `commit`, in application and sequence order."""
+    if commit is None:
+        return []
+    found = []
+    for path in sorted(store.paths(commit, PACKAGES_ROOT)):
+        if path.endswith(".json"):
+            found.append(Package.from_record(store.read(commit, path)))
+    return found
+
+
+def memberships(store: GitStore, commit: str | None) -> dict[tuple[str, int], list[Submission]]:
+    """(document, version) -> the sequences it is in, as of `commit`."""
+    result: dict[tuple[str, int], list[Submission]] = {}
+    for package in read_packages(store, commit):
+        for leaf in package.leaves:
+            result.setdefault((leaf.doc, leaf.version), []).append(
+                Submission(
+                    package.app,
+                    package.sequence,
+                    package.status,
+                    package.submitted,
+                    leaf.id,
+                    leaf.href,
+                    leaf.operation,
+                    leaf.commit,
+                )
+            )
+    return result
+
+
+def search_tokens(submissions: Iterable[Submission]) -> tuple[str | None, tuple[str, ...]]:
+    """The index's app and sequences values for a version in these sequences.
+
+    The index keeps one app per version, but a version can be in sequences of two
+    applications (an IND and later the BLA), so the sequences field carries 'APP',
+    'APP/NNNN' and 'NNNN' tokens and the --app/--sequence filters match on it exactly.
+    """
+    subs = list(submissions)
+    tokens = set()
+    for sub in subs:
+        tokens.update({sub.app, f"{sub.app}/{sub.sequence}", sub.sequence})
+    apps = sorted({sub.app for sub in subs})
+    return (apps[0] if apps else None), tuple(sorted(tokens))
+
+
+def search_filter(app: str | None, seq: str | None) -> str | None:
+    """The sequences-field term that --app and/or --sequence stand for (see search_tokens)."""
+    app = app_id(app) if app is not None else None
+    seq = sequence(seq) if seq is not None else None
+    if app and seq:
+        return f"{app}/{seq}"
+    return app or seq
+
+
+# -- the domain ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """Where a sequence was written, how many files, and the PDF report."""
+
+    package: Package
+    output: Path
+    files: int
+    pdf_checks: list[PdfCheck]
+    index_md5: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "app": self.package.app,
+            "sequence": self.package.sequence,
+            "output": str(self.output),
+            "files": self.files,
+            "index_md5": self.index_md5,
+            "pdf_checks": [c.to_json() for c in self.pdf_checks],
+        }
+
+
+class Packages:
+    """Creating, filling, building, finalising and listing submission packages."""
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+
+    # -- reading ---------------------------------------------------------------------
+
+    def _read(self, app: str, seq: str, at: str | None = None) -> Package | None:
+        found = self.vault.read_records(record_path(app, seq), at)
+        raw = found.get(record_path(app, seq))
+        return Package.from_record(raw) if raw is not None else None
+
+    def get(self, app: str, seq: str) -> Package:
+        """One package, as recorded now."""
+        app, seq = app_id(app), sequence(seq)
+        found = self._read(app, seq)
+        if found is None:
+            raise NotFound(f"{app} has no sequence {seq}; create it with 'package new'")
+        return found
+
+    def ls(self, app: str) -> list[Package]:
+        """Every sequence of an application, in order."""
+        app = app_id(app)
+        self._require_application(app)
+        return [p for p in read_packages(self.vault.store, self.vault.store.head()) if p.app == app]
+
+    def frozen(self, package: Package) -> Package:
+        """The finalised package as its tag recorded it; refuses if the record drifted."""
+        tag = self.vault.store.tags(tag_name(package.app, package.sequence)).get(
+            tag_name(package.app, package.sequence)
+        )
+        if tag is None:
+            raise IntegrityError(
+                f"{package.name} is recorded as finalised but its tag "
+                f"{tag_name(package.app, package.sequence)} is missing; run "
+                f"'package finalise {package.app} {package.sequence}' again to restore it"
+            )
+        tagged = self._read(package.app, package.sequence, tag)
+        if tagged is None or tagged.leaves != package.leaves:
+            raise IntegrityError(
+                f"{package.name} no longer matches the content frozen by its tag "
+                f"{tag_name(package.app, package.sequence)}"
+            )
+        return tagged
+
+    def submissions_of(self, doc: str, version: int) -> list[Submission]:
+        """The sequences a document version was put in (submitted or not)."""
+        found = memberships(self.vault.store, self.vault.store.head())
+        return found.get((doc, version), [])
+
+    def members(self, app: str | None, seq: str | None) -> dict[tuple[str, int], list[Submission]]:
+        """(document, version) pairs in the sequences named (any of an app, or NNNN)."""
+        app = app_id(app) if app is not None else None
+        seq = sequence(seq) if seq is not None else None
+        if app is not None:
+            self._require_application(app)
+        result = {}
+        for key, subs in memberships(self.vault.store, self.vault.store.head()).items():
+            chosen = [
+                s
+                for s in subs
+                if (app is None or s.app == app) and (seq is None or s.sequence == seq)
+            ]
+            if chosen:
+                result[key] = chosen
+        return result
+
+    def versions_in(
+        self, rows: Iterable[DocumentVersion], app: str | None, seq: str | None
+    ) -> list[DocumentVersion]:
+        """Of the documents `rows` lists, the versions put in the sequences named.
+
+        A sequence pins a version, which need not be the latest, so the listing shows
+        the pinned versions (none later than the row's, e.g. under --as-of).
+        """
+        listed = {r.id: r for r in rows}
+        return [
+            self.vault.documents.show(doc, version)
+            for doc, version in sorted(self.members(app, seq))
+            if doc in listed and version <= listed[doc].version
+        ]
+
+    def _require_application(self, app: str) -> Application:
+        from atmpvault.archive.regulatory.applications import Regulatory
+
+        return Regulatory(self.vault).app(app)
+
+    # -- writing ---------------------------------------------------------------------
+
+    def _commit(self, package: Package, action: str, subject: str, reason: str | None) -> str:
+        return self.vault.commit_records(
+            {record_path(package.app, package.sequence): package.record()},
+            subject,
+            {"Action": action, "Package": package.name},
+            reason=reason,
+        )
+
+    def new(self, app: str, seq: str, type: str) -> Package:
+        """Plan a new sequence of an application; a sequence number is used once."""
+        app, seq, type = app_id(app), sequence(seq), submission_type(type)
+        vault = self.vault
+        with vault.writing():
+            application = self._require_application(app)
+            kinds = TYPE_KINDS.get(type)
+            if kinds is not None and application.kind not in kinds:
+                raise VaultError(
+                    f"{type} is a {' or '.join(k.upper() for k in kinds)} submission; "
+                    f"{app} is an {application.kind.upper()}"
+                )
+            existing = self._read(app, seq)
+            if existing is not None:
+                raise VaultError(
+                    f"sequence {seq} of {app} is already used ({existing.type}, "
+                    f"{existing.status}); sequence numbers are never reused"
+                )
+            package = Package(
+                app=app,
+                sequence=seq,
+                type=type,
+                status=PLANNED,
+                created_at=values.iso(values.now()),
+                created_by=vault.actor,
+            )
+            self._commit(package, "package-new", f"package new {package.name} ({type})", None)
+        return package
+
+    def add(
+        self,
+        app: str,
+        seq: str,
+        doc_ref: str,
+        section_path: str,
+        op: str = "new",
+        modifies: str | None = None,
+        title: str | None = None,
+    ) -> tuple[Package, Leaf]:
+        """Pin a document version to a section of a sequence in preparation."""
+        app, seq = app_id(app), sequence(seq)
+        doc, number = parse_doc_ref(doc_ref)
+        where, op = section(section_path), operation(op)
+        title = values.title(title)
+        if op == "new" and modifies is not None:
+            raise InvalidInput("--modifies applies to replace, append and delete, not new")
+        if op != "new" and modifies is None:
+            raise InvalidInput(
+                f"--operation {op} needs --modifies APP/NNNN/LEAF naming the earlier leaf"
+            )
+        vault = self.vault
+        with vault.writing():
+            package = self.get(app, seq)
+            if package.finalised:
+                raise VaultError(
+                    f"sequence is finalised: {package.name} was submitted on "
+                    f"{package.submitted}; plan a new sequence instead"
+                )
+            version = self._version(doc, number)
+            target, target_leaf = (
+                self._modified(package, modifies) if modifies is not None else (None, None)
+            )
+            leaf = self._leaf(package, version, where, op, title, target, target_leaf)
+            check_collisions([*package.leaves, leaf])
+            if leaf.href is not None:
+                check_href(leaf.href, seq)
+            updated = Package(
+                **{
+                    **_fields(package),
+                    "status": IN_PREPARATION,
+                    "leaves": (*package.leaves, leaf),
+                }
+            )
+            self._commit(
+                updated,
+                "package-add",
+                f"package add {doc} v{version.version} to {package.name} as {leaf.id} ({op})",
+                None,
+            )
+        return updated, leaf
+
+    def _version(self, doc: str, number: int | None) -> DocumentVersion:
+        found = self.vault.documents.show(doc, number)
+        if found.status == WITHDRAWN:
+            raise VaultError(
+                f"{doc} version {found.version} records its withdrawal; "
+                "a withdrawn document cannot be submitted"
+            )
+        return found
+
+    def _modified(self, package: Package, ref: str) -> tuple[str, Leaf]:
+        """The earlier leaf named by APP/NNNN/LEAF (an href or a leaf id)."""
+        app, _, rest = ref.partition("/")
+        seq, _, leaf_ref = rest.partition("/")
+        if not app or not seq or not leaf_ref:
+            raise InvalidInput(
+                f"--modifies {ref[:80]!r}: use APP/NNNN/LEAF, e.g. IND-012345/0000/m3/32p/spec.pdf"
+            )
+        app, seq = app_id(app), sequence(seq)
+        if app != package.app:
+            raise VaultError(f"--modifies must name a leaf of {package.app}, not of {app}")
+        if seq >= package.sequence:
+            raise VaultError(
+                f"--modifies must name an earlier sequence than {package.sequence}, not {seq}"
+            )
+        earlier = self._read(app, seq)
+        if earlier is None:
+            raise NotFound(f"{app} has no sequence {seq}")
+        if not earlier.finalised:
+            raise VaultError(
+                f"{app}/{seq} is not finalised ({earlier.status}); only submitted leaves "
+                "can be replaced, appended to or deleted"
+            )
+        for leaf in self.frozen(earlier).leaves:
+            if leaf_ref in (leaf.id, leaf.href):
+                if leaf.operation == "delete" or leaf.href is None:
+                    raise VaultError(f"{ref} is a delete leaf; it has no file to modify")
+                return f"{app}/{seq}/{leaf.href}", leaf
+        raise NotFound(f"{app}/{seq} has no leaf {leaf_ref!r}; see 'package show {app} {seq}'")
+
+    def _leaf(
+        self,
+        package: Package,
+        version: DocumentVersion,
+        where: str,
+        op: str,
+        title: str | None,
+        modifies: str | None,
+        target: Leaf | None,
+    ) -> Leaf:
+        number = len(package.leaves) + 1
+        href = None if op == "delete" else f"{where}/{normalise_name(version.filename)}"
+        return Leaf(
+            id=f"leaf-{number:04d}",
+            doc=version.id,
+            version=version.version,
+            sha256=version.sha256,
+            commit=version.commit,
+            filename=version.filename,
+            section=where,
+            href=href,
+            operation=op,
+            title=title or version.title or version.filename,
+            modifies=modifies,
+            modifies_leaf=target.id if target is not None else None,
+            added_at=values.iso(values.now()),
+            added_by=self.vault.actor,
+        )
+
+    def build(self, app: str, seq: str, output: Path) -> BuildResult:
+        """Lay out the sequence, check it, and write it to a folder or a .zip."""
+        package = self.get(app, seq)
+        if package.finalised:
+            package = self.frozen(package)
+        layout = lay_out(self.vault, package)
+        if output.suffix.lower() == ".zip":
+            if not output.parent.is_dir():
+                raise NotFound(f"no such folder: {output.parent}")
+            if output.is_dir():
+                raise VaultError(f"{output} is a folder; give a new .zip file name")
+            written = output
+            _guard(lambda: write_zip(layout, output), output)
+        else:
+            if output.exists() and not output.is_dir():
+                raise VaultError(f"{output} exists and is not a folder")
+            output.mkdir(parents=True, exist_ok=True)
+            written = _guard(lambda: write_folder(layout, output), output)
+        return BuildResult(
+            package,
+            written,
+            len(layout.files),
+            layout.pdf_checks,
+            layout.files[INDEX_MD5].decode("ascii"),
+        )
+
+    def finalise(self, app: str, seq: str, submitted: str) -> Package:
+        """Freeze a sequence as submitted: record it, tag that commit, feed the calendar.
+
+        Run again after an interruption, it restores a missing tag or calendar event.
+        """
+        app, seq = app_id(app), sequence(seq)
+        day = calendar_date(submitted, "--submitted")
+        vault = self.vault
+        with vault.writing():
+            package = self.get(app, seq)
+            tag = tag_name(app, seq)
+            if package.finalised:
+                repaired = False
+                if tag not in vault.store.tags(tag):
+                    self._retag(package)
+                    repaired = True
+                if self._calendar_pending(package):
+                    package = self._feed_calendar(package)
+                    repaired = True
+                if repaired:
+                    return package
+                raise VaultError(
+                    f"sequence is finalised: {package.name} was submitted on {package.submitted}"
+                )
+            lay_out(vault, package)  # a frozen sequence must be buildable
+            for leaf in package.leaves:
+                if leaf.modifies is not None:
+                    earlier = self.get(app, leaf.modifies.split("/")[1])
+                    if earlier.submitted and earlier.submitted > day.isoformat():
+                        raise VaultError(
+                            f"{leaf.id} modifies {earlier.name}, submitted on "
+                            f"{earlier.submitted}, after {day.isoformat()}"
+                        )
+            now = values.now()
+            final = Package(
+                **{
+                    **_fields(package),
+                    "status": SUBMITTED,
+                    "submitted": day.isoformat(),
+                    "finalised_at": values.iso(now),
+                    "finalised_by": vault.actor,
+                    "tag": tag,
+                }
+            )
+            sha = self._commit(
+                final,
+                "package-finalise",
+                f"package finalise {final.name}: submitted {day.isoformat()}",
+                None,
+            )
+            vault.store.tag(tag, sha, f"{final.name} submitted {day.isoformat()}", vault.actor, now)
+            return self._feed_calendar(final)
+
+    def _retag(self, package: Package) -> None:
+        """Restore the tag of a finalisation interrupted between its commit and its tag."""
+        store = self.vault.store
+        for info in store.history():
+            t = info.trailers
+            if t.get("Action") == "package-finalise" and t.get("Package") == package.name:
+                store.tag(
+                    tag_name(package.app, package.sequence),
+                    info.sha,
+                    f"{package.name} submitted {package.submitted}",
+                    self.vault.actor,
+                    values.now(),
+                )
+                return
+        raise IntegrityError(f"{package.name} is finalised but no finalise commit was found")
+
+    @staticmethod
+    def _calendar_pending(package: Package) -> bool:
+        return package.type in CALENDAR_TRIGGERS and package.calendar_event is None
+
+    def _feed_calendar(self, package: Package) -> Package:
+        """Record the event a finalised supplement starts (e.g. pas-received: the PAS goal)."""
+        from atmpvault.archive.regulatory.applications import Regulatory
+
+        trigger = CALENDAR_TRIGGERS.get(package.type)
+        if trigger is None or package.submitted is None:
+            return package
+        event = Regulatory(self.vault).add_event(
+            package.app,
+            trigger,
+            date.fromisoformat(package.submitted),
+            note=f"submission package {package.name} ({package.type}) finalised",
+        )
+        updated = Package(**{**_fields(package), "calendar_event": event.id})
+        self._commit(
+            updated,
+            "package-calendar",
+            f"package {package.name}: calendar event {event.id} {trigger}",
+            None,
+        )
+        return updated
+
+    def acknowledge(self, app: str, seq: str, on: str) -> Package:
+        """Record FDA's acknowledgement of a submitted sequence."""
+        app, seq = app_id(app), sequence(seq)
+        day = calendar_date(on, "--on")
+        with self.vault.writing():
+            package = self.get(app, seq)
+            if package.status != SUBMITTED:
+                raise VaultError(
+                    f"{package.name} is {package.status}; only a submitted sequence "
+                    "can be acknowledged"
+                )
+            self.frozen(package)
+            assert package.submitted is not None
+            if day.isoformat() < package.submitted:
+                raise InvalidInput(
+                    f"--on {day.isoformat()} is before the submission on {package.submitted}"
+                )
+            updated = Package(
+                **{**_fields(package), "status": ACKNOWLEDGED, "acknowledged": day.isoformat()}
+            )
+            self._commit(
+                updated,
+                "package-acknowledge",
+                f"package acknowledge {updated.name}: {day.isoformat()}",
+                None,
+            )
+        return updated
+
+
+def _guard(write: Any, target: Path) -> Any:
+    """Run a write, turning an OS error into one line naming the target."""
+    try:
+        return write()
+    except OSError as exc:
+        raise VaultError(f"cannot write {target}: {exc.strerror or exc}") from None
