@@ -10,6 +10,7 @@ import zipfile
 import pytest
 
 from atmpvault.archive.core.pdf import make_pdf
+from atmpvault.indexer import safexml
 from atmpvault.indexer.extract import (
     MAX_TEXT_CHARS,
     Extraction,
@@ -238,6 +239,110 @@ def test_malformed_xml() -> None:
 def test_undefined_entity_is_not_expanded() -> None:
     result = extract(b"<a>&secret;</a>", "bad.xml")
     assert not result.searchable
+    assert result.reason == "damaged XML: undefined entity"
+
+
+def test_xml_text_is_capped() -> None:
+    data = b"<r>" + b"<s>abcdefghij</s>" * (MAX_TEXT_CHARS // 10 + 100) + b"</r>"
+    result = extract(data, "big.xml")
+    assert result.searchable
+    assert len(result.text) == MAX_TEXT_CHARS
+    assert result.info["truncated"] == "true"
+
+
+# --- safexml -----------------------------------------------------------------------------
+
+INDEX_XML = b"""<?xml version="1.0" encoding="UTF-8"?>
+<ectd:ectd xmlns:ectd="http://www.ich.org/ectd" xmlns:xlink="http://www.w3.org/1999/xlink">
+  <m1-regional>
+    <leaf ID="L1" operation="new" checksum="0cc175b9c0f1b6a831c399e269772661"
+          checksum-type="md5" xlink:href="m1/us/cover.pdf"><title>Cover letter</title></leaf>
+  </m1-regional>
+  <m3-quality><ectd:leaf ID="L2" xlink:href="m3/32-body-data/spec.pdf"/></m3-quality>
+</ectd:ectd>"""
+
+
+def test_safexml_parse_finds_elements_by_local_name() -> None:
+    root = safexml.parse(INDEX_XML)
+    assert safexml.local_name(root.tag) == "ectd"
+    leaves = [safexml.attributes(e) for e in safexml.iter_local(root, "leaf")]
+    assert leaves == [
+        {
+            "ID": "L1",
+            "operation": "new",
+            "checksum": "0cc175b9c0f1b6a831c399e269772661",
+            "checksum-type": "md5",
+            "href": "m1/us/cover.pdf",
+        },
+        {"ID": "L2", "href": "m3/32-body-data/spec.pdf"},
+    ]
+    assert [e.text for e in safexml.iter_local(root, "title")] == ["Cover letter"]
+    assert list(safexml.iter_local(safexml.parse(b"<leaf a='1'/>"), "leaf"))  # the root too
+
+
+@pytest.mark.parametrize(
+    "data", [ENTITY_BOMB, EXTERNAL_ENTITY, b'<!DOCTYPE html SYSTEM "x.dtd"><html/>']
+)
+def test_safexml_refuses_doctypes(data: bytes) -> None:
+    with pytest.raises(safexml.UnsafeXml, match="DOCTYPE") as caught:
+        safexml.parse(data)
+    assert isinstance(caught.value, safexml.XmlProblem)
+    assert isinstance(caught.value, ValueError)
+    with pytest.raises(safexml.UnsafeXml):
+        safexml.feed(data, _Ignore())
+
+
+@pytest.mark.parametrize(
+    ("data", "reason", "line", "column"),
+    [
+        (b"<a><b></a>", "mismatched tag", 1, 8),
+        (b"<a>\n<1/></a>", "not well-formed (invalid token)", 2, 1),
+        (b"<a>&secret;</a>", "undefined entity", 1, 3),
+        (b"", "no element found", 1, 0),
+    ],
+)
+def test_safexml_errors_read_like_expat(data: bytes, reason: str, line: int, column: int) -> None:
+    with pytest.raises(safexml.XmlError) as caught:
+        safexml.parse(data)
+    error = caught.value
+    assert str(error) == f"{reason}: line {line}, column {column}"
+    assert (error.reason, error.line, error.column) == (reason, line, column)
+    assert isinstance(error, safexml.XmlProblem)
+
+
+class _Ignore:
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        pass
+
+    def end(self, tag: str) -> None:
+        pass
+
+    def data(self, text: str) -> None:
+        pass
+
+
+def test_safexml_feed_streams_events_in_order() -> None:
+    events: list[tuple[str, ...]] = []
+
+    class Record(_Ignore):
+        def start(self, tag: str, attrib: dict[str, str]) -> None:
+            events.append(("start", tag, *attrib))
+
+        def end(self, tag: str) -> None:
+            events.append(("end", tag))
+
+        def data(self, text: str) -> None:
+            events.append(("data", text))
+
+    safexml.feed(b'<r xmlns="urn:x"><s n="1">a &amp; b</s>tail</r>', Record())
+    assert events == [
+        ("start", "{urn:x}r"),
+        ("start", "{urn:x}s", "n"),
+        ("data", "a & b"),
+        ("end", "{urn:x}s"),
+        ("data", "tail"),
+        ("end", "{urn:x}r"),
+    ]
 
 
 # --- DOCX --------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 `extract` never raises for bad content: a file whose text cannot be read (encrypted,
 scanned, damaged, unsupported) comes back with searchable=False and a reason a user can
 read. PDF text comes from pypdfium2 (fast); pypdf inspects the file (version, pages,
-encryption, metadata). XML (and DOCX, which is zipped XML) is parsed with expat and any
-DOCTYPE is refused, so no entity can be declared, expanded or fetched.
+encryption, metadata). XML (and DOCX, which is zipped XML) is streamed through
+indexer.safexml, which refuses any DOCTYPE, so no entity can be declared, expanded or
+fetched.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Any
-from xml.parsers import expat
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from atmpvault.indexer.safexml import Target
 
 MAX_TEXT_CHARS = 2_000_000
 MAX_DOCX_XML_BYTES = 64 * 1024 * 1024  # guards against zip bombs
@@ -30,7 +33,10 @@ NO_TEXT_LAYER = "no text layer (image-only or scanned PDF)"
 NOT_A_PDF = "not a PDF although named .pdf"
 UNSAFE_XML = "unsafe XML refused: DOCTYPE and ENTITY declarations are not allowed"
 
-_W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_W_TEXT, _W_PARAGRAPH, _W_TAB = f"{_W}t", f"{_W}p", f"{_W}tab"
+_W_BREAKS = frozenset({f"{_W}br", f"{_W}cr"})
+_DC_TITLE = "{http://purl.org/dc/elements/1.1/}title"
 
 
 @dataclass(frozen=True)
@@ -257,23 +263,23 @@ def _json(data: bytes) -> Extraction:
     return _text("\n".join(parts), {"format": "json"})
 
 
-class _UnsafeXml(Exception):
-    pass
+class _XmlText:
+    """Collects an XML document's character data, a line break after each element."""
 
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.size = 0
 
-def _safe_parser(namespaces: bool = False) -> Any:
-    """An expat parser that refuses any DOCTYPE, so no entity can be declared or fetched."""
-    parser = expat.ParserCreate(namespace_separator=" " if namespaces else None)
-    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    def start(self, _tag: str, _attrib: dict[str, str]) -> None:
+        pass
 
-    def forbid(*_args: object) -> None:
-        raise _UnsafeXml
+    def end(self, _tag: str) -> None:
+        self.parts.append("\n")
 
-    parser.StartDoctypeDeclHandler = forbid
-    parser.EntityDeclHandler = forbid
-    parser.UnparsedEntityDeclHandler = forbid
-    parser.ExternalEntityRefHandler = forbid  # type: ignore[assignment]
-    return parser
+    def data(self, text: str) -> None:
+        if self.size < MAX_TEXT_CHARS:
+            self.parts.append(text)
+            self.size += len(text)
 
 
 def xml_text(data: bytes) -> str:
@@ -281,28 +287,20 @@ def xml_text(data: bytes) -> str:
 
     Raises ExtractionError if the XML declares a DOCTYPE or is not well-formed.
     """
-    parser = _safe_parser()
-    parts: list[str] = []
-    size = [0]
-
-    def chars(text: str) -> None:
-        if size[0] < MAX_TEXT_CHARS:
-            parts.append(text)
-            size[0] += len(text)
-
-    parser.CharacterDataHandler = chars
-    parser.EndElementHandler = lambda _name: parts.append("\n")
-    _parse(parser, data, "XML")
-    return "\n".join(line.strip() for line in "".join(parts).splitlines() if line.strip())
+    collected = _XmlText()
+    _parse(data, collected, "XML")
+    return "\n".join(line.strip() for line in "".join(collected.parts).splitlines() if line.strip())
 
 
-def _parse(parser: Any, data: bytes, kind: str) -> None:
+def _parse(data: bytes, target: Target, kind: str) -> None:
+    from atmpvault.indexer import safexml
+
     try:
-        parser.Parse(data, True)
-    except _UnsafeXml as exc:
+        safexml.feed(data, target)
+    except safexml.UnsafeXml as exc:
         raise ExtractionError(UNSAFE_XML) from exc
-    except expat.ExpatError as exc:
-        raise ExtractionError(f"damaged {kind}: {expat.ErrorString(exc.code)}") from exc
+    except safexml.XmlError as exc:
+        raise ExtractionError(f"damaged {kind}: {exc.reason}") from exc
 
 
 def _xml(data: bytes) -> Extraction:
@@ -349,68 +347,66 @@ def _read_small(archive: zipfile.ZipFile, name: str) -> bytes | None:
     return archive.read(entry) if entry.file_size <= 1024 * 1024 else None
 
 
+class _DocxText:
+    """Collects the paragraphs of a DOCX body (word/document.xml): w:t text, tabs, breaks."""
+
+    def __init__(self) -> None:
+        self.paragraphs: list[str] = []
+        self.current: list[str] = []
+        self.in_text = False
+        self.size = 0
+
+    def start(self, tag: str, _attrib: dict[str, str]) -> None:
+        if tag == _W_TEXT:
+            self.in_text = True
+        elif tag == _W_TAB:
+            self.current.append("\t")
+        elif tag in _W_BREAKS:
+            self.current.append("\n")
+
+    def end(self, tag: str) -> None:
+        if tag == _W_TEXT:
+            self.in_text = False
+        elif tag == _W_PARAGRAPH:
+            self.paragraphs.append("".join(self.current))
+            self.current.clear()
+
+    def data(self, text: str) -> None:
+        if self.in_text and self.size < MAX_TEXT_CHARS:
+            self.current.append(text)
+            self.size += len(text)
+
+
 def _docx_text(body: bytes) -> str:
-    parser = _safe_parser(namespaces=True)
-    paragraphs: list[str] = []
-    current: list[str] = []
-    in_text = [False]
-    size = [0]
+    collected = _DocxText()
+    _parse(body, collected, "DOCX")
+    if collected.current:
+        collected.paragraphs.append("".join(collected.current))
+    return "\n".join(collected.paragraphs)
 
-    def start(name: str, _attrs: dict[str, str]) -> None:
-        ns, _, local = name.rpartition(" ")
-        if ns != _W_NS:
-            return
-        if local == "t":
-            in_text[0] = True
-        elif local == "tab":
-            current.append("\t")
-        elif local in ("br", "cr"):
-            current.append("\n")
 
-    def end(name: str) -> None:
-        ns, _, local = name.rpartition(" ")
-        if ns != _W_NS:
-            return
-        if local == "t":
-            in_text[0] = False
-        elif local == "p":
-            paragraphs.append("".join(current))
-            current.clear()
+class _CoreTitle:
+    """Collects dc:title from DOCX core properties (docProps/core.xml)."""
 
-    def chars(text: str) -> None:
-        if in_text[0] and size[0] < MAX_TEXT_CHARS:
-            current.append(text)
-            size[0] += len(text)
+    def __init__(self) -> None:
+        self.title: list[str] = []
+        self.inside = False
 
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = chars
-    _parse(parser, body, "DOCX")
-    if current:
-        paragraphs.append("".join(current))
-    return "\n".join(paragraphs)
+    def start(self, tag: str, _attrib: dict[str, str]) -> None:
+        self.inside = tag == _DC_TITLE
+
+    def end(self, _tag: str) -> None:
+        self.inside = False
+
+    def data(self, text: str) -> None:
+        if self.inside:
+            self.title.append(text)
 
 
 def _core_title(core: bytes) -> str | None:
-    parser = _safe_parser(namespaces=True)
-    title: list[str] = []
-    inside = [False]
-
-    def start(name: str, _attrs: dict[str, str]) -> None:
-        inside[0] = name == "http://purl.org/dc/elements/1.1/ title"
-
-    def end(_name: str) -> None:
-        inside[0] = False
-
-    def chars(text: str) -> None:
-        if inside[0]:
-            title.append(text)
-
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
-    parser.CharacterDataHandler = chars
+    collected = _CoreTitle()
     try:
-        _parse(parser, core, "DOCX")
+        _parse(core, collected, "DOCX")
     except ExtractionError:
         return None
-    return "".join(title).strip() or None
+    return "".join(collected.title).strip() or None

@@ -1,8 +1,13 @@
 """The full-text index façade: one API over the tantivy and Whoosh engines.
 
-The index is a projection of the repository: it holds every version of every document,
-flags the latest version of each id, and remembers the repository commit it has applied
-(in STATE.json, readable without loading any engine). It can always be rebuilt.
+The index is a projection of the repository: it holds every version of every document
+and record (a hit's `kind` says which), flags the latest version of each id, and
+remembers the repository commit it has applied (in STATE.json, readable without loading
+any engine). It can always be rebuilt: data of another engine or of another schema
+version is discarded on open, and `Index.discarded` says why.
+
+Workflows contribute keyword tags, (field, value) pairs such as ("app", "IND-012345");
+filters match them exactly and the fields named to `Index.open` are query fields.
 
 Query language: see atmpvault.indexer.query. Snippets mark matched words as «word».
 """
@@ -22,18 +27,21 @@ from typing import Any, Self
 
 from atmpvault.errors import InvalidInput
 from atmpvault.indexer.query import (
+    FIELDS,
     HIGHLIGHT_CLOSE,
     HIGHLIGHT_OPEN,
     Highlighter,
     QueryError,
     filter_range,
     parse,
+    tag_field,
 )
 
 __all__ = [
     "ENGINE_NAMES",
     "HIGHLIGHT_CLOSE",
     "HIGHLIGHT_OPEN",
+    "SCHEMA_VERSION",
     "Hit",
     "Index",
     "IndexDoc",
@@ -45,12 +53,20 @@ __all__ = [
 
 STATE_FILE = "STATE.json"
 STATE_FORMAT = 1
+# The layout of the engines' data; data of another schema is discarded and rebuilt.
+# 1: app and sequences fields (STATE.json without "schema"); 2: kind and tags.
+SCHEMA_VERSION = 2
 ENGINE_NAMES = ("tantivy", "whoosh")
+DOCUMENT = "document"
 
 
 @dataclass(frozen=True)
 class IndexDoc:
-    """One version of one document, as the index sees it."""
+    """One version of one document or record, as the index sees it.
+
+    `kind` is what a hit is: "document", or a record kind such as "event". `tags` are
+    (field, value) keyword pairs contributed by workflows; a field may repeat.
+    """
 
     id: str
     version: int
@@ -63,21 +79,25 @@ class IndexDoc:
     recorded_at: str  # ISO UTC, e.g. 2026-03-01T10:00:00.000000+00:00
     status: str
     meta: dict[str, str]
-    app: str | None = None
-    sequences: tuple[str, ...] = ()
+    kind: str = DOCUMENT
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
 class SearchFilters:
-    """Restrictions applied on top of the query; `since`/`until` are inclusive ISO dates."""
+    """Restrictions applied on top of the query; `since`/`until` are inclusive ISO dates.
+
+    Every (field, value) of `tags` must be among a hit's tags (case-insensitive); a hit's
+    kind must be one of `kinds` unless it is empty.
+    """
 
     program: str | None = None
     type: str | None = None
     lot: str | None = None
     since: str | None = None
     until: str | None = None
-    app: str | None = None
-    sequence: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    kinds: tuple[str, ...] = ()
     all_versions: bool = False
 
 
@@ -93,6 +113,7 @@ class Hit:
     snippet: str
     recorded_at: str
     status: str
+    kind: str
 
 
 @dataclass(frozen=True)
@@ -104,12 +125,25 @@ class SearchResult:
 
 
 def read_state(path: Path) -> dict[str, Any] | None:
-    """The index's STATE.json (engine, last_commit, doc_count), or None; loads no engine."""
+    """The index's STATE.json (engine, last_commit, doc_count), or None; loads no engine.
+
+    A state of another schema version is None too: its last_commit does not make the
+    index current, since opening it discards the data.
+    """
+    state = _read_state(Path(path))
+    return state if state is not None and _schema_of(state) == SCHEMA_VERSION else None
+
+
+def _read_state(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads((Path(path) / STATE_FILE).read_text(encoding="utf-8"))
+        data = json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def _schema_of(state: dict[str, Any]) -> object:
+    return state.get("schema", 1)  # STATE.json files of schema 1 did not say
 
 
 def _write_state(path: Path, state: dict[str, Any]) -> None:
@@ -128,11 +162,22 @@ def _write_state(path: Path, state: dict[str, Any]) -> None:
 
 
 class Index:
-    """A full-text index of document versions in a directory; use `Index.open`."""
+    """A full-text index of document and record versions in a directory; use `Index.open`."""
 
-    def __init__(self, path: Path, engine_name: str, engine: Any, last_commit: str | None):
+    def __init__(
+        self,
+        path: Path,
+        engine_name: str,
+        engine: Any,
+        last_commit: str | None,
+        tag_fields: frozenset[str] = frozenset(),
+        discarded: str | None = None,
+    ):
         self.path = path
         self.engine_name = engine_name
+        self.tag_fields = tag_fields
+        # Why the data found on open was thrown away (the index is empty), or None.
+        self.discarded = discarded
         self._engine = engine
         self._last_commit = last_commit
         # Within a session (until commit): id -> (latest version, that version's doc if it
@@ -141,28 +186,34 @@ class Index:
         self._session_keys: set[tuple[str, int]] = set()
 
     @classmethod
-    def open(cls, path: Path, engine: str = "tantivy") -> Index:
-        """Open (creating if needed) the index in `path` with the named engine."""
+    def open(cls, path: Path, engine: str = "tantivy", tag_fields: Iterable[str] = ()) -> Index:
+        """Open (creating if needed) the index in `path` with the named engine.
+
+        `tag_fields` are the tag fields queries may name (`app:IND-012345`).
+        """
         from atmpvault.indexer.engines import open_engine
 
         if engine not in ENGINE_NAMES:
             raise InvalidInput(
                 f"unknown index engine {engine!r}; choose one of: {', '.join(ENGINE_NAMES)}"
             )
+        fields = _tag_fields(tag_fields)
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         data_dir = path / engine
-        state = read_state(path)
-        # Data not vouched for by STATE.json (another engine's, or from before a crash
-        # during creation) is discarded: the index is rebuilt from the repository.
-        trusted = state is not None and state.get("engine") == engine and data_dir.is_dir()
+        state = _read_state(path)
+        # Data not vouched for by STATE.json (another engine's, another schema's, or from
+        # before a crash during creation) is discarded: the index is rebuilt from the
+        # repository.
+        discarded = _distrust(state, engine, data_dir)
+        trusted = state is not None and discarded is None
         if not trusted:
             if data_dir.exists():
                 shutil.rmtree(data_dir)
             data_dir.mkdir()
         eng = open_engine(engine, data_dir, create=not trusted)
         last_commit = state.get("last_commit") if trusted and state else None
-        index = cls(path, engine, eng, last_commit)
+        index = cls(path, engine, eng, last_commit, fields, discarded)
         if not trusted:
             index._save_state()
         return index
@@ -183,6 +234,7 @@ class Index:
             self.path,
             {
                 "format": STATE_FORMAT,
+                "schema": SCHEMA_VERSION,
                 "engine": self.engine_name,
                 "last_commit": self._last_commit,
                 "doc_count": self._engine.count(),
@@ -194,6 +246,11 @@ class Index:
         """Index document versions (not yet durable: call commit); returns how many."""
         by_id: dict[str, dict[int, IndexDoc]] = {}
         for doc in docs:
+            for name, _value in doc.tags:
+                try:
+                    tag_field(name)
+                except ValueError as exc:
+                    raise ValueError(f"{doc.id} v{doc.version}: {exc}") from None
             by_id.setdefault(doc.id, {})[doc.version] = doc
         added = 0
         for doc_id, versions in by_id.items():
@@ -247,10 +304,15 @@ class Index:
         limit: int = 20,
         facets: bool = False,
     ) -> SearchResult:
-        """Search committed documents; latest versions only unless filters.all_versions."""
+        """Search committed versions; latest versions only unless filters.all_versions."""
         filters = filters or SearchFilters()
-        node = parse(query)
+        node = parse(query, self.tag_fields)
         filter_range(filters.since, filters.until)  # a bad date is a QueryError, up front
+        for name, _value in filters.tags:
+            try:
+                tag_field(name)
+            except ValueError as exc:
+                raise QueryError(str(exc)) from None
         result = self._engine.search(node, filters, max(0, limit), facets)
         highlighter = Highlighter(node)
         hits = [
@@ -265,6 +327,7 @@ class Index:
                 snippet=highlighter.snippet(h.doc.text) or (h.doc.title or ""),
                 recorded_at=h.doc.recorded_at,
                 status=h.doc.status,
+                kind=h.doc.kind,
             )
             for h in result.hits
         ]
@@ -277,6 +340,11 @@ class Index:
         self._session_keys.clear()
         self._last_commit = None
         self._save_state()
+
+    def fetch(self, doc_id: str, version: int) -> IndexDoc | None:
+        """The committed document of one version, tags and all, or None; to re-put changed."""
+        result: IndexDoc | None = self._engine.fetch(doc_id, version)
+        return result
 
     def entries(self) -> set[tuple[str, int]]:
         """Every (id, version) committed to the index."""
@@ -293,3 +361,36 @@ class Index:
         if self._engine is not None:
             self._engine.close()
             self._engine = None
+
+
+def _tag_fields(names: Iterable[str]) -> frozenset[str]:
+    """Tag field names for the query language, lowercased; a clash or a bad name refused."""
+    fields: set[str] = set()
+    for name in names:
+        try:
+            field_name = tag_field(name)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        if field_name in FIELDS:
+            raise InvalidInput(f"tag field {name!r} clashes with the index's own field")
+        fields.add(field_name)
+    return frozenset(fields)
+
+
+def _distrust(state: dict[str, Any] | None, engine: str, data_dir: Path) -> str | None:
+    """Why the data in `data_dir` cannot be used as it is, or None if it can.
+
+    None also when there is nothing to discard (a new index): `Index.discarded` is meant
+    for a notice that the index is being rebuilt.
+    """
+    if state is None:
+        if data_dir.is_dir() and any(data_dir.iterdir()):
+            return "index data has no STATE.json (its creation was interrupted)"
+        return None
+    if state.get("engine") != engine:
+        return f"index engine {state.get('engine')} is not {engine}"
+    if _schema_of(state) != SCHEMA_VERSION:
+        return f"index schema {_schema_of(state)} is not {SCHEMA_VERSION}"
+    if not data_dir.is_dir():
+        return f"index data of {engine} is missing"
+    return None

@@ -12,8 +12,12 @@ answers it. The grammar::
     range   := recorded_at:[FROM TO UNTIL]  ([ ] inclusive, { } exclusive, * open)
 
 Operators are uppercase; lowercase and/or/not are ordinary words. Keyword fields (ids,
-program codes, lots, statuses) match their whole value, case-insensitively; text fields
-match words. Matched words are highlighted in snippets as «word».
+program codes, lots, statuses, kinds) match their whole value, case-insensitively; text
+fields match words. Matched words are highlighted in snippets as «word».
+
+Tag fields are the names workflows tag documents and records with (app, sequence ...);
+the index tells the parser which exist. `app:IND-012345` becomes a keyword leaf on the
+one TAGS field with the token `app=ind-012345`, which is how both engines index a tag.
 """
 
 from __future__ import annotations
@@ -25,12 +29,16 @@ from datetime import UTC, date, datetime, timedelta
 
 from atmpvault.errors import InvalidInput
 
-KEYWORD_FIELDS = frozenset({"id", "program", "type", "lot", "status", "app", "sequence"})
+KEYWORD_FIELDS = frozenset({"id", "program", "type", "lot", "status", "kind"})
 TEXT_FIELDS = frozenset({"title", "text", "filename", "meta"})
 DATE_FIELDS = frozenset({"recorded_at"})
 FIELDS = KEYWORD_FIELDS | TEXT_FIELDS | DATE_FIELDS
 # A bare word is looked for in these fields; ids, programs and lots match exactly.
 DEFAULT_FIELDS = ("title", "text", "filename", "id", "program", "lot")
+# The engines' one multi-valued keyword field holding every tag as a `field=value` token;
+# query leaves on a tag field name it (see tag_token).
+TAGS = "tags"
+TAG_SEPARATOR = "="
 
 HIGHLIGHT_OPEN = "«"
 HIGHLIGHT_CLOSE = "»"
@@ -117,6 +125,24 @@ def analyze(text: str) -> list[str]:
 def keyword(value: str) -> str:
     """The indexed form of a keyword value (an id, a program code, a lot): lowercased."""
     return value.strip().lower()
+
+
+def tag_field(name: str) -> str:
+    """A tag field's name as indexed (lowercased); raises ValueError unless letters and _."""
+    if not _FIELD_NAME.fullmatch(name):
+        # The lexer reads a field name as letters and _, and '=' ends the field in a token.
+        raise ValueError(f"a tag field is a name of letters and _, not {name!r}")
+    return name.lower()
+
+
+def tag_token(name: str, value: str) -> str:
+    """The indexed form of the tag (name, value): `name=value`, lowercased."""
+    return f"{tag_field(name)}{TAG_SEPARATOR}{keyword(value)}"
+
+
+def within(a: str, b: str, limit: int) -> bool:
+    """Whether the Levenshtein distance between a and b is at most `limit` (small limits)."""
+    return _within(a, b, limit)
 
 
 def to_micros(moment: datetime) -> int:
@@ -214,9 +240,10 @@ def _lex(query: str) -> list[_Tok]:
 
 
 class _Parser:
-    def __init__(self, query: str) -> None:
+    def __init__(self, query: str, tag_fields: frozenset[str]) -> None:
         self.toks = _lex(query)
         self.i = 0
+        self.tag_fields = tag_fields - FIELDS
 
     def peek(self) -> _Tok | None:
         return self.toks[self.i] if self.i < len(self.toks) else None
@@ -280,8 +307,8 @@ class _Parser:
         tok = self.take()
         if tok.kind == "FIELD":
             name = tok.text.lower()
-            if name not in FIELDS:
-                known = ", ".join(sorted(FIELDS))
+            if name not in FIELDS and name not in self.tag_fields:
+                known = ", ".join(sorted(FIELDS | self.tag_fields))
                 raise QueryError(f"unknown field {tok.text!r}; fields are: {known}")
             nxt = self.peek()
             if nxt is None or nxt.kind not in ("WORD", "PHRASE", "LPAREN", "RANGE"):
@@ -304,9 +331,9 @@ class _Parser:
                 raise QueryError(f"ranges are only supported on recorded_at: {tok.text!r}")
             return _range(tok.text)
         if tok.kind == "PHRASE":
-            return _phrase(field, tok)
+            return _tagged(_phrase(field, tok), self.tag_fields)
         if tok.kind == "WORD":
-            return _word(field, tok.text)
+            return _tagged(_word(field, tok.text), self.tag_fields)
         raise QueryError(f"unexpected {tok.text!r} at position {tok.pos + 1}")
 
 
@@ -371,9 +398,24 @@ def _expand(field: str | None, make: Callable[[str], Node]) -> Node:
     return Or(tuple(make(f) for f in DEFAULT_FIELDS))
 
 
-def parse(query: str) -> Node:
-    """The syntax tree of `query`, every leaf naming its field; raises QueryError."""
-    return _Parser(query).parse()
+def _tagged(node: Node, tag_fields: frozenset[str]) -> Node:
+    """A leaf on a tag field rewritten onto TAGS, its text the `field=value` token."""
+    if isinstance(node, (Term, Phrase, Prefix, Fuzzy)) and node.field in tag_fields:
+        token = tag_token(node.field, node.text)
+        if isinstance(node, Prefix):
+            return Prefix(TAGS, token)
+        if isinstance(node, Fuzzy):
+            return Fuzzy(TAGS, token, node.distance)
+        return Term(TAGS, token)  # a keyword value is one token: a phrase is a term
+    return node
+
+
+def parse(query: str, tag_fields: frozenset[str] = frozenset()) -> Node:
+    """The syntax tree of `query`, every leaf naming its field; raises QueryError.
+
+    Names in `tag_fields` (lowercase) are accepted as fields; their leaves name TAGS.
+    """
+    return _Parser(query, tag_fields).parse()
 
 
 def filter_range(since: str | None, until: str | None) -> DateRange | None:

@@ -23,6 +23,9 @@ ENGINES = {
 
 @dataclass(frozen=True)
 class EngineHit:
+    """A search hit; its doc's tags are left out (a hit shows none, and decoding them
+    for every hit costs measurably), so `fetch` a version to re-put it."""
+
     doc: IndexDoc
     score: float
 
@@ -83,15 +86,23 @@ def open_engine(name: str, directory: Path, *, create: bool) -> Engine:
     return engine
 
 
-def filter_terms(filters: SearchFilters) -> list[tuple[str, str]]:
-    """The keyword fields a search's filters pin, as (field, indexed value), for every engine."""
+def filter_terms(filters: SearchFilters) -> list[tuple[str, tuple[str, ...]]]:
+    """The keyword terms a search's filters pin, for every engine.
+
+    Each entry is (field, indexed values): a hit has one of the values in that field,
+    and every entry must hold. Tags are (TAGS, (`field=value`,)), one entry per pair.
+    """
     from atmpvault.indexer import query as q
 
     pinned = (
         ("program", filters.program),
         ("type", filters.type),
         ("lot", filters.lot),
-        ("app", filters.app),
-        ("sequences", filters.sequence),
     )
-    return [(name, q.keyword(value)) for name, value in pinned if value is not None]
+    out: list[tuple[str, tuple[str, ...]]] = [
+        (name, (q.keyword(value),)) for name, value in pinned if value is not None
+    ]
+    out += [(q.TAGS, (q.tag_token(name, value),)) for name, value in filters.tags]
+    if filters.kinds:
+        out.append(("kind", tuple(sorted({q.keyword(kind) for kind in filters.kinds}))))
+    return out

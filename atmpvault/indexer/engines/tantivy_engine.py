@@ -1,9 +1,11 @@
 """The tantivy search engine (tantivy-py): the only module that imports tantivy.
 
-Keyword fields (id, program, type, lot, status, app, sequence) use a raw, lowercasing
-tokenizer so codes like CART-19 and DOC-000042 match whole; program and type are also
-fast fields (kept in their original case) for facet counts. Each version is one document
-keyed `id@version`; the latest version of each id carries latest=true, and a superseded
+Keyword fields (id, program, type, lot, status, kind) use a raw, lowercasing tokenizer
+so codes like CART-19 and DOC-000042 match whole; program and type are also fast fields
+(kept in their original case) for facet counts. Tags are one multi-valued keyword field,
+`tags`, holding a lowercased `field=value` token per tag (indexed only), with the pairs
+as given stored as JSON in `tags_json` for fetch. Each version is one document keyed
+`id@version`; the latest version of each id carries latest=true, and a superseded
 version is deleted by key and re-added with latest=false.
 """
 
@@ -19,15 +21,14 @@ import tantivy
 
 from atmpvault.indexer import query as q
 from atmpvault.indexer.engines import EngineHit, EngineResult, filter_terms
-from atmpvault.indexer.index import IndexDoc, SearchFilters
+from atmpvault.indexer.index import DOCUMENT, IndexDoc, SearchFilters
 
 KW = "kw"  # raw + lowercase, registered on every open (tokenizers are not persisted)
-STORED_KEYWORDS = ("id", "program", "type", "lot", "status", "app", "recorded_at")
+STORED_KEYWORDS = ("id", "program", "type", "lot", "status", "kind", "recorded_at")
 FACETS = ("program", "type")
 BUCKET_LIMIT = 60_000  # tantivy aborts a terms aggregation past 65,000 buckets
 _ID_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-"  # what document ids are made of
 HEAP_BYTES = 64_000_000  # the writer's indexing budget; import peak memory is a target (<= 400 MB)
-FIELD_FOR = {"sequence": "sequences"}
 
 
 def _schema() -> tantivy.Schema:
@@ -36,7 +37,8 @@ def _schema() -> tantivy.Schema:
     sb.add_text_field("uid", stored=False, tokenizer_name="raw")
     for name in STORED_KEYWORDS:
         sb.add_text_field(name, stored=True, tokenizer_name=KW, fast=name in FACETS)
-    sb.add_text_field("sequences", stored=True, tokenizer_name=KW)
+    sb.add_text_field(q.TAGS, stored=False, tokenizer_name=KW)
+    sb.add_bytes_field("tags_json", stored=True)
     sb.add_integer_field("version", stored=True, indexed=True, fast=True)
     sb.add_boolean_field("latest", indexed=True, fast=True)
     sb.add_integer_field("recorded_ts", indexed=True, fast=True)
@@ -111,7 +113,7 @@ class TantivyEngine:
     def fetch(self, doc_id: str, version: int) -> IndexDoc | None:
         query = tantivy.Query.term_query(self.schema, "key", f"{doc_id}@{version}")
         hits = self.searcher.search(query, 1, count=False).hits
-        return _to_index_doc(self.searcher.doc(hits[0][1])) if hits else None
+        return _to_index_doc(self.searcher.doc(hits[0][1]), tags=True) if hits else None
 
     def put(self, doc: IndexDoc, *, latest: bool, replace: bool) -> None:
         writer = self._w()
@@ -127,6 +129,7 @@ class TantivyEngine:
             "program": doc.program,
             "type": doc.type,
             "status": doc.status,
+            "kind": doc.kind,
             "recorded_at": doc.recorded_at,
             "recorded_ts": q.to_micros(datetime.fromisoformat(doc.recorded_at)),
             "text": doc.text,
@@ -138,10 +141,9 @@ class TantivyEngine:
             fields["lot"] = doc.lot
         if doc.title is not None:
             fields["title"] = doc.title
-        if doc.app is not None:
-            fields["app"] = doc.app
-        if doc.sequences:
-            fields["sequences"] = list(doc.sequences)
+        if doc.tags:
+            fields[q.TAGS] = sorted({q.tag_token(name, value) for name, value in doc.tags})
+            fields["tags_json"] = json.dumps([list(tag) for tag in doc.tags]).encode()
         writer.add_document(tantivy.Document(**fields))
         self._dirty = True
 
@@ -204,7 +206,7 @@ class TantivyEngine:
         parts.append((suffix, f"{re.escape(suffix)}@[0-9]+"))
         for part, pattern in parts:
             sub = tantivy.Query.regex_query(self.schema, "key", pattern)
-            count = self.searcher.search(sub, 1, count=True).count or 0
+            count = getattr(self.searcher.search(sub, 1, count=True), "count", None) or 0
             if count:
                 out |= self._entries(sub, count, part, limit if part != suffix else count)
         return out
@@ -218,7 +220,7 @@ class TantivyEngine:
         query = tantivy.Query.boolean_query(clauses)
         result = self.searcher.search(query, max(limit, 1), count=True)
         hits = [
-            EngineHit(_to_index_doc(self.searcher.doc(address)), float(score))
+            EngineHit(_to_index_doc(self.searcher.doc(address), tags=False), float(score))
             for score, address in result.hits[:limit]
         ]
         counts: dict[str, dict[str, int]] | None = None
@@ -236,8 +238,11 @@ class TantivyEngine:
         out: list[tantivy.Query] = []
         if not filters.all_versions:
             out.append(tantivy.Query.term_query(self.schema, "latest", True))
-        for name, value in filter_terms(filters):
-            out.append(tantivy.Query.term_query(self.schema, name, value))
+        for name, values in filter_terms(filters):
+            if len(values) == 1:
+                out.append(tantivy.Query.term_query(self.schema, name, values[0]))
+            else:
+                out.append(tantivy.Query.term_set_query(self.schema, name, list(values)))
         span = q.filter_range(filters.since, filters.until)
         if span is not None:
             out.append(self._range(span))
@@ -286,14 +291,33 @@ class TantivyEngine:
             return tantivy.Query.empty_query()
         return tantivy.Query.term_set_query(self.schema, name, terms)
 
+    def _fuzzy_tag(self, token: str, distance: int) -> tantivy.Query:
+        """Tags of the token's field whose value is within `distance` edits of its value.
+
+        Expanded from the term dictionary so an edit never crosses into another field's
+        tokens (a fuzzy query on the whole `field=value` token could).
+        """
+        field, sep, value = token.partition(q.TAG_SEPARATOR)
+        head = field + sep
+        terms = [
+            t
+            for t, _ in self.searcher.terms_with_prefix(q.TAGS, head)
+            if q.within(t[len(head) :], value, distance)
+        ]
+        if not terms:
+            return tantivy.Query.empty_query()
+        return tantivy.Query.term_set_query(self.schema, q.TAGS, terms)
+
     def _leaf(self, node: q.Term | q.Phrase | q.Prefix | q.Fuzzy) -> tantivy.Query:
         Q, Occur = tantivy.Query, tantivy.Occur
-        name = FIELD_FOR.get(node.field, node.field)
-        if node.field in q.KEYWORD_FIELDS:
+        name = node.field
+        if name in q.KEYWORD_FIELDS or name == q.TAGS:
             value = q.keyword(node.text)
             if isinstance(node, q.Prefix):
                 return self._prefix(name, value)
             if isinstance(node, q.Fuzzy):
+                if name == q.TAGS:
+                    return self._fuzzy_tag(value, node.distance)
                 return Q.fuzzy_term_query(self.schema, name, value, node.distance, False)
             return Q.term_query(self.schema, name, value)
         words = self.analyzer.analyze(node.text)
@@ -318,7 +342,7 @@ class TantivyEngine:
         return Q.phrase_query(self.schema, name, terms, slop)
 
 
-def _to_index_doc(doc: tantivy.Document) -> IndexDoc:
+def _to_index_doc(doc: tantivy.Document, *, tags: bool) -> IndexDoc:
     d = doc.to_dict()
 
     def first(name: str) -> Any:
@@ -326,6 +350,7 @@ def _to_index_doc(doc: tantivy.Document) -> IndexDoc:
         return values[0] if values else None
 
     meta_raw = first("meta_json")
+    tags_raw = first("tags_json") if tags else None
     return IndexDoc(
         id=first("id"),
         version=int(first("version")),
@@ -338,6 +363,6 @@ def _to_index_doc(doc: tantivy.Document) -> IndexDoc:
         recorded_at=first("recorded_at") or "",
         status=first("status") or "",
         meta=json.loads(bytes(meta_raw)) if meta_raw else {},
-        app=first("app"),
-        sequences=tuple(d.get("sequences", ())),
+        kind=first("kind") or DOCUMENT,
+        tags=tuple((str(k), str(v)) for k, v in json.loads(bytes(tags_raw))) if tags_raw else (),
     )

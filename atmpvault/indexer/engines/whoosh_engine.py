@@ -1,7 +1,9 @@
 """The Whoosh search engine (whoosh-reloaded): the only module that imports whoosh.
 
 Same layout as the tantivy engine: one document per version keyed `id@version`, keyword
-fields lowercased whole, a `latest` flag on the newest version of each id. Whoosh cannot
+fields lowercased whole, a `latest` flag on the newest version of each id, tags as
+lowercased `field=value` tokens in one `tags` field (indexed only; the pairs as given are
+stored as JSON in `tags_json`). Whoosh cannot
 delete a document added by the writer that is still open, so versions put since the
 last commit are buffered and written in one writer session at commit.
 """
@@ -24,16 +26,16 @@ from whoosh.analysis import (  # type: ignore[import-untyped]
 
 from atmpvault.indexer import query as q
 from atmpvault.indexer.engines import EngineHit, EngineResult, filter_terms
-from atmpvault.indexer.index import IndexDoc, SearchFilters
+from atmpvault.indexer.index import DOCUMENT, IndexDoc, SearchFilters
 
 FACETS = ("program", "type")
-FIELD_FOR = {"sequence": "sequences"}
 _WORDS = (
     RegexTokenizer(r"[^\W_]+")
     | LowercaseFilter()
     | StopFilter(stoplist=frozenset(), minsize=1, maxsize=q.MAX_TOKEN_CHARS - 1, renumber=False)
 )
-_SEQUENCES = RegexTokenizer(r"[^\x1f]+") | LowercaseFilter()
+# Tag tokens are joined with a unit separator and split on it again: one term each.
+_TAGS = RegexTokenizer(r"[^\x1f]+") | LowercaseFilter()
 
 
 def _schema() -> fields.Schema:
@@ -50,9 +52,9 @@ def _schema() -> fields.Schema:
         type_f=fields.ID(sortable=True),
         lot=fields.ID(stored=True, analyzer=keyword),
         status=fields.ID(stored=True, analyzer=keyword),
-        app=fields.ID(stored=True, analyzer=keyword),
-        sequences=fields.TEXT(analyzer=_SEQUENCES, phrase=False),
-        sequences_json=fields.STORED(),
+        kind=fields.ID(stored=True, analyzer=keyword),
+        tags=fields.TEXT(analyzer=_TAGS, phrase=False),
+        tags_json=fields.STORED(),
         recorded_at=fields.STORED(),
         recorded_ts=fields.NUMERIC(numtype=int, bits=64, signed=True),
         title=fields.TEXT(stored=True, analyzer=_WORDS),
@@ -94,7 +96,7 @@ class WhooshEngine:
 
     def fetch(self, doc_id: str, version: int) -> IndexDoc | None:
         stored = self.searcher.document(key=f"{doc_id}@{version}")
-        return None if stored is None else _to_index_doc(stored)
+        return None if stored is None else _to_index_doc(stored, tags=True)
 
     def put(self, doc: IndexDoc, *, latest: bool, replace: bool) -> None:
         key = f"{doc.id}@{doc.version}"
@@ -111,19 +113,21 @@ class WhooshEngine:
             "program_f": doc.program,
             "type_f": doc.type,
             "status": doc.status,
+            "kind": doc.kind,
             "recorded_at": doc.recorded_at,
             "recorded_ts": q.to_micros(datetime.fromisoformat(doc.recorded_at)),
             "text": doc.text,
             "filename": doc.filename,
             "meta": "\n".join(f"{k} {v}" for k, v in doc.meta.items()),
             "meta_json": json.dumps(doc.meta, sort_keys=True),
-            "sequences_json": json.dumps(list(doc.sequences)),
         }
-        for name, value in (("lot", doc.lot), ("title", doc.title), ("app", doc.app)):
+        for name, value in (("lot", doc.lot), ("title", doc.title)):
             if value is not None:
                 record[name] = value
-        if doc.sequences:
-            record["sequences"] = "\x1f".join(doc.sequences)
+        if doc.tags:
+            tokens = sorted({q.tag_token(name, value) for name, value in doc.tags})
+            record[q.TAGS] = "\x1f".join(tokens)
+            record["tags_json"] = json.dumps([list(tag) for tag in doc.tags])
         self._pending.pop(key, None)  # keep insertion order = order of the last put
         self._pending[key] = record
 
@@ -185,7 +189,9 @@ class WhooshEngine:
                 f: sorting.FieldFacet(f"{f}_f", maptype=sorting.Count) for f in FACETS
             }
         results = self.searcher.search(main, **kwargs)
-        hits = [EngineHit(_to_index_doc(r.fields()), float(r.score or 0.0)) for r in results]
+        hits = [
+            EngineHit(_to_index_doc(r.fields(), tags=False), float(r.score or 0.0)) for r in results
+        ]
         counts: dict[str, dict[str, int]] | None = None
         if facets:
             counts = {
@@ -198,8 +204,9 @@ class WhooshEngine:
         out: list[query.Query] = []
         if not filters.all_versions:
             out.append(query.Term("latest", "t"))
-        for name, value in filter_terms(filters):
-            out.append(query.Term(name, value))
+        for name, values in filter_terms(filters):
+            terms = [query.Term(name, value) for value in values]
+            out.append(terms[0] if len(terms) == 1 else query.Or(terms))
         span = q.filter_range(filters.since, filters.until)
         if span is not None:
             out.append(_range(span))
@@ -225,13 +232,15 @@ class WhooshEngine:
         return self._leaf(node)
 
     def _leaf(self, node: q.Term | q.Phrase | q.Prefix | q.Fuzzy) -> query.Query:
-        name = FIELD_FOR.get(node.field, node.field)
-        if node.field in q.KEYWORD_FIELDS:
+        name = node.field
+        if name in q.KEYWORD_FIELDS or name == q.TAGS:
             value = q.keyword(node.text)
             if isinstance(node, q.Prefix):
                 return query.Prefix(name, value)
             if isinstance(node, q.Fuzzy):
-                return query.FuzzyTerm(name, value, maxdist=node.distance, prefixlength=0)
+                # A tag's `field=` stays fixed so an edit never reaches another field's tags.
+                fixed = value.index(q.TAG_SEPARATOR) + 1 if name == q.TAGS else 0
+                return query.FuzzyTerm(name, value, maxdist=node.distance, prefixlength=fixed)
             return query.Term(name, value)
         words = [t.text for t in _WORDS(node.text)]
         if not words:
@@ -253,7 +262,7 @@ def _range(span: q.DateRange) -> query.Query:
     return query.NumericRange("recorded_ts", span.start, span.end, endexcl=span.end is not None)
 
 
-def _to_index_doc(stored: dict[str, Any]) -> IndexDoc:
+def _to_index_doc(stored: dict[str, Any], *, tags: bool) -> IndexDoc:
     return IndexDoc(
         id=stored["uid"],
         version=int(stored["version"]),
@@ -266,6 +275,8 @@ def _to_index_doc(stored: dict[str, Any]) -> IndexDoc:
         recorded_at=stored.get("recorded_at", ""),
         status=stored.get("status", ""),
         meta=json.loads(stored.get("meta_json") or "{}"),
-        app=stored.get("app"),
-        sequences=tuple(json.loads(stored.get("sequences_json") or "[]")),
+        kind=stored.get("kind") or DOCUMENT,
+        tags=tuple((str(k), str(v)) for k, v in json.loads(stored.get("tags_json") or "[]"))
+        if tags
+        else (),
     )
