@@ -73,7 +73,7 @@ def load_settings(
     return Settings(
         vault=path,
         user=user or environ.get("ATMPVAULT_USER") or None,
-        catalog_url=environ.get("ATMPVAULT_CATALOG_URL") or local.get("catalog_url") or None,
+        catalog_url=environ.get("ATMPVAULT_CATALOG_URL") or _text(local.get("catalog_url")),
         lock_timeout=timeout,
         fault=environ.get("ATMPVAULT_FAULT") or None,
         **_smtp_settings(local, environ),
@@ -106,6 +106,15 @@ def _smtp_settings(local: Mapping[str, object], environ: Mapping[str, str]) -> d
 
 _BOOLEANS = {"1": True, "true": True, "yes": True, "on": True,
              "0": False, "false": False, "no": False, "off": False}  # fmt: skip
+
+
+def _text(value: object) -> str | None:
+    """A setting that must be text, or None when unset."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{LOCAL_SETTINGS}: expected text, not {value!r}")
+    return value
 
 
 def _read_local(vault: Path) -> dict[str, object]:

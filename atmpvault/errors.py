@@ -39,3 +39,11 @@ class IntegrityError(VaultError):
     """The archive does not agree with itself: a stored object or a projection differs."""
 
     exit_code = 3
+
+
+class RecordFormatError(VaultError):
+    """A stored record is of a format (or has fields) this version of atmpvault cannot read."""
+
+
+class RepositoryFailure(VaultError):
+    """The repository refused an operation or could not be read (git's own error wrapped)."""

@@ -23,6 +23,8 @@ from pathlib import Path
 from atmpvault.archive.core.pdf import make_pdf
 from atmpvault.archive.core.vault import Vault
 from atmpvault.archive.documents.importer import ImportReport, plan_folder, run_import
+from atmpvault.archive.documents.versions import Documents
+from atmpvault.archive.domains import domains
 from atmpvault.config import Settings
 
 PROGRAM, DOC_TYPE = "CART-19", "batch-record"
@@ -62,7 +64,7 @@ def main() -> int:
         vaults: dict[int, Vault] = {}
         for size in sizes:
             print(f"  filling a vault with {size:,} documents", file=sys.stderr, flush=True)
-            vault = Vault.create(Settings(vault=root / f"vault-{size}", user="bench"))
+            vault = Vault.create(Settings(vault=root / f"vault-{size}", user="bench"), domains())
             fill(vault, size, root / f"corpus-{size}", rng)
             vaults[size] = vault
         costs: dict[int, list[float]] = {size: [] for size in sizes}
@@ -73,7 +75,7 @@ def main() -> int:
             for size in order:
                 source.write_bytes(batch_record(rng, 1_000_000 + round_number))
                 start = time.perf_counter()
-                vaults[size].documents.add(source, PROGRAM, DOC_TYPE, f"Round {round_number}")
+                Documents(vaults[size]).add(source, PROGRAM, DOC_TYPE, f"Round {round_number}")
                 costs[size].append(time.perf_counter() - start)
         for vault in vaults.values():
             vault.close()

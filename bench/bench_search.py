@@ -1009,11 +1009,12 @@ class Bench:
 
     def warm_search(self, vault_path: Path, queries: list[str], result: EngineResult) -> None:
         from atmpvault.archive.core.vault import Vault
+        from atmpvault.archive.domains import domains
         from atmpvault.config import Settings
         from atmpvault.indexer.index import SearchFilters
 
         samples: dict[str, list[float]] = {q: [] for q in queries}
-        with Vault.open(Settings(vault=vault_path, user="bench")) as vault:
+        with Vault.open(Settings(vault=vault_path, user="bench"), domains()) as vault:
             start = time.perf_counter()
             vault.search(queries[0], SearchFilters(), limit=20)
             result.figures["first_search_ms"] = (time.perf_counter() - start) * 1e3
@@ -1261,14 +1262,16 @@ def per(count: float, seconds: float | None) -> float | None:
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=True)]
     line = "  ".join(
-        f"{h:<{w}}" if i == 0 else f"{h:>{w}}" for i, (h, w) in enumerate(zip(headers, widths))
+        f"{h:<{w}}" if i == 0 else f"{h:>{w}}"
+        for i, (h, w) in enumerate(zip(headers, widths, strict=False))
     )
     print(line)
     print("  ".join("-" * w for w in widths))
     for row in rows:
         print(
             "  ".join(
-                f"{c:<{w}}" if i == 0 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(row, widths))
+                f"{c:<{w}}" if i == 0 else f"{c:>{w}}"
+                for i, (c, w) in enumerate(zip(row, widths, strict=False))
             )
         )
 

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from atmpvault.archive.core.vault import Vault
+from atmpvault.archive.domains import domains
 from atmpvault.cli import cli
 from atmpvault.config import Settings
 
@@ -72,7 +73,7 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def vault(settings: Settings) -> Iterator[Vault]:
     """A fresh vault on SQLite, opened through the library."""
-    with Vault.create(settings) as v:
+    with Vault.create(settings, domains()) as v:
         yield v
 
 

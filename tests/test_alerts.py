@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from atmpvault.archive.core.vault import Vault
+from atmpvault.archive.domains import domains
 from atmpvault.archive.regulatory.alerts import (
     DEFAULT_ROUTES,
     plan,
@@ -116,7 +117,7 @@ def test_plan_marks_new_sent_and_unrouted() -> None:
 
 def setup_vault(path: Path) -> None:
     """An IND received 2026-01-05 (IND_EFFECTIVE due 2026-02-04) and a PAS (due 2026-05-05)."""
-    with Vault.open(Settings(vault=path, user="ra.lead")) as vault:
+    with Vault.open(Settings(vault=path, user="ra.lead"), domains()) as vault:
         reg = Regulatory(vault)
         reg.new_app("ind", "012345", "CART-19")
         reg.add_event("IND-012345", "ind-received", date(2026, 1, 5))

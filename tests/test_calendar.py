@@ -13,6 +13,7 @@ import pytest
 import vobject  # type: ignore[import-untyped]
 
 from atmpvault.archive.core.vault import Vault
+from atmpvault.archive.domains import domains
 from atmpvault.archive.regulatory.calendar import VAULT_RULES_PATH
 from atmpvault.config import Settings
 from tests.conftest import run
@@ -315,8 +316,8 @@ def test_empty_calendar(vault_path: Path) -> None:
 
 
 def commit_rules(vault_path: Path, data: bytes) -> None:
-    with Vault.open(Settings(vault=vault_path, user="ra.lead")) as vault:
-        vault.commit_records(
+    with Vault.open(Settings(vault=vault_path, user="ra.lead"), domains()) as vault:
+        vault.commit_files(
             {VAULT_RULES_PATH: data},
             "Local FDA milestone rules",
             {"Action": "rules-set"},

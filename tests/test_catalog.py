@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from atmpvault.archive.core.catalog import Filters
 from atmpvault.archive.core.vault import Vault
-from atmpvault.archive.documents.versions import DocumentVersion
+from atmpvault.archive.documents.tables import Filters
+from atmpvault.archive.documents.versions import Documents, DocumentVersion
+from atmpvault.archive.domains import domains
 from atmpvault.config import Settings
 from atmpvault.errors import NotFound, NothingChanged, VaultError
 
@@ -21,7 +22,7 @@ def settings_for(path: Path, url: str | None) -> Settings:
 
 @pytest.fixture
 def vault(tmp_path: Path, catalog_url: str | None) -> Iterator[Vault]:
-    with Vault.create(settings_for(tmp_path / "vault", catalog_url)) as v:
+    with Vault.create(settings_for(tmp_path / "vault", catalog_url), domains()) as v:
         yield v
 
 
@@ -33,7 +34,7 @@ def write(tmp_path: Path, name: str, data: bytes) -> Path:
 
 def populate(vault: Vault, tmp_path: Path) -> None:
     """Four documents in two programs; DOC-000001 revised twice, DOC-000003 withdrawn."""
-    docs = vault.documents
+    docs = Documents(vault)
     docs.add(
         write(tmp_path, "br.pdf", b"batch record v1"),
         "CART-19",
@@ -72,7 +73,7 @@ def populate(vault: Vault, tmp_path: Path) -> None:
 
 def everything(vault: Vault) -> dict[str, object]:
     """Every query answer the catalog gives for a populated vault."""
-    docs = vault.documents
+    docs = Documents(vault)
     listed = docs.ls(Filters())
     answers: dict[str, object] = {
         "ls": listed,
@@ -80,9 +81,9 @@ def everything(vault: Vault) -> dict[str, object]:
         "type": docs.ls(Filters(type="sop")),
         "lot": docs.ls(Filters(lot="L-0042")),
         "combined": docs.ls(Filters(program="AAV9-SMA", lot="L-0100")),
-        "next": vault.catalog.next_seq(),
-        "latest": vault.catalog.latest_map(),
-        "dump": list(vault.catalog.dump()),
+        "next": Documents(vault).catalog.next_seq(),
+        "latest": Documents(vault).catalog.latest_map(),
+        "dump": list(Documents(vault).catalog.dump()),
     }
     for doc in listed:
         history = docs.history(doc.id)
@@ -95,7 +96,7 @@ def everything(vault: Vault) -> dict[str, object]:
 
 def test_add_revise_withdraw_show_history(vault: Vault, tmp_path: Path) -> None:
     populate(vault, tmp_path)
-    docs = vault.documents
+    docs = Documents(vault)
 
     latest = docs.show("DOC-000001")
     assert (latest.version, latest.action, latest.reason) == (3, "revise", "signature added")
@@ -131,7 +132,7 @@ def test_add_revise_withdraw_show_history(vault: Vault, tmp_path: Path) -> None:
 
 def test_as_of_answers_from_history(vault: Vault, tmp_path: Path) -> None:
     populate(vault, tmp_path)
-    docs = vault.documents
+    docs = Documents(vault)
     v1, v2, v3 = docs.history("DOC-000001")
 
     assert docs.show("DOC-000001", as_of=v1.recorded_at).version == 1
@@ -148,7 +149,7 @@ def test_as_of_answers_from_history(vault: Vault, tmp_path: Path) -> None:
 
 def test_ls_filters(vault: Vault, tmp_path: Path) -> None:
     populate(vault, tmp_path)
-    docs = vault.documents
+    docs = Documents(vault)
 
     def ids(filters: Filters) -> list[str]:
         return [d.id for d in docs.ls(filters)]
@@ -164,8 +165,8 @@ def test_ls_filters(vault: Vault, tmp_path: Path) -> None:
 
 
 def test_next_ids_are_sequential_and_never_reused(vault: Vault, tmp_path: Path) -> None:
-    docs = vault.documents
-    assert vault.catalog.next_seq() == 1
+    docs = Documents(vault)
+    assert Documents(vault).catalog.next_seq() == 1
     added = [
         docs.add(write(tmp_path, f"{n}.txt", f"doc {n}".encode()), "CART-19", "sop").id
         for n in range(3)
@@ -173,7 +174,7 @@ def test_next_ids_are_sequential_and_never_reused(vault: Vault, tmp_path: Path) 
     assert added == ["DOC-000001", "DOC-000002", "DOC-000003"]
     docs.withdraw("DOC-000003", "obsolete")
     docs.revise("DOC-000001", write(tmp_path, "r.txt", b"revised"), "fix")
-    assert vault.catalog.next_seq() == 4
+    assert Documents(vault).catalog.next_seq() == 4
     assert docs.add(write(tmp_path, "4.txt", b"doc 4"), "CART-19", "sop").id == "DOC-000004"
 
 
@@ -198,16 +199,16 @@ def test_catalog_catches_up_with_commits_it_did_not_see(
 
     # Another writer on the same repository, whose catalog is elsewhere.
     side = settings_for(vault.path, f"sqlite:///{tmp_path / 'side.sqlite'}")
-    with Vault.open(side) as other:
-        other.documents.add(write(tmp_path, "new.pdf", b"new document"), "CART-19", "sop")
-        other.documents.revise("DOC-000002", write(tmp_path, "dev2.pdf", b"dev v2"), "CAPA")
-        other.documents.withdraw("DOC-000004", "recalled")
+    with Vault.open(side, domains()) as other:
+        Documents(other).add(write(tmp_path, "new.pdf", b"new document"), "CART-19", "sop")
+        Documents(other).revise("DOC-000002", write(tmp_path, "dev2.pdf", b"dev v2"), "CAPA")
+        Documents(other).withdraw("DOC-000004", "recalled")
         head = other.store.head()
     assert head != seen
 
-    with Vault.open(settings_for(vault.path, catalog_url)) as reopened:
+    with Vault.open(settings_for(vault.path, catalog_url), domains()) as reopened:
         assert reopened.catalog.last_commit() == head
-        listed = {d.id: (d.version, d.status) for d in reopened.documents.ls(Filters())}
+        listed = {d.id: (d.version, d.status) for d in Documents(reopened).ls(Filters())}
         assert listed == {
             "DOC-000001": (3, "active"),
             "DOC-000002": (2, "active"),
@@ -215,8 +216,8 @@ def test_catalog_catches_up_with_commits_it_did_not_see(
             "DOC-000004": (2, "withdrawn"),
             "DOC-000005": (1, "active"),
         }
-        assert reopened.documents.show("DOC-000002").reason == "CAPA"
-        assert reopened.catalog.next_seq() == 6
+        assert Documents(reopened).show("DOC-000002").reason == "CAPA"
+        assert Documents(reopened).catalog.next_seq() == 6
         assert reopened.verify() == []
 
 
@@ -224,12 +225,12 @@ def test_a_long_lived_vault_catches_up_before_it_writes(
     vault: Vault, tmp_path: Path, catalog_url: str | None
 ) -> None:
     populate(vault, tmp_path)
-    with Vault.open(settings_for(vault.path, catalog_url)) as other:
-        other.documents.add(write(tmp_path, "o.pdf", b"from the other"), "CART-19", "sop")
+    with Vault.open(settings_for(vault.path, catalog_url), domains()) as other:
+        Documents(other).add(write(tmp_path, "o.pdf", b"from the other"), "CART-19", "sop")
     # `vault` has its catalog open and has not seen DOC-000005 being written.
-    added = vault.documents.add(write(tmp_path, "m.pdf", b"from this one"), "CART-19", "sop")
+    added = Documents(vault).add(write(tmp_path, "m.pdf", b"from this one"), "CART-19", "sop")
     assert added.id == "DOC-000006"
-    assert [d.id for d in vault.documents.ls(Filters(type="sop"))] == [
+    assert [d.id for d in Documents(vault).ls(Filters(type="sop"))] == [
         "DOC-000003",
         "DOC-000005",
         "DOC-000006",
@@ -245,7 +246,7 @@ def test_the_same_repository_answers_the_same_on_sqlite(
     vault.close()
 
     sqlite = settings_for(vault.path, f"sqlite:///{tmp_path / 'reference.sqlite'}")
-    with Vault.open(sqlite) as reference:
+    with Vault.open(sqlite, domains()) as reference:
         there = everything(reference)
 
     assert there.keys() == here.keys()
@@ -259,7 +260,7 @@ def test_separate_vaults_on_each_catalog_answer_alike(
     files = tmp_path / "files"
     files.mkdir()
     populate(vault, files)
-    with Vault.create(settings_for(tmp_path / "reference", None)) as reference:
+    with Vault.create(settings_for(tmp_path / "reference", None), domains()) as reference:
         populate(reference, files)
         mine, theirs = everything(vault), everything(reference)
 

@@ -22,15 +22,17 @@ WRITER = textwrap.dedent(
     import json, sys, time
     from pathlib import Path
     from atmpvault.archive.core.vault import Vault
+    from atmpvault.archive.documents.versions import Documents
+    from atmpvault.archive.domains import domains
     from atmpvault.config import Settings
 
     vault_path, gun, *files = sys.argv[1:]
     while not Path(gun).exists():
         time.sleep(0.005)
     settings = Settings(vault=Path(vault_path), user="writer", lock_timeout=60)
-    with Vault.open(settings) as vault:
+    with Vault.open(settings, domains()) as vault:
         for name in files:
-            v = vault.documents.add(Path(name), "CART-19", "batch-record", lot="L-0042")
+            v = Documents(vault).add(Path(name), "CART-19", "batch-record", lot="L-0042")
             print(json.dumps({"id": v.id, "sha256": v.sha256, "file": name}), flush=True)
     """
 )

@@ -23,7 +23,9 @@ from atmpvault.archive.core.notices import (
     Notices,
     email_address,
 )
+from atmpvault.archive.core.records import NOTICE_KIND
 from atmpvault.archive.core.vault import Vault
+from atmpvault.archive.domains import domains
 from atmpvault.config import Settings, load_settings
 from atmpvault.errors import InvalidInput, NotFound
 from tests.conftest import run
@@ -242,7 +244,7 @@ def test_lists_keep_the_rest_of_the_configuration(vault: Vault) -> None:
     engine, types = vault.config.index_engine, vault.config.document_types
     DistributionLists(vault).set("ra", ["qa@example.org"], "setup")
     assert vault.config.distribution_lists == {"ra": ("qa@example.org",)}
-    with Vault.open(vault.settings) as again:
+    with Vault.open(vault.settings, domains()) as again:
         assert again.config.distribution_lists == {"ra": ("qa@example.org",)}
         assert again.config.index_engine == engine and again.config.document_types == types
 
@@ -276,7 +278,7 @@ def test_outbox_when_no_smtp(vault: Vault) -> None:
 
     # Recorded in the archive: to whom, what, when, how.
     assert notices.already_sent(key)
-    with Vault.open(vault.settings) as again:
+    with Vault.open(vault.settings, domains()) as again:
         (recorded,) = Notices(again).all()
         assert recorded.id == notice.id and recorded.key == key
         assert recorded.to == notice.to and recorded.delivery == "outbox"
@@ -284,13 +286,17 @@ def test_outbox_when_no_smtp(vault: Vault) -> None:
         assert recorded.actor == "qa.tester" and recorded.template == "regulatory/milestone-alert"
         assert EVIL in recorded.text
         assert Notices(again).get(notice.id).message_id == notice.message_id
-    raw = vault.read_records(f"notices/{notice.id}.json")
-    assert json.loads(raw[f"notices/{notice.id}.json"])["sent_at"] == notice.sent_at
+    # The record is a file of the repository, sharded like documents, with its format.
+    raw = vault.read_file(NOTICE_KIND.path_for(notice.id))
+    assert raw is not None and json.loads(raw)["sent_at"] == notice.sent_at
+    assert json.loads(raw)["format"] == 1
 
 
 def test_same_key_is_not_sent_twice(vault: Vault) -> None:
     with_lists(vault)
-    Notices(vault).send("test/once", ["regulatory-leadership"], "regulatory/milestone-alert", "s", context())
+    Notices(vault).send(
+        "test/once", ["regulatory-leadership"], "regulatory/milestone-alert", "s", context()
+    )
     with pytest.raises(AlreadySent, match="already sent"):
         Notices(vault).send(
             "test/once", ["regulatory-leadership"], "regulatory/milestone-alert", "s", context()
@@ -314,7 +320,9 @@ def test_unknown_list_is_refused_before_anything_is_sent(vault: Vault) -> None:
 def test_bad_subject_or_key(vault: Vault, subject: str, key: str) -> None:
     with_lists(vault)
     with pytest.raises(InvalidInput):
-        Notices(vault).send(key, ["regulatory-leadership"], "regulatory/milestone-alert", subject, context())
+        Notices(vault).send(
+            key, ["regulatory-leadership"], "regulatory/milestone-alert", subject, context()
+        )
 
 
 def test_missing_template_value_is_an_error(vault: Vault) -> None:
@@ -322,13 +330,15 @@ def test_missing_template_value_is_an_error(vault: Vault) -> None:
 
     with_lists(vault)
     with pytest.raises(TemplateProblem, match="undefined"):
-        Notices(vault).send("k/1", ["regulatory-leadership"], "regulatory/milestone-alert", "s", {"m": {}})
+        Notices(vault).send(
+            "k/1", ["regulatory-leadership"], "regulatory/milestone-alert", "s", {"m": {}}
+        )
     assert Notices(vault).all() == []
 
 
 def smtp_vault(vault: Vault, server: SmtpServer, **extra: Any) -> Vault:
     settings = replace(vault.settings, smtp_host="127.0.0.1", smtp_port=server.port, **extra)
-    return Vault.open(settings)
+    return Vault.open(settings, domains())
 
 
 def test_smtp_delivery_to_a_real_server(vault: Vault, smtp_server: SmtpServer) -> None:
@@ -351,7 +361,7 @@ def test_smtp_delivery_to_a_real_server(vault: Vault, smtp_server: SmtpServer) -
     assert message["X-Atmpvault-Notice"] == notice.id
     text, html = parts(message)
     assert EVIL in text and "<script>" not in html and "&lt;script&gt;" in html
-    with Vault.open(vault.settings) as again:
+    with Vault.open(vault.settings, domains()) as again:
         assert [n.delivery for n in Notices(again).all()] == ["smtp"]
 
 
@@ -373,9 +383,13 @@ def test_smtp_login(vault: Vault) -> None:
             smtp_vault(vault, server, smtp_user="alerts", smtp_password="wrong") as v,
             pytest.raises(DeliveryFailed, match="nothing was recorded"),
         ):
-            Notices(v).send("k/1", ["regulatory-leadership"], "regulatory/milestone-alert", "s", context())
+            Notices(v).send(
+                "k/1", ["regulatory-leadership"], "regulatory/milestone-alert", "s", context()
+            )
         with smtp_vault(vault, server, smtp_user="alerts", smtp_password="s3cret") as v:
-            Notices(v).send("k/1", ["regulatory-leadership"], "regulatory/milestone-alert", "s", context())
+            Notices(v).send(
+                "k/1", ["regulatory-leadership"], "regulatory/milestone-alert", "s", context()
+            )
     finally:
         server.controller.stop()
     assert logins == [(b"alerts", b"wrong"), (b"alerts", b"s3cret")]
@@ -388,7 +402,9 @@ def test_smtp_failure_records_nothing(vault: Vault, smtp_server: SmtpServer) -> 
     head = vault.store.head()
     with smtp_vault(vault, smtp_server) as v:
         with pytest.raises(DeliveryFailed) as caught:
-            Notices(v).send("k/1", ["regulatory-leadership"], "regulatory/milestone-alert", "s", context())
+            Notices(v).send(
+                "k/1", ["regulatory-leadership"], "regulatory/milestone-alert", "s", context()
+            )
         assert f"127.0.0.1:{smtp_server.port}" in str(caught.value)
         assert "\n" not in str(caught.value)
         assert not Notices(v).already_sent("k/1")
@@ -397,7 +413,7 @@ def test_smtp_failure_records_nothing(vault: Vault, smtp_server: SmtpServer) -> 
 
 def test_notices_ls_and_show(vault_path: Path) -> None:
     run(vault_path, "lists", "set", "regulatory-leadership", "ra@example.org", "--reason", "r")
-    with Vault.open(Settings(vault=vault_path, user="qa.tester")) as v:
+    with Vault.open(Settings(vault=vault_path, user="qa.tester"), domains()) as v:
         notice = Notices(v).send(
             "k/1", ["regulatory-leadership"], "regulatory/milestone-alert", "Hello", context()
         )
@@ -457,5 +473,7 @@ def test_bad_smtp_from(vault: Vault, smtp_server: SmtpServer) -> None:
         smtp_vault(vault, smtp_server, smtp_from="Alerts <a@example.org>") as v,
         pytest.raises(InvalidInput, match="e-mail address"),
     ):
-        Notices(v).send("k/1", ["regulatory-leadership"], "regulatory/milestone-alert", "s", context())
+        Notices(v).send(
+            "k/1", ["regulatory-leadership"], "regulatory/milestone-alert", "s", context()
+        )
     assert smtp_server.collector.envelopes == []

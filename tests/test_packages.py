@@ -15,6 +15,7 @@ from click.testing import Result
 
 from atmpvault.archive.core.pdf import make_pdf
 from atmpvault.archive.core.vault import Vault
+from atmpvault.archive.domains import domains
 from atmpvault.archive.regulatory.submissions.model import (
     MAX_NAME,
     Package,
@@ -436,14 +437,14 @@ def test_a_build_rechecks_collisions_in_the_record(
     new_sequence(vp, "0000")
     add(vp, "0000", first, "m3/32p")
     add(vp, "0000", second, "m3/32s")
-    with Vault.open(settings) as vault:
+    with Vault.open(settings, domains()) as vault:
         path = record_path(IND, "0000")
-        package = Package.from_record(vault.read_records(path)[path])
+        package = Package.from_record(vault.read_file(path) or b"")
         leaves = [package.leaves[0], Package.from_record(package.record()).leaves[1]]
         moved = dict(leaves[1].to_json(), href=leaves[0].href, section="m3/32p")
         raw = json.loads(package.record())
         raw["leaves"][1] = moved
-        vault.commit_records({path: json.dumps(raw).encode()}, "hand edit", {"Action": "test-edit"})
+        vault.commit_files({path: json.dumps(raw).encode()}, "hand edit", {"Action": "test-edit"})
     refused(
         run(vp, "package", "build", IND, "0000", "-o", str(tmp_path / "out")),
         1,
@@ -529,7 +530,7 @@ def test_a_finalised_sequence_is_frozen(
     assert final["submitted"] == "2026-01-05"
     assert final["tag"] == "seq/IND-012345/0000"
     assert final["calendar_event"] is None  # an IND original starts no supplement goal
-    with Vault.open(settings) as vault:
+    with Vault.open(settings, domains()) as vault:
         tags = vault.store.tags("seq/")
         assert set(tags) == {"seq/IND-012345/0000"}
         info = [i for i in vault.store.history() if i.sha == tags["seq/IND-012345/0000"]]
@@ -561,11 +562,11 @@ def test_changing_a_finalised_record_is_an_integrity_error(
 ) -> None:
     vp, _docs = built
     ok(run(vp, "package", "finalise", IND, "0000", "--submitted", "2026-01-05"))
-    with Vault.open(settings) as vault:
+    with Vault.open(settings, domains()) as vault:
         path = record_path(IND, "0000")
-        raw = json.loads(vault.read_records(path)[path])
+        raw = json.loads(vault.read_file(path) or b"")
         raw["leaves"][0]["title"] = "Quietly changed"
-        vault.commit_records({path: json.dumps(raw).encode()}, "edit", {"Action": "test-edit"})
+        vault.commit_files({path: json.dumps(raw).encode()}, "edit", {"Action": "test-edit"})
     refused(run(vp, "package", "show", IND, "0000"), 3, "no longer matches", "seq/IND-012345/0000")
     refused(run(vp, "package", "build", IND, "0000", "-o", str(tmp_path / "x.zip")), 3)
 

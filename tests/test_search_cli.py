@@ -26,7 +26,8 @@ from tests.conftest import CLI, cli_env, run
 ENGINES = ["tantivy", "whoosh"]
 TIMEOUT = 120
 
-HIT_KEYS = {"id", "version", "title", "program", "type", "lot", "score", "snippet"}
+# "kind" says what a hit is: "document" here; records (events...) are hits of their own kind.
+HIT_KEYS = {"kind", "id", "version", "title", "program", "type", "lot", "score", "snippet"}
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -161,7 +162,7 @@ def test_search_json_has_exactly_the_documented_keys(corpus: Corpus) -> None:
     assert data["facets"] is None
     assert {(h["id"], h["version"]) for h in data["hits"]} == {("DOC-000001", 2), ("DOC-000004", 1)}
     for hit in data["hits"]:
-        assert set(hit) == HIT_KEYS
+        assert set(hit) == HIT_KEYS and hit["kind"] == "document"
         assert isinstance(hit["score"], float)
         assert "«" in hit["snippet"] and "»" in hit["snippet"]
     by_id = {h["id"]: h for h in data["hits"]}

@@ -1,15 +1,25 @@
 """The `atmpvault` command line: parse, open the vault, call the domain, render.
 
-One module per command group; heavy libraries (SQLAlchemy, GitPython, the search
-engines) are imported inside the commands that need them, so the CLI answers fast.
+The core's commands are added here; each workflow adds its own through the
+`commands` hook of its Domain descriptor. Heavy libraries (SQLAlchemy, GitPython,
+the search engines) are imported inside the commands that need them, so the CLI
+answers fast.
 """
 
 from __future__ import annotations
 
-from atmpvault.cli import alerts, documents, packages, regulatory, search, vaultops  # noqa: F401  (they register commands)
+from atmpvault.archive.core.domain import load
+from atmpvault.archive.domains import domains
+from atmpvault.cli import notices, search, vaultops
 from atmpvault.cli.base import cli
 
 __all__ = ["cli", "main"]
+
+for _module in (vaultops, search, notices):
+    _module.register(cli)
+for _domain in domains():
+    if _domain.commands is not None:
+        load(_domain.commands)(cli)
 
 
 def main() -> None:

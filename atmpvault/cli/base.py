@@ -21,7 +21,7 @@ from atmpvault.config import Settings, load_settings
 from atmpvault.errors import VaultError
 
 if TYPE_CHECKING:
-    pass
+    from atmpvault.archive.core.vault import Vault
 
 
 class VaultGroup(click.Group):
@@ -75,12 +75,23 @@ def pass_vault(func: Callable[..., Any]) -> Callable[..., Any]:
     @click.pass_context
     @functools.wraps(func)
     def wrapper(ctx: click.Context, *args: Any, **kwargs: Any) -> Any:
-        from atmpvault.archive.core.vault import Vault
-
-        with Vault.open(settings_for(ctx, kwargs.get("user"))) as vault:
+        with open_vault(ctx, kwargs.get("user")) as vault:
             return func(vault, *args, **kwargs)
 
     return wrapper
+
+
+def open_vault(ctx: click.Context, user: str | None = None) -> Vault:
+    """The vault named by --vault, with every workflow, telling the user of any rebuild."""
+    from atmpvault.archive.core.vault import Vault
+    from atmpvault.archive.domains import domains
+
+    return Vault.open(settings_for(ctx, user), domains(), say)
+
+
+def say(message: str) -> None:
+    """A one-line notice on stderr (e.g. a projection rebuilt after an upgrade)."""
+    click.echo(f"atmpvault: {message}", err=True)
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON only.")

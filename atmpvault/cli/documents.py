@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from atmpvault.archive.documents.versions import Documents
 from atmpvault.cli.base import (
-    cli,
     emit_json,
     json_option,
     list_versions,
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
 
 
-@cli.command()
+@click.command()
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--program", help="Program code, e.g. CART-19 (new documents).")
 @click.option("--type", "doc_type", help="Document type, e.g. batch-record (new documents).")
@@ -65,7 +65,7 @@ def add(
             raise InvalidInput("--program and --type are fixed at version 1; omit them with --id")
         if reason is None:
             raise InvalidInput("--reason is required when archiving a new version (--id)")
-        version = vault.documents.revise(doc_id, file, reason, title, lot, extra)
+        version = Documents(vault).revise(doc_id, file, reason, title, lot, extra)
     else:
         if program is None or doc_type is None:
             raise InvalidInput(
@@ -73,7 +73,7 @@ def add(
             )
         if reason is not None:
             raise InvalidInput("--reason applies to new versions (--id); version 1 needs none")
-        version = vault.documents.add(file, program, doc_type, title, lot, extra)
+        version = Documents(vault).add(file, program, doc_type, title, lot, extra)
     result = {
         "id": version.id,
         "version": version.version,
@@ -88,7 +88,7 @@ def add(
         )
 
 
-@cli.command()
+@click.command()
 @click.argument("doc_id", metavar="DOC")
 @click.option("--version", "number", type=click.IntRange(min=1), help="A version number.")
 @click.option("--as-of", "as_of", metavar="WHEN", help="The version current at this date or time.")
@@ -106,7 +106,7 @@ def show(vault: Vault, doc_id: str, number: int | None, as_of: str | None, as_js
         raise InvalidInput("use --version or --as-of, not both")
     from atmpvault.archive.regulatory.submissions.service import Packages
 
-    found = vault.documents.show(doc_id, number, when_option(as_of))
+    found = Documents(vault).show(doc_id, number, when_option(as_of))
     data = found.to_json()
     data["sequences"] = [
         s.to_json() for s in Packages(vault).submissions_of(found.id, found.version)
@@ -123,7 +123,7 @@ def show(vault: Vault, doc_id: str, number: int | None, as_of: str | None, as_js
         )
 
 
-@cli.command()
+@click.command()
 @click.argument("doc_id", metavar="DOC")
 @click.option("--version", "number", type=click.IntRange(min=1), help="A version number.")
 @click.option("--as-of", "as_of", metavar="WHEN", help="The version current at this date or time.")
@@ -145,14 +145,14 @@ def get(
         raise InvalidInput("use --version or --as-of, not both")
     at = when_option(as_of)
     if output is None:
-        vault.documents.get(doc_id, sys.stdout.buffer, number, at)
+        Documents(vault).get(doc_id, sys.stdout.buffer, number, at)
         return
-    found = vault.documents.show(doc_id, number, at)
+    found = Documents(vault).show(doc_id, number, at)
     target = output / found.filename if output.is_dir() else output
     partial = target.with_name(f".{target.name}.partial")
     try:
         with partial.open("wb") as out:
-            vault.documents.get(doc_id, out, found.version)
+            Documents(vault).get(doc_id, out, found.version)
         partial.replace(target)
     except OSError as exc:
         partial.unlink(missing_ok=True)
@@ -160,7 +160,7 @@ def get(
     click.echo(f"{found.id} v{found.version} -> {target}", err=True)
 
 
-@cli.command()
+@click.command()
 @click.argument("doc_id", metavar="DOC")
 @json_option
 @pass_vault
@@ -170,7 +170,7 @@ def history(vault: Vault, doc_id: str, as_json: bool) -> None:
     \b
         atmpvault history DOC-000007
     """
-    rows = vault.documents.history(doc_id)
+    rows = Documents(vault).history(doc_id)
     if as_json:
         keys = (
             "version",
@@ -191,7 +191,7 @@ def history(vault: Vault, doc_id: str, as_json: bool) -> None:
     )
 
 
-@cli.command("ls")
+@click.command("ls")
 @click.option("--program", help="Only this program.")
 @click.option("--type", "doc_type", help="Only this document type.")
 @click.option("--lot", help="Only this lot.")
@@ -221,7 +221,7 @@ def ls(
         atmpvault ls --app IND-012345 --sequence 0003
     """
     from atmpvault.archive.core import values
-    from atmpvault.archive.core.catalog import Filters
+    from atmpvault.archive.documents.tables import Filters
 
     filters = Filters(
         program=values.program(program) if program is not None else None,
@@ -229,7 +229,7 @@ def ls(
         lot=values.lot(lot),
         unsearchable=unsearchable,
     )
-    rows = vault.documents.ls(filters, when_option(as_of))
+    rows = Documents(vault).ls(filters, when_option(as_of))
     if app is not None or seq is not None:
         from atmpvault.archive.regulatory.submissions.service import Packages
 
@@ -240,7 +240,7 @@ def ls(
         list_versions(rows)
 
 
-@cli.command()
+@click.command()
 @click.argument("doc_id", metavar="DOC")
 @click.option("--reason", required=True, help="Why the document is withdrawn.")
 @user_option
@@ -252,7 +252,7 @@ def withdraw(vault: Vault, doc_id: str, reason: str, user: str | None, as_json: 
     \b
         atmpvault withdraw DOC-000003 --reason "superseded by SOP-112 rev 4"
     """
-    version = vault.documents.withdraw(doc_id, reason)
+    version = Documents(vault).withdraw(doc_id, reason)
     if as_json:
         emit_json(
             {
@@ -264,3 +264,16 @@ def withdraw(vault: Vault, doc_id: str, reason: str, user: str | None, as_json: 
         )
     else:
         click.echo(f"{version.id} v{version.version} withdrawn  commit {version.commit[:12]}")
+
+
+def register(cli: click.Group) -> None:
+    """Add this module's commands to the command line."""
+    cli.add_command(add)
+    cli.add_command(show)
+    cli.add_command(get)
+    cli.add_command(history)
+    cli.add_command(ls)
+    cli.add_command(withdraw)
+    from atmpvault.cli.search import import_
+
+    cli.add_command(import_)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from atmpvault.cli.base import cli, emit_json, json_option, pass_vault, table, user_option
+from atmpvault.cli.base import emit_json, json_option, pass_vault, table, user_option
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
@@ -22,7 +22,7 @@ def _packages(vault: Vault) -> Packages:
     return Packages(vault)
 
 
-@cli.group()
+@click.group()
 def package() -> None:
     """Submission packages: eCTD v3.2.2-style sequences built from archived documents.
 
@@ -289,3 +289,8 @@ def show(vault: Vault, app: str, seq: str, as_json: bool) -> None:
         ],
         ["LEAF", "OP", "PATH", "DOCUMENT", "MODIFIES", "TITLE"],
     )
+
+
+def register(cli: click.Group) -> None:
+    """Add this module's commands to the command line."""
+    cli.add_command(package)

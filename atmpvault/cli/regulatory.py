@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from atmpvault.cli.base import cli, emit_json, json_option, pass_vault, table, user_option
+from atmpvault.cli.base import (
+    emit_json,
+    json_option,
+    pass_vault,
+    table,
+    user_option,
+    when_option,
+)
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
@@ -78,7 +85,7 @@ def _report_event(vault: Vault, event: Event, today: date, as_json: bool) -> Non
 # -- applications ---------------------------------------------------------------------------
 
 
-@cli.group()
+@click.group()
 def app() -> None:
     """Applications (IND, BLA) that events and milestones belong to.
 
@@ -134,10 +141,48 @@ def app_ls(vault: Vault, as_json: bool) -> None:
     )
 
 
+@app.command("show")
+@click.argument("application", metavar="APP")
+@click.option("--as-of", metavar="WHEN", help="The application as it stood then.")
+@click.option(
+    "--today",
+    hidden=True,
+    metavar="DATE",
+    help="Take this date as today (for tests and reproducible reports).",
+)
+@json_option
+@pass_vault
+def app_show(
+    vault: Vault, application: str, as_of: str | None, today: str | None, as_json: bool
+) -> None:
+    """One application with its events and open milestones.
+
+    Open: due today or later, or an obligation (sponsor-due, fda-due) past its date.
+
+    \b
+        atmpvault app show IND-012345
+        atmpvault app show IND-012345 --as-of 2026-03-31 --json
+    """
+    from atmpvault.archive.regulatory.calendar import app_view
+
+    view = app_view(vault, application, _today(today), when_option(as_of))
+    if as_json:
+        emit_json(view.to_json())
+        return
+    a = view.application
+    click.echo(f"{a.id}  {a.label}  program {a.program}  {a.status}")
+    click.echo(f"\nevents ({len(view.events)}):")
+    for event in view.events:
+        click.echo(f"  {_event_line(event)}")
+    click.echo(f"\nopen milestones ({len(view.milestones)}):")
+    if view.milestones:
+        _show_milestones(view.milestones)
+
+
 # -- events -----------------------------------------------------------------------------------
 
 
-@cli.group()
+@click.group()
 def event() -> None:
     """Dated regulatory events; each derives milestones by the FDA rules.
 
@@ -284,7 +329,7 @@ def event_correct(
 # -- the calendar -----------------------------------------------------------------------------
 
 
-@cli.command("calendar")
+@click.command("calendar")
 @click.option("--program", help="Only this program.")
 @click.option("--app", "application", metavar="APP", help="Only this application.")
 @click.option(
@@ -372,3 +417,14 @@ def calendar_cmd(
         _show_milestones(rows)
     else:
         click.echo("no milestones in this window", err=True)
+
+
+def register(cli: click.Group) -> None:
+    """Add this module's commands to the command line."""
+    cli.add_command(app)
+    cli.add_command(event)
+    cli.add_command(calendar_cmd)
+    from atmpvault.cli import alerts, packages
+
+    alerts.register(cli)
+    packages.register(cli)

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from atmpvault.cli.base import (
-    cli,
     emit_json,
     json_option,
     pass_vault,
@@ -22,7 +21,7 @@ if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
 
 
-@cli.command()
+@click.command()
 @click.argument("query")
 @click.option("--program", help="Only this program.")
 @click.option("--type", "doc_type", help="Only this document type.")
@@ -62,11 +61,11 @@ def search(
     from atmpvault.archive.core import values
     from atmpvault.indexer.index import SearchFilters
 
-    in_sequence = None
+    tags: tuple[tuple[str, str], ...] = ()
     if app is not None or seq is not None:
         from atmpvault.archive.regulatory.submissions.service import search_filter
 
-        in_sequence = search_filter(app, seq)
+        tags = search_filter(app, seq)
 
     filters = SearchFilters(
         program=values.program(program) if program is not None else None,
@@ -74,8 +73,8 @@ def search(
         lot=values.lot(lot),
         since=when_option(since, start_of_day=True),
         until=when_option(until),
-        sequence=in_sequence,
-        all_versions=all_versions or app is not None or seq is not None,
+        tags=tags,
+        all_versions=all_versions or bool(tags),
     )
     result = vault.search(query, filters, limit=limit, facets=facets)
     if as_json:
@@ -85,6 +84,7 @@ def search(
                 "total": result.total,
                 "hits": [
                     {
+                        "kind": h.kind,
                         "id": h.id,
                         "version": h.version,
                         "title": h.title,
@@ -103,8 +103,9 @@ def search(
     click.echo(f"{result.total} match(es) for {query!r}")
     for hit in result.hits:
         lot_text = f"  lot {hit.lot}" if hit.lot else ""
+        kind = "" if hit.kind == "document" else f"{hit.kind} "
         click.echo(
-            f"\n{hit.id} v{hit.version}  {hit.score:.2f}  {hit.program}  {hit.type}{lot_text}"
+            f"\n{kind}{hit.id} v{hit.version}  {hit.score:.2f}  {hit.program}  {hit.type}{lot_text}"
             f"\n  {hit.title or ''}"
         )
         if hit.snippet:
@@ -114,7 +115,7 @@ def search(
             click.echo(f"\nby {name}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
-@cli.command("import")
+@click.command("import")
 @click.argument("source", required=False, type=click.Path(path_type=Path))
 @click.option("--program", help="Program for every file (folder), or the manifest's default.")
 @click.option("--type", "doc_type", help="Document type for every file, or the manifest's default.")
@@ -187,3 +188,8 @@ def _render_report(summary: dict[str, Any], as_json: bool) -> None:
         )
     for refused in summary["refused"]:
         click.echo(f"atmpvault: refused {refused['path']}: {refused['error']}", err=True)
+
+
+def register(cli: click.Group) -> None:
+    """Add this module's commands to the command line."""
+    cli.add_command(search)

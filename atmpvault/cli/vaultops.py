@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import click
 
 from atmpvault.cli.base import (
-    cli,
     emit_json,
     json_option,
     list_versions,
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--index-engine",
     type=click.Choice(["tantivy", "whoosh"]),
@@ -42,17 +41,21 @@ def init(ctx: click.Context, index_engine: str, user: str | None) -> None:
         atmpvault --vault /srv/atmp/vault init
     """
     from atmpvault.archive.core.vault import Vault
+    from atmpvault.archive.domains import domains
 
     settings = settings_for(ctx, user)
-    Vault.create(settings, user, index_engine).close()
+    Vault.create(settings, domains(), user, index_engine).close()
     click.echo(f"Initialised an empty vault in {settings.vault}")
 
 
-@cli.command()
+@click.command()
 @click.option("--since", metavar="WHEN", help="Writes at or after this time.")
 @click.option("--until", metavar="WHEN", help="Writes at or before this time.")
 @click.option("--user", "who", help="Only this actor's writes.")
-@click.option("--doc", "doc_id", metavar="DOC", help="Only writes to this document.")
+@click.option("--kind", metavar="KIND", help="Only writes to records of this kind (e.g. event).")
+@click.option(
+    "--id", "--doc", "record_id", metavar="ID", help="Only writes to this document or record."
+)
 @json_option
 @pass_vault
 def log(
@@ -60,36 +63,46 @@ def log(
     since: str | None,
     until: str | None,
     who: str | None,
-    doc_id: str | None,
+    kind: str | None,
+    record_id: str | None,
     as_json: bool,
 ) -> None:
-    """The audit trail: every write, read from git history.
+    """The audit trail: every write of every document and record.
 
     \b
         atmpvault log --since 2026-01-01 --user "J. Rivera"
+        atmpvault log --kind event --since 2026-03-01
+        atmpvault log --id EV-000042
     """
     from atmpvault.archive.core import values
+    from atmpvault.errors import InvalidInput
 
+    kinds = [k.name for k in vault.kinds]
+    if kind is not None and kind not in kinds:
+        raise InvalidInput(f"unknown record kind {kind!r}; kinds: {', '.join(kinds)}")
+    if record_id is not None:
+        record_id = vault.record_id(record_id)
     start = values.when(since, start_of_day=True) if since is not None else None
     entries = vault.log(
         since=start,
         until=values.when(until) if until is not None else None,
         user=who,
-        doc=values.doc_id(doc_id) if doc_id is not None else None,
+        kind=kind,
+        record_id=record_id,
     )
     if as_json:
         emit_json([e.to_json() for e in entries])
         return
     table(
         [
-            (e.time[:19], e.user, e.action, e.doc, e.version, e.reason, e.commit[:12])
+            (e.time[:19], e.user, e.action, e.kind, e.id, e.version, e.reason, e.commit[:12])
             for e in entries
         ],
-        ["TIME (UTC)", "USER", "ACTION", "DOC", "V", "REASON", "COMMIT"],
+        ["TIME (UTC)", "USER", "ACTION", "KIND", "ID", "V", "REASON", "COMMIT"],
     )
 
 
-@cli.command()
+@click.command()
 @json_option
 @pass_vault
 def verify(vault: Vault, as_json: bool) -> None:
@@ -117,7 +130,7 @@ def verify(vault: Vault, as_json: bool) -> None:
         sys.exit(3)
 
 
-@cli.command()
+@click.command()
 @json_option
 @pass_vault
 def rebuild(vault: Vault, as_json: bool) -> None:
@@ -136,7 +149,7 @@ def rebuild(vault: Vault, as_json: bool) -> None:
         )
 
 
-@cli.command()
+@click.command()
 @click.argument("path", type=click.Path(path_type=Path))
 @click.pass_context
 def demo(ctx: click.Context, path: Path) -> None:
@@ -170,3 +183,12 @@ def demo(ctx: click.Context, path: Path) -> None:
         click.echo(
             "ok: every version re-hashed, git fsck clean, catalog agrees with the repository"
         )
+
+
+def register(cli: click.Group) -> None:
+    """Add this module's commands to the command line."""
+    cli.add_command(init)
+    cli.add_command(log)
+    cli.add_command(verify)
+    cli.add_command(rebuild)
+    cli.add_command(demo)

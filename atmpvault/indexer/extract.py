@@ -183,7 +183,7 @@ def _pdf(data: bytes) -> Extraction:
     again); pypdf is consulted only to explain a file pdfium cannot open."""
     if b"%PDF-" not in data[:PDF_HEADER_WINDOW]:
         return _refused(NOT_A_PDF)
-    import pypdfium2 as pdfium  # type: ignore[import-untyped]
+    import pypdfium2 as pdfium
 
     try:
         document = pdfium.PdfDocument(data)

@@ -20,13 +20,13 @@ from typing import Protocol
 from xml.etree.ElementTree import Element, ParseError, TreeBuilder
 from xml.parsers import expat
 
-from defusedxml import (  # type: ignore[import-untyped]
+from defusedxml import (
     DefusedXmlException,
     DTDForbidden,
     EntitiesForbidden,
     ExternalReferenceForbidden,
 )
-from defusedxml.ElementTree import DefusedXMLParser  # type: ignore[import-untyped]
+from defusedxml.ElementTree import DefusedXMLParser
 
 __all__ = [
     "UNSAFE",

@@ -43,12 +43,14 @@ class ObjectMissing(RepositoryError):
 
 @dataclass(frozen=True)
 class NewCommit:
-    """A commit to write: the files it adds or replaces (None: removes), message, actor, time."""
+    """A commit to write: the files it adds or replaces (None: removes), message, actor, time,
+    and the annotated tags (name, message) to point at it, written in the same stream."""
 
     files: dict[str, bytes | None]
     message: str
     actor: str
     when: datetime
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -300,6 +302,45 @@ class GitStore:
         if proc.wait() != 0:
             raise RepositoryError(f"git log failed: {err.strip()}")
 
+    def changes(
+        self, since: str | None = None, until: str | None = None
+    ) -> Iterator[tuple[CommitInfo, tuple[str, ...]]]:
+        """Like `history`, each commit with the paths it added or changed (one git process)."""
+        tip = until or self.head()
+        if tip is None:
+            return
+        span = f"{since}..{tip}" if since else tip
+        proc = subprocess.Popen(
+            [
+                "git",
+                f"--git-dir={self.path}",
+                "-c",
+                "core.quotePath=false",
+                "log",
+                "--first-parent",
+                "--reverse",
+                "--no-renames",
+                "--name-only",
+                f"--format={_RECORD}%H{_FIELD}%ct{_FIELD}%B{_FIELD}",
+                span,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        buffer = ""
+        for raw in proc.stdout:
+            buffer += raw.decode("utf-8", "replace")
+            *complete, buffer = buffer.split(_RECORD)
+            for entry in complete:
+                if entry:
+                    yield _commit_paths(entry)
+        if buffer:
+            yield _commit_paths(buffer)
+        err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
+        if proc.wait() != 0:
+            raise RepositoryError(f"git log failed: {err.strip()}")
+
     def paths(self, commit: str, prefix: str) -> list[str]:
         """Every file path under `prefix` (a folder, no trailing slash) as of `commit`."""
         result = subprocess.run(
@@ -441,6 +482,10 @@ def _write_commit(out: IO[bytes], new: NewCommit, mark: int, parent: str | None)
         out.write(data)
         out.write(b"\n")
     out.write(b"\n")
+    for name, text in new.tags:
+        body = text.encode("utf-8")
+        out.write(f"tag {name}\nfrom :{mark}\ntagger {stamp}\ndata {len(body)}\n".encode())
+        out.write(body + b"\n")
 
 
 def _read_marks(marks: Path) -> dict[int, str]:
@@ -455,3 +500,9 @@ def _commit_info(entry: str) -> CommitInfo:
     entry = entry.lstrip("\n")
     sha, time, message = entry.split(_FIELD, 2)
     return CommitInfo(sha=sha, time=int(time), message=message, trailers=parse_trailers(message))
+
+
+def _commit_paths(entry: str) -> tuple[CommitInfo, tuple[str, ...]]:
+    head, _, names = entry.rpartition(_FIELD)
+    paths = tuple(line for line in names.splitlines() if line)
+    return _commit_info(head), paths

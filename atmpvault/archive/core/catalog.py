@@ -1,59 +1,31 @@
 """The SQL catalog: a projection of the repository (SQLite by default, PostgreSQL by URL).
 
-It remembers the last commit it applied, so it can always be caught up or rebuilt
-from the repository alone. It holds nothing the repository does not.
+It remembers the last commit it applied, so it can always be caught up or rebuilt from
+the repository alone, and holds nothing the repository does not. The core's tables are
+the records of every generic kind (every version), the audit trail (one row per commit,
+and the records each touched) and the catalog's state; each workflow adds its own tables
+on the same metadata and projects its own commits into them (see core/domain.py).
+A catalog whose schema differs from the code's is emptied and replayed.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
-from atmpvault.archive.documents.versions import DocumentVersion
+from atmpvault.archive.core.changes import RECORDS_TRAILER, CommitChanges
+from atmpvault.archive.core.domain import Domain, load
+from atmpvault.archive.core.records import Columns, Record
 from atmpvault.errors import IntegrityError, VaultError
 
-SCHEMA_VERSION = "1"
+CORE_SCHEMA = "2"
 
 metadata = sa.MetaData()
-
-versions = sa.Table(
-    "versions",
-    metadata,
-    sa.Column("doc_id", sa.String(40), primary_key=True),
-    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("seq", sa.Integer, nullable=False),
-    sa.Column("program", sa.String(40), nullable=False, index=True),
-    sa.Column("doc_type", sa.String(40), nullable=False, index=True),
-    sa.Column("title", sa.Text),
-    sa.Column("lot", sa.String(64), index=True),
-    sa.Column("filename", sa.Text, nullable=False),
-    sa.Column("size", sa.BigInteger, nullable=False),
-    sa.Column("sha256", sa.String(64), nullable=False, index=True),
-    sa.Column("status", sa.String(20), nullable=False),
-    sa.Column("action", sa.String(20), nullable=False),
-    sa.Column("recorded_at", sa.String(32), nullable=False, index=True),
-    sa.Column("user_name", sa.String(100), nullable=False),
-    sa.Column("reason", sa.Text),
-    sa.Column("meta", sa.Text, nullable=False),
-    sa.Column("searchable", sa.Boolean, nullable=False),
-    sa.Column("unsearchable_reason", sa.Text),
-    sa.Column("pages", sa.Integer),
-    sa.Column("commit_sha", sa.String(64), nullable=False),
-)
-
-documents = sa.Table(
-    "documents",
-    metadata,
-    sa.Column("id", sa.String(40), primary_key=True),
-    sa.Column("seq", sa.Integer, nullable=False, unique=True),
-    sa.Column("latest", sa.Integer, nullable=False),
-)
 
 state = sa.Table(
     "catalog_state",
@@ -62,78 +34,123 @@ state = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
 )
 
+records = sa.Table(
+    "records",
+    metadata,
+    sa.Column("kind", sa.String(40), primary_key=True),
+    sa.Column("id", sa.String(100), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("latest", sa.Boolean, nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),  # the audit row of the commit that wrote it
+    sa.Column("commit_sha", sa.String(64), nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("recorded_at", sa.String(32), nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("program", sa.String(40)),
+    sa.Column("lot", sa.String(64)),
+    sa.Column("status", sa.String(40)),
+    sa.Column("due", sa.String(10)),
+    sa.Column("ref", sa.String(250)),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Index("records_kind_latest", "kind", "latest"),
+    sa.Index("records_kind_ref", "kind", "ref"),
+    sa.Index("records_kind_due", "kind", "due"),
+)
 
-@dataclass(frozen=True)
-class Filters:
-    program: str | None = None
-    type: str | None = None
-    lot: str | None = None
-    unsearchable: bool = False
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("commit_sha", sa.String(64), nullable=False, unique=True),
+    sa.Column("time", sa.String(32), nullable=False, index=True),
+    sa.Column("actor", sa.String(100), nullable=False, index=True),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(40)),
+    sa.Column("id", sa.String(100)),
+    sa.Column("version", sa.Integer),
+    sa.Column("doc", sa.String(100)),
+)
+
+audit_items = sa.Table(
+    "audit_items",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("kind", sa.String(40), primary_key=True),
+    sa.Column("id", sa.String(100), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Index("audit_items_kind_id", "kind", "id"),
+)
+
+CORE_TABLES = (records, audit, audit_items, state)
 
 
-def _row(version: DocumentVersion) -> dict[str, Any]:
-    return {
-        "doc_id": version.id,
-        "version": version.version,
-        "seq": version.seq,
-        "program": version.program,
-        "doc_type": version.type,
-        "title": version.title,
-        "lot": version.lot,
-        "filename": version.filename,
-        "size": version.size,
-        "sha256": version.sha256,
-        "status": version.status,
-        "action": version.action,
-        "recorded_at": version.recorded_at,
-        "user_name": version.user,
-        "reason": version.reason,
-        "meta": json.dumps(version.meta, sort_keys=True),
-        "searchable": version.searchable,
-        "unsearchable_reason": version.unsearchable_reason,
-        "pages": version.pages,
-        "commit_sha": version.commit,
-    }
+class ProjectionContext:
+    """What a workflow's projector is given besides the connection: the vault's store."""
 
-
-def _version(row: Any) -> DocumentVersion:
-    m = row._mapping
-    return DocumentVersion(
-        id=m["doc_id"],
-        version=m["version"],
-        seq=m["seq"],
-        program=m["program"],
-        type=m["doc_type"],
-        title=m["title"],
-        lot=m["lot"],
-        filename=m["filename"],
-        size=m["size"],
-        sha256=m["sha256"],
-        status=m["status"],
-        action=m["action"],
-        recorded_at=m["recorded_at"],
-        user=m["user_name"],
-        reason=m["reason"],
-        meta=json.loads(m["meta"]),
-        searchable=bool(m["searchable"]),
-        unsearchable_reason=m["unsearchable_reason"],
-        pages=m["pages"],
-        commit=m["commit_sha"],
-    )
+    def __init__(self, store: Any) -> None:
+        self.store = store
 
 
 class Catalog:
     """The catalog database behind one vault."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, domains: Sequence[Domain] = (), store: Any = None) -> None:
         self.url = url
+        self.domains = tuple(domains)
+        self.context = ProjectionContext(store)
+        self._tables = [load(d.tables) for d in self.domains if d.tables is not None]
+        self.schema = ";".join(
+            [f"core:{CORE_SCHEMA}"]
+            + [
+                f"{d.name}:{m.SCHEMA}"
+                for d, m in zip(self._with_tables(), self._tables, strict=True)
+            ]
+        )
+        self.rebuilt_because: str | None = None  # set when an old schema was replaced
         try:
             self.engine: Engine = sa.create_engine(url, future=True)
         except (sa.exc.ArgumentError, ImportError) as exc:
             raise VaultError(f"cannot use catalog URL {url!r}: {exc}") from exc
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._open()
+
+    def _with_tables(self) -> list[Domain]:
+        return [d for d in self.domains if d.tables is not None]
+
+    def _open(self) -> None:
+        """Create the tables, or replace them if they were made for another schema."""
+        found = self._stored_schema()
+        if found is not None and found != self.schema:
+            self.rebuilt_because = (
+                f"the catalog's schema {found} is not {self.schema}"
+                if found
+                else "the catalog was made by an earlier release"
+            )
+            self._drop_all()
         self._create_tables()
+        with self.engine.begin() as conn:
+            if self._get(conn, "schema") is None:
+                conn.execute(state.insert(), [{"key": "schema", "value": self.schema}])
+
+    def _stored_schema(self) -> str | None:
+        """The schema the catalog was made with: None for a new one, '' for an old one."""
+        inspector = sa.inspect(self.engine)
+        if not inspector.has_table("catalog_state"):
+            return None
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                sa.text("SELECT value FROM catalog_state WHERE key = 'schema'")
+            ).scalar_one_or_none()
+        return "" if value is None else str(value)
+
+    def _drop_all(self) -> None:
+        inspector = sa.inspect(self.engine)
+        with self.engine.begin() as conn:
+            for name in inspector.get_table_names():
+                conn.execute(sa.text(f'DROP TABLE IF EXISTS "{name}"'))
 
     def _create_tables(self) -> None:
         # Several processes may open a new catalog at once; create_all checks, then
@@ -152,152 +169,317 @@ class Catalog:
     def close(self) -> None:
         self.engine.dispose()
 
+    def connect(self) -> Any:
+        """A read connection (a context manager)."""
+        return self.engine.connect()
+
     # -- state -------------------------------------------------------------------
+
+    @staticmethod
+    def _get(conn: Connection, key: str) -> str | None:
+        value = conn.execute(
+            sa.select(state.c.value).where(state.c.key == key)
+        ).scalar_one_or_none()
+        return None if value is None else str(value)
 
     def last_commit(self) -> str | None:
         with self.engine.connect() as conn:
-            return conn.execute(
-                sa.select(state.c.value).where(state.c.key == "last_commit")
-            ).scalar_one_or_none()
+            return self._get(conn, "last_commit")
 
-    def apply(self, batch: Iterable[DocumentVersion], head: str, expected: str | None) -> None:
-        """Add `batch` and move the catalog to `head`, all or nothing.
+    def apply(self, commits: Sequence[CommitChanges], head: str, expected: str | None) -> None:
+        """Project `commits` and move the catalog to `head`, all or nothing.
 
-        `expected` is the commit the batch was read after; if another process moved
-        the catalog meanwhile, nothing is applied.
+        `expected` is the commit they were read after; if another process moved the
+        catalog meanwhile, nothing is applied.
         """
-        rows = [_row(v) for v in batch]
         try:
-            self._apply(rows, head, expected)
+            with self.engine.begin() as conn:
+                current = conn.execute(
+                    sa.select(state.c.value).where(state.c.key == "last_commit").with_for_update()
+                ).scalar_one_or_none()
+                if current != expected:
+                    return
+                if commits:
+                    self._project(conn, commits)
+                if current is None:
+                    conn.execute(state.insert(), [{"key": "last_commit", "value": head}])
+                else:
+                    conn.execute(
+                        state.update().where(state.c.key == "last_commit").values(value=head)
+                    )
         except sa.exc.IntegrityError as exc:
             raise IntegrityError(
                 "the catalog already holds versions the repository is adding now, so it "
                 "does not match the repository; run 'atmpvault rebuild'"
             ) from exc
 
-    def _apply(self, rows: list[dict[str, Any]], head: str, expected: str | None) -> None:
-        with self.engine.begin() as conn:
-            current = conn.execute(
-                sa.select(state.c.value).where(state.c.key == "last_commit").with_for_update()
-            ).scalar_one_or_none()
-            if current != expected:
-                return
-            if rows:
-                conn.execute(versions.insert(), rows)
-                latest: dict[str, dict[str, Any]] = {}
-                for row in rows:
-                    latest[row["doc_id"]] = row
-                known = {
-                    doc_id
-                    for (doc_id,) in conn.execute(
-                        sa.select(documents.c.id).where(documents.c.id.in_(list(latest)))
-                    )
-                }
-                new = [
-                    {"id": r["doc_id"], "seq": r["seq"], "latest": r["version"]}
-                    for r in latest.values()
-                    if r["doc_id"] not in known
-                ]
-                if new:
-                    conn.execute(documents.insert(), new)
-                for doc_id in known:
-                    conn.execute(
-                        documents.update()
-                        .where(documents.c.id == doc_id)
-                        .values(latest=latest[doc_id]["version"])
-                    )
-            if current is None:
-                conn.execute(state.insert(), [{"key": "last_commit", "value": head}])
-            else:
-                conn.execute(state.update().where(state.c.key == "last_commit").values(value=head))
+    def _project(self, conn: Connection, commits: Sequence[CommitChanges]) -> None:
+        seq = conn.execute(sa.select(sa.func.max(audit.c.seq))).scalar() or 0
+        audit_rows, item_rows, record_rows = [], [], []
+        heads = self._head_versions(conn, {(r.kind.name, r.id) for c in commits for r in c.records})
+        for commit in commits:
+            seq += 1
+            touched = []
+            for change in commit.records:
+                key = (change.kind.name, change.id)
+                version = heads.get(key, 0) + 1
+                heads[key] = version
+                touched.append((change.kind.name, change.id, version))
+                if change.kind.generic:
+                    record_rows.append(_record_row(change, version, seq, commit))
+            audit_rows.append(_audit_row(commit, seq, touched))
+            item_rows += [{"seq": seq, "kind": k, "id": i, "version": v} for k, i, v in touched]
+        conn.execute(audit.insert(), audit_rows)
+        if item_rows:
+            conn.execute(audit_items.insert(), item_rows)
+        if record_rows:
+            changed = {(r["kind"], r["id"]) for r in record_rows}
+            for kind, rid in changed:
+                conn.execute(
+                    records.update()
+                    .where(records.c.kind == kind, records.c.id == rid, records.c.latest.is_(True))
+                    .values(latest=False)
+                )
+            newest = {(r["kind"], r["id"]): r["version"] for r in record_rows}
+            for row in record_rows:
+                row["latest"] = newest[(row["kind"], row["id"])] == row["version"]
+            conn.execute(records.insert(), record_rows)
+        for module in self._tables:
+            module.project(conn, commits, self.context)
+
+    @staticmethod
+    def _head_versions(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """(kind, id) -> the newest version the audit trail knows, for those it knows."""
+        found: dict[tuple[str, str], int] = {}
+        ids = sorted({rid for _kind, rid in keys})
+        for start in range(0, len(ids), 500):
+            query = (
+                sa.select(audit_items.c.kind, audit_items.c.id, sa.func.max(audit_items.c.version))
+                .where(audit_items.c.id.in_(ids[start : start + 500]))
+                .group_by(audit_items.c.kind, audit_items.c.id)
+            )
+            found.update({(k, i): int(v) for k, i, v in conn.execute(query) if (k, i) in keys})
+        return found
+
+    @staticmethod
+    def _head_version(conn: Connection, kind: str, record_id: str) -> int:
+        """The newest version of a record the audit trail knows (0: none yet)."""
+        found = conn.execute(
+            sa.select(sa.func.max(audit_items.c.version)).where(
+                audit_items.c.kind == kind, audit_items.c.id == record_id
+            )
+        ).scalar()
+        return int(found or 0)
 
     def reset(self) -> None:
         """Forget everything, ready for a rebuild from the first commit."""
         with self.engine.begin() as conn:
-            for table in (versions, documents, state):
-                conn.execute(table.delete())
+            for table in reversed(metadata.sorted_tables):
+                if table is not state:
+                    conn.execute(table.delete())
+            conn.execute(state.delete().where(state.c.key != "schema"))
 
-    # -- queries -----------------------------------------------------------------
+    # -- records -------------------------------------------------------------------
 
-    def version(
-        self, doc_id: str, number: int | None = None, as_of: str | None = None
-    ) -> DocumentVersion | None:
-        query = sa.select(versions).where(versions.c.doc_id == doc_id)
-        if number is not None:
-            query = query.where(versions.c.version == number)
+    def record_head(self, kind: str, record_id: str) -> tuple[int, str] | None:
+        """(newest version, path) of a record, or None if there is none."""
+        with self.engine.connect() as conn:
+            version = self._head_version(conn, kind, record_id)
+            if not version:
+                return None
+            path = conn.execute(
+                sa.select(records.c.path).where(
+                    records.c.kind == kind, records.c.id == record_id, records.c.version == version
+                )
+            ).scalar_one_or_none()
+        return version, str(path or "")
+
+    def record(
+        self, kind: str, record_id: str, version: int | None = None, as_of: str | None = None
+    ) -> Record | None:
+        """One version of a record: the latest, a numbered one, or the one current at `as_of`."""
+        query = sa.select(records).where(records.c.kind == kind, records.c.id == record_id)
+        if version is not None:
+            query = query.where(records.c.version == version)
         if as_of is not None:
-            query = query.where(versions.c.recorded_at <= as_of)
-        query = query.order_by(versions.c.version.desc()).limit(1)
+            query = query.where(records.c.recorded_at <= as_of)
+        query = query.order_by(records.c.version.desc()).limit(1)
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
-        return _version(row) if row else None
+        return _record(row) if row else None
 
-    def versions(self, doc_id: str) -> list[DocumentVersion]:
-        query = sa.select(versions).where(versions.c.doc_id == doc_id).order_by(versions.c.version)
-        with self.engine.connect() as conn:
-            return [_version(row) for row in conn.execute(query)]
-
-    def latest(self, filters: Filters, as_of: str | None = None) -> list[DocumentVersion]:
-        """The newest version of each document (as it stood at `as_of`)."""
+    def records(
+        self,
+        kind: str,
+        as_of: str | None = None,
+        where: Iterable[Any] = (),
+        order: Iterable[Any] = (),
+    ) -> list[Record]:
+        """The newest version of every record of a kind (as it stood at `as_of`), filtered."""
         if as_of is None:
-            query = sa.select(versions).join(
-                documents,
-                sa.and_(
-                    documents.c.id == versions.c.doc_id, documents.c.latest == versions.c.version
-                ),
-            )
+            query = sa.select(records).where(records.c.kind == kind, records.c.latest.is_(True))
         else:
             newest = (
-                sa.select(versions.c.doc_id, sa.func.max(versions.c.version).label("version"))
-                .where(versions.c.recorded_at <= as_of)
-                .group_by(versions.c.doc_id)
+                sa.select(records.c.id, sa.func.max(records.c.version).label("version"))
+                .where(records.c.kind == kind, records.c.recorded_at <= as_of)
+                .group_by(records.c.id)
                 .subquery()
             )
-            query = sa.select(versions).join(
-                newest,
-                sa.and_(
-                    newest.c.doc_id == versions.c.doc_id, newest.c.version == versions.c.version
-                ),
+            query = (
+                sa.select(records)
+                .join(
+                    newest,
+                    sa.and_(newest.c.id == records.c.id, newest.c.version == records.c.version),
+                )
+                .where(records.c.kind == kind)
             )
-        if filters.program:
-            query = query.where(versions.c.program == filters.program)
-        if filters.type:
-            query = query.where(versions.c.doc_type == filters.type)
-        if filters.lot:
-            query = query.where(versions.c.lot == filters.lot)
-        if filters.unsearchable:
-            query = query.where(versions.c.searchable.is_(False))
+        for clause in where:
+            query = query.where(clause)
+        query = query.order_by(*order, records.c.id)
         with self.engine.connect() as conn:
-            return [_version(row) for row in conn.execute(query.order_by(versions.c.seq))]
+            return [_record(row) for row in conn.execute(query)]
 
-    def next_seq(self) -> int:
+    def record_versions(self, kind: str, record_id: str) -> list[Record]:
+        """Every version of one record, oldest first."""
+        query = (
+            sa.select(records)
+            .where(records.c.kind == kind, records.c.id == record_id)
+            .order_by(records.c.version)
+        )
         with self.engine.connect() as conn:
-            return (conn.execute(sa.select(sa.func.max(documents.c.seq))).scalar() or 0) + 1
+            return [_record(row) for row in conn.execute(query)]
 
-    def known_hashes(self, hashes: list[str]) -> set[str]:
-        """Which of these SHA-256 digests some archived version already has."""
-        found: set[str] = set()
+    def max_id(self, kind: str, prefix: str) -> str | None:
+        """The greatest id of a kind starting with `prefix` (ids that sort by number)."""
+        query = sa.select(sa.func.max(records.c.id)).where(
+            records.c.kind == kind, records.c.id.like(f"{prefix}%")
+        )
         with self.engine.connect() as conn:
-            for start in range(0, len(hashes), 500):
-                chunk = hashes[start : start + 500]
-                query = sa.select(versions.c.sha256).where(versions.c.sha256.in_(chunk)).distinct()
-                found.update(conn.execute(query).scalars())
-        return found
+            found = conn.execute(query).scalar()
+        return None if found is None else str(found)
 
-    def count_versions(self) -> int:
-        with self.engine.connect() as conn:
-            return conn.execute(sa.select(sa.func.count()).select_from(versions)).scalar_one()
-
-    def dump(self) -> Iterator[DocumentVersion]:
-        """Every version, in document then version order (for verify)."""
-        query = sa.select(versions).order_by(versions.c.doc_id, versions.c.version)
+    def dump_records(self) -> Iterator[Record]:
+        """Every version of every generic record, by kind, id and version (for verify)."""
+        query = sa.select(records).order_by(records.c.kind, records.c.id, records.c.version)
         with self.engine.connect() as conn:
             for row in conn.execute(query):
-                yield _version(row)
+                yield _record(row)
 
-    def latest_map(self) -> dict[str, int]:
+    def latest_flags(self) -> dict[tuple[str, str], int]:
+        """(kind, id) -> the version flagged latest (for verify)."""
+        query = sa.select(records.c.kind, records.c.id, records.c.version).where(
+            records.c.latest.is_(True)
+        )
         with self.engine.connect() as conn:
-            return dict(conn.execute(sa.select(documents.c.id, documents.c.latest)).all())
+            return {(k, i): v for k, i, v in conn.execute(query)}
+
+    # -- audit ----------------------------------------------------------------------
+
+    def audit_rows(self, where: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        """Audit rows, oldest first, with the records each commit touched."""
+        query = sa.select(audit)
+        for clause in where:
+            query = query.where(clause)
+        query = query.order_by(audit.c.seq)
+        with self.engine.connect() as conn:
+            rows = [dict(row._mapping) for row in conn.execute(query)]
+        return rows
+
+    def count_versions(self) -> int:
+        """How many versions of documents and records the catalog holds."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(sa.select(sa.func.count()).select_from(audit_items)).scalar_one()
+            )
+
+    def audit_items(self) -> list[dict[str, Any]]:
+        """Every (commit, record) pair of the audit trail (for verify)."""
+        query = sa.select(audit_items).order_by(
+            audit_items.c.seq, audit_items.c.kind, audit_items.c.id
+        )
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def touched_filter(kind: str | None, record_id: str | None) -> Any:
+    """An audit WHERE clause: the commit touched a record of this kind and/or id."""
+    items = sa.select(audit_items.c.seq)
+    if kind is not None:
+        items = items.where(audit_items.c.kind == kind)
+    if record_id is not None:
+        items = items.where(audit_items.c.id == record_id)
+    return audit.c.seq.in_(items)
+
+
+def _record_row(change: Any, version: int, seq: int, commit: CommitChanges) -> dict[str, Any]:
+    columns = change.kind.columns(change.body)
+    return {
+        "kind": change.kind.name,
+        "id": change.id,
+        "version": version,
+        "latest": True,
+        "seq": seq,
+        "commit_sha": commit.sha,
+        "path": change.path,
+        "recorded_at": commit.recorded_at,
+        "actor": commit.actor,
+        "program": columns.program,
+        "lot": columns.lot,
+        "status": columns.status,
+        "due": columns.due,
+        "ref": columns.ref,
+        "body": json.dumps(change.body, sort_keys=True, ensure_ascii=False),
+    }
+
+
+def _audit_row(
+    commit: CommitChanges, seq: int, touched: list[tuple[str, str, int]]
+) -> dict[str, Any]:
+    t = commit.trailers
+    kind, rid, version = _primary(t, touched)
+    if version is None and "Version" in t:
+        version = int(t["Version"])
+    return {
+        "seq": seq,
+        "commit_sha": commit.sha,
+        "time": commit.recorded_at,
+        "actor": commit.actor,
+        "action": t.get("Action", ""),
+        "reason": t.get("Reason"),
+        "summary": commit.subject,
+        "kind": kind,
+        "id": rid,
+        "version": version,
+        "doc": t.get("Document"),
+    }
+
+
+def _primary(
+    trailers: dict[str, str], touched: list[tuple[str, str, int]]
+) -> tuple[str | None, str | None, int | None]:
+    """The record a write is about: the first its Records trailer lists, else the only one."""
+    if not touched:
+        return None, None, None
+    listed = trailers.get(RECORDS_TRAILER, "").split(",")[0].split()
+    for kind, rid, version in touched:
+        if listed[:2] == [kind, rid]:
+            return kind, rid, version
+    return touched[0]
+
+
+def _record(row: Any) -> Record:
+    m = row._mapping
+    return Record(
+        kind=m["kind"],
+        id=m["id"],
+        version=m["version"],
+        body=json.loads(m["body"]),
+        path=m["path"],
+        commit=m["commit_sha"],
+        recorded_at=m["recorded_at"],
+        actor=m["actor"],
+        columns=Columns(m["program"], m["lot"], m["status"], m["due"], m["ref"]),
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

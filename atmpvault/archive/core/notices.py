@@ -35,15 +35,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
+from atmpvault.archive.core.records import NOTICE_KIND
 from atmpvault.archive.core.render import render
 from atmpvault.errors import InvalidInput, NotFound, NothingChanged, VaultError
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
 
-NOTICES_DIR = "notices"
 OUTBOX_DIR = "outbox"
-NOTICE_FORMAT = 1
 DEFAULT_SENDER = "atmpvault@localhost"
 SMTP_TIMEOUT = 30.0
 
@@ -179,8 +178,7 @@ class DistributionLists:
         with vault.writing():
             # Read the configuration as the tip has it now, under the lock, and change only
             # our key, so settings other modules keep in the same file are left untouched.
-            head = vault.store.head()
-            raw: dict[str, Any] = json.loads(vault.store.read(head, CONFIG_PATH)) if head else {}
+            raw: dict[str, Any] = json.loads(vault.read_file(CONFIG_PATH) or b"{}")
             lists = dict(raw.get("distribution_lists", {}))
             if addresses is None:
                 if name not in lists:
@@ -195,14 +193,13 @@ class DistributionLists:
             raw["distribution_lists"] = dict(sorted(lists.items()))
             data = (json.dumps(raw, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
             VaultConfig.parse(data)  # what we write must read back
-            vault.commit_records(
+            vault.commit_files(
                 {CONFIG_PATH: data},
                 subject,
                 {"Action": "set-distribution-list", "List": name},
                 reason=reason,
                 actor=actor,
             )
-            vault.__dict__.pop("config", None)  # the cached configuration is now stale
 
 
 # -- notices -----------------------------------------------------------------------------
@@ -244,14 +241,14 @@ class Notice:
             "commit": self.commit,
         }
 
-    def record(self) -> bytes:
-        data = {"format": NOTICE_FORMAT, **self.to_json(), "text": self.text}
-        del data["commit"]  # a record cannot name the commit that holds it
-        return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    def body(self) -> dict[str, Any]:
+        """The stored record: everything but the commit (a record cannot name its commit)."""
+        data = {**self.to_json(), "text": self.text}
+        del data["commit"]
+        return data
 
     @classmethod
-    def from_record(cls, raw: bytes) -> Notice:
-        data = json.loads(raw)
+    def from_json(cls, data: dict[str, Any], commit: str | None = None) -> Notice:
         return cls(
             id=data["id"],
             key=data["key"],
@@ -266,11 +263,8 @@ class Notice:
             actor=data["actor"],
             text=data.get("text", ""),
             refused=tuple(data.get("refused", ())),
+            commit=commit,
         )
-
-
-def notice_path(notice_id: str) -> str:
-    return f"{NOTICES_DIR}/{notice_id}.json"
 
 
 class Notices:
@@ -288,17 +282,13 @@ class Notices:
     def __init__(self, vault: Vault) -> None:
         self.vault = vault
         self.lists = DistributionLists(vault)
-        self._keys: tuple[str | None, dict[str, str]] | None = None  # (head, key -> id)
 
     # -- reading -------------------------------------------------------------------------
 
     def all(self) -> list[Notice]:
         """Every notice recorded, oldest first."""
-        notices = [
-            Notice.from_record(raw)
-            for path, raw in self.vault.read_records(NOTICES_DIR).items()
-            if path.endswith(".json")
-        ]
+        found = self.vault.catalog.records(NOTICE_KIND.name)
+        notices = [Notice.from_json(r.body, r.commit) for r in found]
         return sorted(notices, key=lambda n: (n.sent_at, n.id))
 
     def get(self, notice_id: str) -> Notice:
@@ -307,21 +297,25 @@ class Notices:
             raise InvalidInput(
                 f"invalid notice id {notice_id[:40]!r}: e.g. NTC-20260301-070000-3FA2C1"
             )
-        records = self.vault.read_records(notice_path(notice_id))
-        if not records:
+        found = self.vault.catalog.record(NOTICE_KIND.name, notice_id)
+        if found is None:
             raise NotFound(f"no notice {notice_id}")
-        return Notice.from_record(next(iter(records.values())))
+        return Notice.from_json(found.body, found.commit)
+
+    def sent_as(self, key: str) -> str | None:
+        """The id of the notice sent with this key, if one was (one indexed query)."""
+        from atmpvault.archive.core.catalog import records
+
+        found = self.vault.catalog.records(NOTICE_KIND.name, where=[records.c.ref == key])
+        return found[0].id if found else None
 
     def sent_keys(self) -> dict[str, str]:
-        """Key -> notice id for every notice recorded; read once per repository tip."""
-        head = self.vault.store.head()
-        if self._keys is None or self._keys[0] != head:
-            self._keys = (head, {n.key: n.id for n in self.all()})
-        return self._keys[1]
+        """Key -> notice id for every notice recorded."""
+        return {r.columns.ref or "": r.id for r in self.vault.catalog.records(NOTICE_KIND.name)}
 
     def already_sent(self, key: str) -> bool:
         """Whether a notice with this key has been sent (and recorded) before."""
-        return key in self.sent_keys()
+        return self.sent_as(key) is not None
 
     # -- sending -------------------------------------------------------------------------
 
@@ -342,8 +336,9 @@ class Notices:
         settings = self.vault.settings
         sender = email_address(settings.smtp_from) if settings.smtp_from else DEFAULT_SENDER
         with self.vault.writing():
-            if key in self.sent_keys():
-                raise AlreadySent(f"notice {key!r} was already sent as {self.sent_keys()[key]}")
+            earlier = self.sent_as(key)
+            if earlier is not None:
+                raise AlreadySent(f"notice {key!r} was already sent as {earlier}")
             to = self.lists.resolve(names)
             full = {**context, "subject": subject, "lists": list(names), "recipients": list(to)}
             text = render(f"{template}.txt.j2", full)
@@ -382,13 +377,11 @@ class Notices:
                 text=text,
                 refused=refused,
             )
-            commit = self.vault.commit_records(
-                {notice_path(notice_id): notice.record()},
-                f"Notice {notice_id}: {subject}",
-                {"Action": "notice", "Notice": notice_id, "Notice-Key": key},
-            )
-            if self._keys is not None:
-                self._keys = (commit, {**self._keys[1], key: notice_id})
+            trailers = {"Notice": notice_id, "Notice-Key": key}
+            subject_line = f"Notice {notice_id}: {subject}"
+            with self.vault.unit("notice", subject_line, trailers=trailers) as unit:
+                unit.put(NOTICE_KIND, notice_id, notice.body())
+            commit = unit.commit
         return replace(notice, commit=commit)
 
     @staticmethod

@@ -2,6 +2,7 @@
 
 Every write is a git commit first; the catalog is then brought up to that commit.
 A crash between the two loses nothing: the next open replays what the catalog missed.
+The vault is handed the workflows' Domain descriptors; it never imports a workflow.
 """
 
 from __future__ import annotations
@@ -14,28 +15,31 @@ import subprocess
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from atmpvault.archive.core import values
-from atmpvault.archive.documents.versions import DocumentVersion, doc_dir
+from atmpvault.archive.core.changes import Change, CommitChanges, UnitOfWork
+from atmpvault.archive.core.domain import Domain, check, record_kinds
+from atmpvault.archive.core.records import CORE_KINDS, RecordChange, kind_for
 from atmpvault.config import DEFAULT_DOCUMENT_TYPES, Settings
 from atmpvault.errors import (
     IntegrityError,
     InvalidInput,
     NotAVault,
+    RepositoryFailure,
     VaultBusy,
     VaultError,
     VaultExists,
 )
-from atmpvault.repository.git import CommitInfo, GitStore, NewCommit, RepositoryError
+from atmpvault.repository.git import GitStore, ObjectMissing, RepositoryError
 from atmpvault.repository.lock import LockTimeout, WriteLock
 
 if TYPE_CHECKING:
+    from atmpvault.archive.core.audit import AuditEntry
     from atmpvault.archive.core.catalog import Catalog
     from atmpvault.archive.core.search import SearchProjection
-    from atmpvault.archive.documents.versions import Documents
     from atmpvault.indexer.index import SearchFilters, SearchResult
 
 
@@ -44,7 +48,7 @@ class Projection(Protocol):
 
     def last_commit(self) -> str | None: ...
 
-    def apply(self, batch: Iterable[DocumentVersion], head: str, expected: str | None) -> None: ...
+    def apply(self, commits: list[CommitChanges], head: str, expected: str | None) -> None: ...
 
     def reset(self) -> None: ...
 
@@ -69,8 +73,11 @@ class VaultConfig:
     distribution_lists: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
-    def default(cls) -> VaultConfig:
-        return cls(document_types=DEFAULT_DOCUMENT_TYPES)
+    def default(cls, domains: Iterable[Domain] = ()) -> VaultConfig:
+        """The configuration of a new vault: the default types, then those workflows add."""
+        types = list(DEFAULT_DOCUMENT_TYPES)
+        types += [t for d in domains for t in d.document_types if t not in types]
+        return cls(document_types=tuple(dict.fromkeys(types)))
 
     @classmethod
     def parse(cls, raw: bytes) -> VaultConfig:
@@ -97,59 +104,20 @@ class VaultConfig:
         return (json.dumps(data, indent=2) + "\n").encode("utf-8")
 
 
-@dataclass(frozen=True)
-class Change:
-    """One commit to write: files, a subject line and the audit trailers."""
-
-    files: dict[str, bytes | None]
-    subject: str
-    trailers: dict[str, str]
-    actor: str
-    reason: str | None
-    when: datetime
-
-    def as_commit(self) -> NewCommit:
-        lines = dict(self.trailers)
-        lines["Actor"] = self.actor
-        if self.reason:
-            lines["Reason"] = self.reason
-        lines["Recorded-At"] = values.iso(self.when)
-        body = "\n".join(f"{k}: {v}" for k, v in lines.items())
-        return NewCommit(self.files, f"{self.subject}\n\n{body}\n", self.actor, self.when)
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    """One write, as git history records it."""
-
-    commit: str
-    time: str
-    user: str
-    action: str
-    reason: str | None
-    doc: str | None
-    version: int | None
-    summary: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "commit": self.commit,
-            "time": self.time,
-            "user": self.user,
-            "action": self.action,
-            "reason": self.reason,
-            "doc": self.doc,
-            "version": self.version,
-            "summary": self.summary,
-        }
-
-
 class Vault:
     """An open vault: its repository, its catalog and the lock that serialises writers."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        domains: tuple[Domain, ...],
+        say: Callable[[str], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.path = settings.vault
+        self.domains = check(domains)
+        self.kinds = CORE_KINDS + record_kinds(self.domains)
+        self.say = say or (lambda _message: None)  # one-line notices for the user
         self.store = GitStore(self.path / REPO_DIR)
         self._lock = WriteLock(self.path / "lock", settings.lock_timeout)
         self._catalog: Catalog | None = None
@@ -159,7 +127,12 @@ class Vault:
     # -- opening -------------------------------------------------------------------
 
     @classmethod
-    def open(cls, settings: Settings) -> Vault:
+    def open(
+        cls,
+        settings: Settings,
+        domains: tuple[Domain, ...],
+        say: Callable[[str], None] | None = None,
+    ) -> Vault:
         """Open an existing vault; the catalog catches up lazily, on first use."""
         path = settings.vault
         if not path.is_dir() or not GitStore.exists(path / REPO_DIR):
@@ -167,11 +140,15 @@ class Vault:
                 f"{path} is not an atmpvault vault (no {REPO_DIR} inside); "
                 "run 'atmpvault init' or pass --vault"
             )
-        return cls(settings)
+        return cls(settings, domains, say)
 
     @classmethod
     def create(
-        cls, settings: Settings, actor: str | None = None, index_engine: str = "tantivy"
+        cls,
+        settings: Settings,
+        domains: tuple[Domain, ...],
+        actor: str | None = None,
+        index_engine: str = "tantivy",
     ) -> Vault:
         """Create a new, empty vault at settings.vault."""
         from atmpvault.indexer.index import ENGINE_NAMES
@@ -188,21 +165,14 @@ class Vault:
         if path.is_dir() and any(path.iterdir()):
             raise VaultError(f"{path} is not empty; choose a new or empty directory")
         path.mkdir(parents=True, exist_ok=True)
-        vault = cls(settings)
+        vault = cls(settings, domains)
         vault.store = GitStore.create(path / REPO_DIR)
-        who = values.user(actor) if actor else vault.actor
-        with vault.writing():
-            vault.commit(
-                files={
-                    CONFIG_PATH: replace(
-                        VaultConfig.default(), index_engine=index_engine
-                    ).serialise()
-                },
-                subject="Initialise the vault",
-                trailers={"Action": "init"},
-                actor=who,
-                reason="vault created",
-            )
+        config = replace(VaultConfig.default(domains), index_engine=index_engine)
+        with vault.unit(
+            "init", "Initialise the vault", reason="vault created",
+            actor=values.user(actor) if actor else None,
+        ) as unit:  # fmt: skip
+            unit.files[CONFIG_PATH] = config.serialise()
         # The projections are created now, so the first writers do not race to create them.
         vault.projections()
         return vault
@@ -237,8 +207,8 @@ class Vault:
     def config(self) -> VaultConfig:
         head = self.store.head()
         if head is None:
-            return VaultConfig.default()
-        return VaultConfig.parse(self.store.read(head, CONFIG_PATH))
+            return VaultConfig.default(self.domains)
+        return VaultConfig.parse(self.read_file(CONFIG_PATH, head) or b"{}")
 
     def document_type(self, value: str) -> str:
         """A document type from the vault's controlled vocabulary."""
@@ -249,11 +219,26 @@ class Vault:
             )
         return value
 
-    @cached_property
-    def documents(self) -> Documents:
-        from atmpvault.archive.documents.versions import Documents
+    def record_id(self, value: str) -> str:
+        """The id of a document or of a record of any kind; InvalidInput if it is neither."""
+        if len(value) > values.MAX_CODE or not any(k.is_id(value) for k in self.kinds):
+            raise InvalidInput(
+                f"invalid document id {value[:40]!r}: use a document's id such as DOC-000042, "
+                "or a record's such as EV-000007 or IND-012345/0001"
+            )
+        return value
 
-        return Documents(self)
+    def read_file(self, path: str, at: str | None = None) -> bytes | None:
+        """One file of the repository as of commit `at` (default: the tip), or None."""
+        commit = at or self.store.head()
+        if commit is None:
+            return None
+        try:
+            return self.store.read(commit, path)
+        except ObjectMissing:
+            return None
+        except RepositoryError as exc:
+            raise RepositoryFailure(f"repository error: {exc}") from exc
 
     # -- projections: catalog and index --------------------------------------------------
 
@@ -264,8 +249,10 @@ class Vault:
             from atmpvault.archive.core.catalog import Catalog
 
             url = self.settings.catalog_url or f"sqlite:///{self.path / CATALOG_FILE}"
-            self._catalog = Catalog(url)
-            self._catch_up(self._catalog, wait=False)
+            self._catalog = Catalog(url, self.domains, self.store)
+            if self._catalog.rebuilt_because:
+                self.say(f"{self._catalog.rebuilt_because}: rebuilding it from the repository")
+            self._catch_up(self._catalog, wait=self._catalog.rebuilt_because is not None)
         return self._catalog
 
     @property
@@ -275,10 +262,17 @@ class Vault:
             from atmpvault.archive.core.search import INDEX_DIR, SearchProjection
             from atmpvault.indexer.index import Index
 
-            index = Index.open(self.path / INDEX_DIR, self.config.index_engine)
-            self._search = SearchProjection(index, self.store)
-            self._catch_up(self._search, wait=False)
+            index = Index.open(self.path / INDEX_DIR, self.config.index_engine, self.tag_fields)
+            self._search = SearchProjection(index, self)
+            if index.discarded:
+                self.say(f"{index.discarded}: rebuilding the index from the repository")
+            self._catch_up(self._search, wait=index.discarded is not None)
         return self._search
+
+    @property
+    def tag_fields(self) -> tuple[str, ...]:
+        """The keyword tags workflows contribute to the index (usable in queries)."""
+        return tuple(name for d in self.domains for name in d.tag_fields)
 
     def projections(self) -> list[Projection]:
         """The catalog and the index, opened and current."""
@@ -321,13 +315,12 @@ class Vault:
                 f"a projection was built from commit {last[:12]}, which is not in this "
                 "repository's history; run 'atmpvault rebuild'"
             )
-        batch: list[DocumentVersion] = []
+        batch: list[CommitChanges] = []
         expected, upto = last, last
         count = 0
-        for count, (info, version) in enumerate(self.replay(last, head), start=1):
-            upto = info.sha
-            if version is not None:
-                batch.append(version)
+        for count, commit in enumerate(self.replay(last, head), start=1):
+            upto = commit.sha
+            batch.append(commit)
             if progress and count % _PROGRESS_EVERY == 0:
                 progress(_PROGRESS_EVERY)
             if len(batch) >= _CATCH_UP_BATCH:
@@ -340,17 +333,24 @@ class Vault:
         if progress:
             progress(count % _PROGRESS_EVERY)
 
-    def replay(
-        self, since: str | None, until: str | None = None
-    ) -> Iterator[tuple[CommitInfo, DocumentVersion | None]]:
-        """Each commit after `since`, with the document version it recorded, if any."""
-        for info in self.store.history(since, until):
-            doc = info.trailers.get("Document")
-            if doc is None:
-                yield info, None
-                continue
-            raw = self.store.read(info.sha, f"{doc_dir(doc)}/record.json")
-            yield info, DocumentVersion.from_record(raw, info.sha)
+    def replay(self, since: str | None, until: str | None = None) -> Iterator[CommitChanges]:
+        """Each commit after `since`, with the records it wrote, read back and format-checked."""
+        try:
+            for info, paths in self.store.changes(since, until):
+                found = []
+                for path in sorted(paths):
+                    match = kind_for(self.kinds, path)
+                    if match is None:
+                        continue
+                    kind, record_id = match
+                    raw = self.store.read(info.sha, path)
+                    where = f"{path} at commit {info.sha[:12]}"
+                    found.append(RecordChange(kind, record_id, path, kind.decode(raw, where), raw))
+                yield CommitChanges(
+                    info.sha, info.time, info.message, info.trailers, paths, tuple(found)
+                )
+        except RepositoryError as exc:
+            raise RepositoryFailure(f"repository error: {exc}") from exc
 
     def commit_count(self) -> int:
         """How many commits the branch holds (the length of a replay from the start)."""
@@ -383,7 +383,11 @@ class Vault:
 
             state = read_state(self.path / INDEX_DIR) or {}
             engine = str(state.get("engine") or "tantivy")
-            self._search = SearchProjection(Index.open(self.path / INDEX_DIR, engine), self.store)
+            index = Index.open(self.path / INDEX_DIR, engine, self.tag_fields)
+            if index.discarded is None:
+                self._search = SearchProjection(index, self)
+            else:
+                index.close()
         return self.search_projection.index.search(query, filters, limit=limit, facets=facets)
 
     # -- writing ---------------------------------------------------------------------------
@@ -411,22 +415,57 @@ class Vault:
         finally:
             self._lock.release()
 
-    def commit(
+    @contextmanager
+    def unit(
         self,
-        files: dict[str, bytes | None],
+        action: str,
         subject: str,
-        trailers: dict[str, str],
-        actor: str,
-        reason: str | None,
-        when: datetime | None = None,
-    ) -> tuple[str, str | None]:
-        """Write one commit on the branch; return (new commit, previous tip).
+        reason: str | None = None,
+        actor: str | None = None,
+        trailers: dict[str, str] | None = None,
+    ) -> Iterator[UnitOfWork]:
+        """One user action as one commit: gather its changes, then commit them on exit.
 
-        The caller holds the write lock. The commit is the point of no return.
+        The lock is held throughout, with the catalog current, so what the unit reads
+        is what it writes on. An error inside the block writes nothing.
         """
-        change = Change(files, subject, trailers, actor, reason, when or values.now())
-        shas, parent = self.commit_changes([change])
-        return shas[0], parent
+        with self.writing():
+            unit = UnitOfWork(self, action, actor or self.actor, reason)
+            unit.subject = subject
+            unit.trailers.update(trailers or {})
+            yield unit
+            if unit.files:
+                self.commit_units([unit])
+
+    def commit_units(self, units: list[UnitOfWork]) -> list[CommitChanges]:
+        """Write one commit per unit, all or none, then bring the catalog to the last.
+
+        The caller holds the write lock. The commits are the point of no return.
+        """
+        written = [self._records_of(unit) for unit in units]  # a bad record stops it here
+        shas, parent = self.commit_changes(u.change() for u in units)
+        commits = []
+        for unit, sha, records in zip(units, shas, written, strict=True):
+            unit.commit, unit.parent = sha, parent
+            commits.append(unit.committed(sha, records))
+        self.catalog.apply(commits, shas[-1], parent)
+        self.fault("after-catalog")
+        return commits
+
+    def _records_of(self, unit: UnitOfWork) -> tuple[RecordChange, ...]:
+        """Every record a unit writes, as a replay would read it back (format-checked)."""
+        found = []
+        for path, raw in sorted(unit.files.items()):  # in git's order, as a replay reads them
+            match = kind_for(self.kinds, path) if raw is not None else None
+            if match is None or raw is None:
+                continue
+            kind, record_id = match
+            staged = unit.records.get((kind.name, record_id))
+            if staged is not None and staged.path == path:
+                found.append(staged)
+            else:
+                found.append(RecordChange(kind, record_id, path, kind.decode(raw, path), raw))
+        return tuple(found)
 
     def commit_changes(self, changes: Iterable[Change]) -> tuple[list[str], str | None]:
         """Write one commit per change, all or none; return (commits, previous tip)."""
@@ -440,7 +479,7 @@ class Vault:
         self.fault("after-commit")
         return shas, parent
 
-    def commit_records(
+    def commit_files(
         self,
         files: dict[str, bytes | None],
         subject: str,
@@ -448,21 +487,14 @@ class Vault:
         reason: str | None = None,
         actor: str | None = None,
     ) -> str:
-        """Commit records other than documents (applications, events, notices...).
-
-        Takes the write lock; `trailers` must name the Action. Returns the commit.
-        """
-        assert "Action" in trailers and "Document" not in trailers
-        with self.writing():
-            sha, _parent = self.commit(files, subject, trailers, actor or self.actor, reason)
-        return sha
-
-    def read_records(self, prefix: str, at: str | None = None) -> dict[str, bytes]:
-        """Every file under `prefix` in the repository, as of commit `at` (default: the tip)."""
-        commit = at or self.store.head()
-        if commit is None:
-            return {}
-        return {path: self.store.read(commit, path) for path in self.store.paths(commit, prefix)}
+        """Commit files that are not records (the vault's configuration) as one unit."""
+        action = trailers["Action"]
+        extra = {k: v for k, v in trailers.items() if k != "Action"}
+        with self.unit(action, subject, reason=reason, actor=actor, trailers=extra) as unit:
+            unit.files.update(files)
+        assert unit.commit is not None
+        self.__dict__.pop("config", None)  # the cached configuration may now be stale
+        return unit.commit
 
     def fault(self, point: str) -> None:
         """Die here, as a power cut would, when a crash test asks for this point."""
@@ -476,36 +508,18 @@ class Vault:
         since: datetime | None = None,
         until: datetime | None = None,
         user: str | None = None,
-        doc: str | None = None,
+        kind: str | None = None,
+        record_id: str | None = None,
     ) -> list[AuditEntry]:
-        """Every write, oldest first, read from git history alone."""
-        entries = []
-        for info in self.store.history():
-            t = info.trailers
-            recorded = t.get("Recorded-At") or values.iso(datetime.fromtimestamp(info.time, UTC))
-            moment = datetime.fromisoformat(recorded)
-            if since and moment < since or until and moment > until:
-                continue
-            if user and t.get("Actor") != user or doc and t.get("Document") != doc:
-                continue
-            entries.append(
-                AuditEntry(
-                    commit=info.sha,
-                    time=recorded,
-                    user=t.get("Actor", ""),
-                    action=t.get("Action", ""),
-                    reason=t.get("Reason"),
-                    doc=t.get("Document"),
-                    version=int(t["Version"]) if "Version" in t else None,
-                    summary=info.message.split("\n", 1)[0],
-                )
-            )
-        return entries
+        """Every write of every record kind, oldest first, from the projected audit table."""
+        from atmpvault.archive.core.audit import entries
+
+        return entries(self.catalog, since, until, user, kind, record_id)
 
     # -- integrity -----------------------------------------------------------------------
 
     def verify(self, progress: Progress | None = None) -> list[str]:
-        """Every disagreement between the repository, its objects and the catalog."""
+        """Every disagreement between the repository, its objects and the projections."""
         from atmpvault.archive.core.integrity import verify
 
         return verify(self, progress)

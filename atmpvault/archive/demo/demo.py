@@ -8,10 +8,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from atmpvault.archive.core.catalog import Filters
 from atmpvault.archive.core.pdf import make_pdf
 from atmpvault.archive.core.vault import Vault
-from atmpvault.archive.documents.versions import DocumentVersion
+from atmpvault.archive.documents.tables import Filters
+from atmpvault.archive.documents.versions import Documents, DocumentVersion
+from atmpvault.archive.domains import domains
 from atmpvault.config import Settings
 
 
@@ -162,7 +163,8 @@ SEED: list[tuple[str, str, str, str | None, str, bytes]] = [
 @contextmanager
 def build_demo(settings: Settings) -> Iterator[tuple[Vault, DemoStory]]:
     """Create the demo vault at settings.vault and tell its story."""
-    vault = Vault.create(settings)
+    vault = Vault.create(settings, domains())
+    documents = Documents(vault)
     try:
         with tempfile.TemporaryDirectory(prefix="atmpvault-demo-") as tmp:
             work = Path(tmp)
@@ -170,7 +172,7 @@ def build_demo(settings: Settings) -> Iterator[tuple[Vault, DemoStory]]:
             for program, doc_type, title, lot, filename, data in SEED:
                 path = work / filename
                 path.write_bytes(data)
-                added = vault.documents.add(path, program, doc_type, title, lot, {"source": "demo"})
+                added = documents.add(path, program, doc_type, title, lot, {"source": "demo"})
                 ids[filename] = added.id
             protocol = ids["cart19-101-protocol.pdf"]
             revisions = [
@@ -186,23 +188,19 @@ def build_demo(settings: Settings) -> Iterator[tuple[Vault, DemoStory]]:
             for n, (change, why) in enumerate(revisions, start=2):
                 path = work / f"cart19-101-protocol-v{n}.pdf"
                 path.write_bytes(_pdf(f"Protocol CART19-101 v{n}", change, pages=4))
-                vault.documents.revise(protocol, path, why)
+                documents.revise(protocol, path, why)
             sop = work / "sop-014.md"
             sop.write_bytes(sop.read_bytes() + b"4. Label verification by a second person.\n")
-            vault.documents.revise(
-                ids["sop-014.md"], sop, "Periodic review: add second-person check"
-            )
-            vault.documents.withdraw(
-                ids["fda-ir-2026-02.pdf"], "Filed in error under CART-19; refiled"
-            )
-        history = vault.documents.history(protocol)
+            documents.revise(ids["sop-014.md"], sop, "Periodic review: add second-person check")
+            documents.withdraw(ids["fda-ir-2026-02.pdf"], "Filed in error under CART-19; refiled")
+        history = documents.history(protocol)
         as_of = history[0].recorded_at
         story = DemoStory(
-            documents=vault.documents.ls(Filters()),
+            documents=documents.ls(Filters()),
             revised=protocol,
             history=history,
             as_of=as_of,
-            as_of_version=vault.documents.show(protocol, as_of=as_of),
+            as_of_version=documents.show(protocol, as_of=as_of),
         )
         yield vault, story
     finally:

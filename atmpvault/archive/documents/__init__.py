@@ -1,0 +1,15 @@
+"""Documents: archived files, every version of their bytes and extracted text, bulk import."""
+
+from __future__ import annotations
+
+from atmpvault.archive.core.domain import Domain
+from atmpvault.archive.documents.versions import KIND
+
+DOMAIN = Domain(
+    name="documents",
+    record_kinds=(KIND,),
+    tables="atmpvault.archive.documents.tables",
+    index="atmpvault.archive.documents.indexing:index",
+    verify="atmpvault.archive.documents.checks:verify",
+    commands="atmpvault.cli.documents:register",
+)

@@ -16,12 +16,13 @@ import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
-from atmpvault.archive.documents.versions import ACTIVE, DocumentVersion, doc_id_for
+from atmpvault.archive.core.changes import UnitOfWork
+from atmpvault.archive.documents.versions import ACTIVE, Documents, DocumentVersion, doc_id_for
 from atmpvault.errors import InvalidInput, VaultError
 
 if TYPE_CHECKING:
@@ -261,7 +262,7 @@ def _unarchived(
                 hashed.append((item, _sha256(item.path)))
             except OSError as exc:
                 report.refuse(item, f"cannot read: {exc.strerror}")
-        known = vault.catalog.known_hashes([digest for _, digest in hashed])
+        known = Documents(vault).catalog.known_hashes([digest for _, digest in hashed])
         repeated = 0
         for item, digest in hashed:
             if digest in known or digest in seen:
@@ -314,10 +315,9 @@ def _write_batch(
 ) -> None:
     """One lock, one fast-import stream, one catalog transaction, one index commit."""
     with vault.writing():
-        seq = vault.catalog.next_seq()
-        versions: list[DocumentVersion] = []
-        texts: list[str] = []
-        changes = []
+        documents = Documents(vault)
+        seq = documents.catalog.next_seq()
+        units: list[UnitOfWork] = []
         for item, prepared in batch:
             try:
                 data = item.path.read_bytes()
@@ -350,21 +350,18 @@ def _write_batch(
                 reason=None,
                 meta=item.meta,
             )
-            version, change = vault.documents.change(draft, data, extraction, values.now())
+            unit = UnitOfWork(vault, "import", actor, None)
+            version = documents.stage(unit, draft, data, extraction)
             seq += 1
-            versions.append(version)
-            texts.append(extraction.text if extraction.searchable else "")
-            changes.append(change)
+            units.append(unit)
             if not extraction.searchable:
                 report.unsearchable.append(
                     {"path": str(item.path), "id": version.id, "reason": extraction.reason or ""}
                 )
-        if not changes:
+        if not units:
             return
-        shas, parent = vault.commit_changes(changes)
-        versions = [replace(v, commit=sha) for v, sha in zip(versions, shas, strict=True)]
-        vault.catalog.apply(versions, shas[-1], parent)
-        vault.search_projection.apply_with_text(
-            zip(versions, texts, strict=True), shas[-1], parent, defer=not flush
+        commits = vault.commit_units(units)
+        vault.search_projection.apply_deferred(
+            commits, commits[-1].sha, units[0].parent, defer=not flush
         )
-        report.imported += len(versions)
+        report.imported += len(units)

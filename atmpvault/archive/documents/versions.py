@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
+from atmpvault.archive.core.records import RecordChange, RecordKind
 from atmpvault.errors import InvalidInput, NotFound, NothingChanged, VaultError
 
 if TYPE_CHECKING:
-    from atmpvault.archive.core.catalog import Filters
-    from atmpvault.archive.core.vault import Change, Vault
+    from atmpvault.archive.core.changes import UnitOfWork
+    from atmpvault.archive.core.vault import Vault
+    from atmpvault.archive.documents.tables import DocumentCatalog, Filters
     from atmpvault.indexer.extract import Extraction
 
 DOCS_ROOT = "docs"
@@ -72,9 +72,7 @@ class DocumentVersion:
         """The JSON record stored in the repository (everything but the commit)."""
         data = self._fields()
         del data["commit"]
-        return (json.dumps(data, sort_keys=True, indent=1, ensure_ascii=False) + "\n").encode(
-            "utf-8"
-        )
+        return KIND.encode(data)
 
     def _fields(self) -> dict[str, Any]:
         # asdict() deep-copies every value; the fields are immutable but for meta.
@@ -84,14 +82,29 @@ class DocumentVersion:
 
     @classmethod
     def from_record(cls, raw: bytes, commit: str) -> DocumentVersion:
-        data = json.loads(raw)
-        return cls(commit=commit, **data)
+        return cls.from_body(KIND.decode(raw, f"document record at {commit[:12]}"), commit)
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any], commit: str) -> DocumentVersion:
+        return cls(commit=commit, **body)
 
     def to_json(self) -> dict[str, Any]:
         """The stable JSON form users and scripts see."""
         data = self._fields()
         del data["seq"]
         return data
+
+
+KIND = RecordKind(
+    name="document",
+    root=DOCS_ROOT,
+    id_pattern=values.DOC_ID_RE.pattern,
+    filename=RECORD,
+    legacy_format=1,
+    fields=frozenset(f.name for f in fields(DocumentVersion) if f.name != "commit"),
+    generic=False,
+    indexed=True,
+)
 
 
 def extract_text(data: bytes, filename: str) -> Extraction:
@@ -126,6 +139,12 @@ class Documents:
     def __init__(self, vault: Vault) -> None:
         self.vault = vault
 
+    @property
+    def catalog(self) -> DocumentCatalog:
+        from atmpvault.archive.documents.tables import DocumentCatalog
+
+        return DocumentCatalog(self.vault.catalog)
+
     # -- writing ---------------------------------------------------------------------
 
     def add(
@@ -159,7 +178,7 @@ class Documents:
             meta=meta or {},
         )
         data = read_file(path)
-        catalog = vault.catalog
+        catalog = self.catalog
         with vault.writing():
             seq = catalog.next_seq()
             return self._write(replace(draft, id=doc_id_for(seq), seq=seq), data)
@@ -231,26 +250,21 @@ class Documents:
             return self._write(version, None)
 
     def _write(self, version: DocumentVersion, data: bytes | None) -> DocumentVersion:
-        """Commit one version, then bring the catalog to it."""
-        vault = self.vault
+        """Commit one version as one unit of work, then bring the catalog to it."""
         extraction = extract_text(data, version.filename) if data is not None else None
-        version, change = self.change(version, data, extraction, values.now())
-        (sha,), parent = vault.commit_changes([change])
-        version = replace(version, commit=sha)
-        vault.catalog.apply([version], sha, parent)
-        vault.fault("after-catalog")
-        return version
+        with self.vault.unit(version.action, "", reason=version.reason, actor=version.user) as unit:
+            version = self.stage(unit, version, data, extraction)
+        assert unit.commit is not None
+        return replace(version, commit=unit.commit)
 
-    def change(
+    def stage(
         self,
+        unit: UnitOfWork,
         version: DocumentVersion,
         data: bytes | None,
         extraction: Extraction | None,
-        moment: datetime,
-    ) -> tuple[DocumentVersion, Change]:
-        """The commit that records `version`: its bytes (None: unchanged), text and record."""
-        from atmpvault.archive.core.vault import Change
-
+    ) -> DocumentVersion:
+        """Put `version` into a unit of work: its bytes (None: unchanged), text and record."""
         where = doc_dir(version.id)
         files: dict[str, bytes | None] = {}
         if data is not None:
@@ -266,24 +280,30 @@ class Documents:
             files[f"{where}/{CONTENT}"] = data
             if extraction.searchable:
                 files[f"{where}/{TEXT}"] = extraction.text.encode("utf-8")
+                unit.texts[version.id] = extraction.text
             elif version.version > 1:
                 files[f"{where}/{TEXT}"] = None  # the old text no longer describes the bytes
-        version = replace(version, recorded_at=values.iso(moment))
-        files[f"{where}/{RECORD}"] = version.record()
+            else:
+                unit.texts[version.id] = ""
+        version = replace(version, recorded_at=values.iso(unit.when))
+        raw = version.record()
+        path = f"{where}/{RECORD}"
+        unit.write(
+            files,
+            RecordChange(KIND, version.id, path, KIND.decode(raw, path), raw),
+            version.version,
+        )
         subject = f"{version.action} {version.id} v{version.version}"
         if version.title:
             subject += f": {version.title[:60]}"
-        trailers = {
-            "Action": version.action,
-            "Document": version.id,
-            "Version": str(version.version),
-        }
-        return version, Change(files, subject, trailers, version.user, version.reason, moment)
+        unit.subject = subject
+        unit.trailers.update({"Document": version.id, "Version": str(version.version)})
+        return version
 
     # -- reading ---------------------------------------------------------------------
 
     def _current(self, doc_id: str) -> DocumentVersion:
-        found = self.vault.catalog.version(doc_id)
+        found = self.catalog.version(doc_id)
         if found is None:
             raise NotFound(f"no document {doc_id} in this vault")
         return found
@@ -293,7 +313,7 @@ class Documents:
     ) -> DocumentVersion:
         """One version: the latest, a numbered one, or the one current at a time."""
         doc_id = values.doc_id(doc_id)
-        catalog = self.vault.catalog
+        catalog = self.catalog
         found = catalog.version(doc_id, version, as_of)
         if found is not None:
             return found
@@ -320,11 +340,11 @@ class Documents:
     def history(self, doc_id: str) -> list[DocumentVersion]:
         """Every version of a document, oldest first."""
         doc_id = values.doc_id(doc_id)
-        found = self.vault.catalog.versions(doc_id)
+        found = self.catalog.versions(doc_id)
         if not found:
             raise NotFound(f"no document {doc_id} in this vault")
         return found
 
     def ls(self, filters: Filters, as_of: str | None = None) -> list[DocumentVersion]:
         """The latest version of each document (as it stood at `as_of`)."""
-        return self.vault.catalog.latest(filters, as_of)
+        return self.catalog.latest(filters, as_of)

@@ -1,0 +1,27 @@
+"""Regulatory: applications (IND, BLA), FDA events and their milestone calendar, alerts,
+and eCTD-style submission packages."""
+
+from __future__ import annotations
+
+from atmpvault.archive.core.domain import Domain
+from atmpvault.archive.regulatory.kinds import APP_KIND, EVENT_KIND, PACKAGE_KIND
+
+DOMAIN = Domain(
+    name="regulatory",
+    record_kinds=(APP_KIND, EVENT_KIND, PACKAGE_KIND),
+    document_types=(
+        "ind",
+        "bla",
+        "rmat",
+        "supplement",
+        "annual-report",
+        "correspondence",
+        "meeting",
+    ),  # fmt: skip
+    index="atmpvault.archive.regulatory.indexing:index",
+    index_tags="atmpvault.archive.regulatory.indexing:tags",
+    tag_fields=("app", "sequence"),
+    verify="atmpvault.archive.regulatory.checks:verify",
+    commands="atmpvault.cli.regulatory:register",
+    depends_on=("documents",),
+)

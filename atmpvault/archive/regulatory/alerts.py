@@ -228,10 +228,9 @@ class Alerts:
 
     def routes(self) -> dict[str, tuple[str, ...]]:
         """List name -> the rule ids it is alerted for ("*": all), from config/alerts.json."""
-        records = self.vault.read_records(ROUTES_PATH)
-        if not records:
+        raw = self.vault.read_file(ROUTES_PATH)
+        if raw is None:
             return dict(DEFAULT_ROUTES)
-        raw = next(iter(records.values()))
         try:
             data = json.loads(raw)
             return {str(k): tuple(str(r) for r in v) for k, v in data["routes"].items()}
@@ -264,7 +263,7 @@ class Alerts:
                 "format": ROUTES_FORMAT,
                 "routes": {k: list(v) for k, v in sorted(routes.items())},
             }
-            self.vault.commit_records(
+            self.vault.commit_files(
                 {ROUTES_PATH: (json.dumps(data, indent=2) + "\n").encode("utf-8")},
                 subject,
                 {"Action": "route-alerts", "List": name},
@@ -310,7 +309,7 @@ class Alerts:
                     alert.key, alert.lists, TEMPLATE, alert.subject, context_for(alert, today)
                 )
             except AlreadySent:  # another run sent it a moment ago
-                result.append(_with(alert, "already-sent", self.notices.sent_keys().get(alert.key)))
+                result.append(_with(alert, "already-sent", self.notices.sent_as(alert.key)))
                 continue
             sent.append(notice)
             result.append(_with(alert, "sent", notice.id))

@@ -11,20 +11,19 @@ that keeps the earlier dates in `history`, and git history keeps every version.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
+from atmpvault.archive.regulatory.kinds import APP_KIND, APPS_ROOT, EVENT_KIND, EVENTS_ROOT
 from atmpvault.errors import InvalidInput, NotFound, VaultError
 
 if TYPE_CHECKING:
+    from atmpvault.archive.core.changes import UnitOfWork
     from atmpvault.archive.core.vault import Vault
 
-APPS_ROOT = "regulatory/applications"
-EVENTS_ROOT = "regulatory/events"
 
 APP_KINDS = ("ind", "bla")
 ACTIVE = "active"
@@ -123,9 +122,6 @@ class Application:
         """The number as FDA writes it, e.g. 'IND 012345'."""
         return f"{self.kind.upper()} {self.number}"
 
-    def record(self) -> bytes:
-        return _dump(self.to_json())
-
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -139,8 +135,8 @@ class Application:
         }
 
     @classmethod
-    def from_record(cls, raw: bytes) -> Application:
-        data = json.loads(raw)
+    def from_json(cls, body: dict[str, Any]) -> Application:
+        data = dict(body)
         data.pop("label", None)
         return cls(**data)
 
@@ -186,19 +182,12 @@ class Event:
             "history": [dict(h) for h in self.history],
         }
 
-    def record(self) -> bytes:
-        return _dump(self.to_json())
-
     @classmethod
-    def from_record(cls, raw: bytes) -> Event:
-        data = json.loads(raw)
+    def from_json(cls, body: dict[str, Any]) -> Event:
+        data = dict(body)
         data["on"] = date.fromisoformat(data["on"])
         data["history"] = tuple(data.get("history", ()))
         return cls(**data)
-
-
-def _dump(data: dict[str, Any]) -> bytes:
-    return (json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def app_path(application: str) -> str:
@@ -239,33 +228,32 @@ class Regulatory:
             recorded_at=values.iso(values.now()),
             user=self.vault.actor,
         )
-        with self.vault.writing():
+        subject = f"Register {application.label} for {application.program}"
+        with self.vault.unit("app-new", subject, trailers={"Application": application.id}) as unit:
             if self._read_app(application.id) is not None:
                 raise VaultError(f"application {application.id} already exists")
-            self.vault.commit_records(
-                {app_path(application.id): application.record()},
-                f"Register {application.label} for {application.program}",
-                {"Action": "app-new", "Application": application.id},
-            )
+            unit.put(APP_KIND, application.id, application.to_json(), app_path(application.id))
         return application
 
-    def _read_app(self, application: str) -> Application | None:
-        raw = self.vault.read_records(APPS_ROOT).get(app_path(application))
-        return None if raw is None else Application.from_record(raw)
+    def _read_app(self, application: str, as_of: str | None = None) -> Application | None:
+        found = self.vault.catalog.record(APP_KIND.name, application, as_of=as_of)
+        return None if found is None else Application.from_json(found.body)
 
-    def app(self, application: str) -> Application:
+    def app(self, application: str, as_of: str | None = None) -> Application:
         """One application; NotFound names the ones that exist."""
-        found = self._read_app(app_id(application))
+        found = self._read_app(app_id(application), as_of)
         if found is None:
             known = [a.id for a in self.apps()]
             hint = f"; applications: {', '.join(known)}" if known else "; create it with 'app new'"
             raise NotFound(f"no application {app_id(application)} in this vault{hint}")
         return found
 
-    def apps(self) -> list[Application]:
+    def apps(self, as_of: str | None = None) -> list[Application]:
         """Every application, by id."""
-        records = self.vault.read_records(APPS_ROOT)
-        return sorted((Application.from_record(r) for r in records.values()), key=lambda a: a.id)
+        return [
+            Application.from_json(r.body)
+            for r in self.vault.catalog.records(APP_KIND.name, as_of=as_of)
+        ]
 
     # -- events -----------------------------------------------------------------------------
 
@@ -282,6 +270,26 @@ class Regulatory:
         note: str | None = None,
     ) -> Event:
         """Record an event, e.g. `add_event("IND-012345", "ind-received", date(2026, 1, 5))`."""
+        with self.vault.unit("event-add", "") as unit:
+            return self.stage_event(
+                unit, application, trigger, on, review, meeting_type, response_days,
+                letter_kind, doc, note,
+            )  # fmt: skip
+
+    def stage_event(
+        self,
+        unit: UnitOfWork,
+        application: str,
+        trigger: str,
+        on: date,
+        review: str | None = None,
+        meeting_type: str | None = None,
+        response_days: int | None = None,
+        letter_kind: str | None = None,
+        doc: str | None = None,
+        note: str | None = None,
+    ) -> Event:
+        """Put a new event into a unit of work (its rules checked first)."""
         if trigger not in TRIGGERS:
             raise InvalidInput(
                 f"unknown trigger {trigger!r}; valid triggers: {', '.join(TRIGGERS)}"
@@ -313,35 +321,30 @@ class Regulatory:
             raise InvalidInput(f"--response-days must be 0 to {MAX_RESPONSE_DAYS}")
         note = values.text(note, "--note", MAX_NOTE)
         if doc is not None:
-            doc = self.vault.documents.show(values.doc_id(doc)).id
-        with self.vault.writing():
-            event = Event(
-                id=self._next_event_id(),
-                app=target.id,
-                program=target.program,
-                trigger=trigger,
-                on=on,
-                version=1,
-                recorded_at=values.iso(values.now()),
-                user=self.vault.actor,
-                review=review,
-                meeting_type=meeting_type,
-                response_days=response_days,
-                letter_kind=letter_kind,
-                doc=doc,
-                note=note,
-            )
-            event = replace(event, history=(self._history_entry(event),))
-            self.vault.commit_records(
-                {event_path(target.id, event.id): event.record()},
-                f"Record {event.id} {trigger} on {on.isoformat()} for {target.id}",
-                {
-                    "Action": "event-add",
-                    "Application": target.id,
-                    "Event": event.id,
-                    "Version": "1",
-                },
-            )
+            from atmpvault.archive.documents.versions import Documents
+
+            doc = Documents(self.vault).show(values.doc_id(doc)).id
+        event = Event(
+            id=self._next_event_id(),
+            app=target.id,
+            program=target.program,
+            trigger=trigger,
+            on=on,
+            version=1,
+            recorded_at=values.iso(unit.when),
+            user=unit.actor,
+            review=review,
+            meeting_type=meeting_type,
+            response_days=response_days,
+            letter_kind=letter_kind,
+            doc=doc,
+            note=note,
+        )
+        event = replace(event, history=(self._history_entry(event),))
+        unit.put(EVENT_KIND, event.id, event.to_json(), event_path(target.id, event.id))
+        if not unit.subject or unit.subject == unit.action:
+            unit.subject = f"Record {event.id} {trigger} on {on.isoformat()} for {target.id}"
+            unit.trailers.update({"Application": target.id, "Event": event.id, "Version": "1"})
         return event
 
     def _check_trigger(self, application: Application, trigger: str) -> None:
@@ -362,38 +365,34 @@ class Regulatory:
             "reason": event.reason,
         }
 
-    def _event_paths(self) -> list[str]:
-        head = self.vault.store.head()
-        return [] if head is None else self.vault.store.paths(head, EVENTS_ROOT)
-
     def _next_event_id(self) -> str:
-        numbers = [0]
-        for path in self._event_paths():
-            match = _EVENT_ID_RE.fullmatch(path.rsplit("/", 1)[-1].removesuffix(".json"))
-            if match:
-                numbers.append(int(match.group(1)))
-        return f"EV-{max(numbers) + 1:06d}"
+        """The next event number: ids are zero-padded, so the greatest id is the last one."""
+        last = self.vault.catalog.max_id(EVENT_KIND.name, "EV-")
+        match = _EVENT_ID_RE.fullmatch(last) if last else None
+        return f"EV-{(int(match.group(1)) if match else 0) + 1:06d}"
 
-    def event(self, event: str) -> Event:
+    def event(self, event: str, as_of: str | None = None) -> Event:
         """One event, wherever it is filed."""
         wanted = event_id(event)
-        for path in self._event_paths():
-            if path.endswith(f"/{wanted}.json"):
-                return Event.from_record(self.vault.read_records(path)[path])
-        raise NotFound(f"no event {wanted} in this vault")
+        found = self.vault.catalog.record(EVENT_KIND.name, wanted, as_of=as_of)
+        if found is None:
+            raise NotFound(f"no event {wanted} in this vault")
+        return Event.from_json(found.body)
 
-    def events(self, application: str | None = None) -> list[Event]:
+    def events(self, application: str | None = None, as_of: str | None = None) -> list[Event]:
         """Every event (of one application), in date order."""
-        prefix = EVENTS_ROOT
+        from atmpvault.archive.core.catalog import records
+
+        where = []
         if application is not None:
-            prefix = f"{EVENTS_ROOT}/{self.app(application).id}"
-        found = [Event.from_record(raw) for raw in self.vault.read_records(prefix).values()]
-        return sorted(found, key=lambda e: (e.on, e.id))
+            where.append(records.c.ref == self.app(application, as_of).id)
+        found = self.vault.catalog.records(EVENT_KIND.name, as_of=as_of, where=where)
+        return sorted((Event.from_json(r.body) for r in found), key=lambda e: (e.on, e.id))
 
     def correct_event(self, event: str, on: date, reason: str) -> Event:
         """Move an event to its right date: a new version, the earlier date kept in history."""
         reason = values.reason(reason)
-        with self.vault.writing():
+        with self.vault.unit("event-correct", "", reason=reason) as unit:
             current = self.event(event)
             if on == current.on:
                 raise VaultError(f"{current.id} is already dated {on.isoformat()}")
@@ -401,22 +400,22 @@ class Regulatory:
                 current,
                 on=on,
                 version=current.version + 1,
-                recorded_at=values.iso(values.now()),
-                user=self.vault.actor,
+                recorded_at=values.iso(unit.when),
+                user=unit.actor,
                 reason=reason,
             )
             entry = self._history_entry(corrected) | {"previous_on": current.on.isoformat()}
             corrected = replace(corrected, history=(*current.history, entry))
-            self.vault.commit_records(
-                {event_path(current.app, current.id): corrected.record()},
+            unit.put(EVENT_KIND, current.id, corrected.to_json())
+            unit.subject = (
                 f"Correct {current.id} {current.trigger}: {current.on.isoformat()} -> "
-                f"{on.isoformat()}",
+                f"{on.isoformat()}"
+            )
+            unit.trailers.update(
                 {
-                    "Action": "event-correct",
                     "Application": current.app,
                     "Event": current.id,
                     "Version": str(corrected.version),
-                },
-                reason=reason,
+                }
             )
         return corrected

@@ -25,6 +25,7 @@ from atmpvault.errors import InvalidInput
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
+    from atmpvault.archive.regulatory.applications import Application, Event
 
 RULES_FILE = "fda_milestones.json"
 VAULT_RULES_PATH = f"config/rules/{RULES_FILE}"
@@ -334,7 +335,7 @@ def packaged_rules() -> Rules:
 
 def load_rules(vault: Vault) -> Rules:
     """The vault's own rules file if it has committed one, else the packaged rules."""
-    own = vault.read_records("config/rules").get(VAULT_RULES_PATH)
+    own = vault.read_file(VAULT_RULES_PATH)
     if own is not None:
         return parse_rules(own, f"the vault's {VAULT_RULES_PATH}")
     return packaged_rules()
@@ -450,6 +451,7 @@ def milestones(
     end: date | None = None,
     overdue_only: bool = False,
     kind: str | None = None,
+    as_of: str | None = None,
 ) -> list[Milestone]:
     """The vault's milestones in date order, filtered; no bounds means all of them.
 
@@ -466,15 +468,16 @@ def milestones(
     if start is not None and end is not None and start > end:
         raise InvalidInput(f"the window starts ({start}) after it ends ({end})")
     registry = Regulatory(vault)
-    apps = [registry.app(app)] if app is not None else registry.apps()
+    apps = [registry.app(app, as_of)] if app is not None else registry.apps(as_of)
     if program is not None:
         apps = [a for a in apps if a.program == program]
     rules = load_rules(vault)
-    events = registry.events()
+    by_app: dict[str, list[Event]] = {}
+    for event in registry.events(app, as_of=as_of):
+        by_app.setdefault(event.app, []).append(event)
     found: list[Milestone] = []
     for application in apps:
-        own = [e for e in events if e.app == application.id]
-        found.extend(derive(application, own, rules, today, start, end))
+        found.extend(derive(application, by_app.get(application.id, []), rules, today, start, end))
     found = [
         m
         for m in found
@@ -485,3 +488,36 @@ def milestones(
     ]
     found.sort(key=lambda m: (m.due, m.app, m.rule, m.event))
     return found
+
+
+# Kinds of milestone that stay open once their date passes, until done (an obligation).
+OBLIGATIONS = ("sponsor-due", "fda-due")
+
+
+@dataclass(frozen=True)
+class AppView:
+    """One application with its events and open milestones (`app show`)."""
+
+    application: Application
+    events: list[Event]
+    milestones: list[Milestone]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "application": self.application.to_json(),
+            "events": [e.to_json() for e in self.events],
+            "milestones": [m.to_json() for m in self.milestones],
+        }
+
+
+def app_view(vault: Vault, app: str, today: date, as_of: str | None = None) -> AppView:
+    """An application as it stood at `as_of` (default now): events, and milestones still
+    open on `today` (due today or later, or an obligation past due)."""
+    from atmpvault.archive.regulatory.applications import Regulatory
+
+    registry = Regulatory(vault)
+    application = registry.app(app, as_of)
+    events = registry.events(application.id, as_of=as_of)
+    found = milestones(vault, today, app=application.id, as_of=as_of)
+    open_ = [m for m in found if m.due >= today or m.kind in OBLIGATIONS]
+    return AppView(application, events, open_)

@@ -15,9 +15,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import whoosh.index  # type: ignore[import-untyped]
-from whoosh import fields, query, sorting  # type: ignore[import-untyped]
-from whoosh.analysis import (  # type: ignore[import-untyped]
+import whoosh.index
+from whoosh import fields, query, sorting
+from whoosh.analysis import (
     IDAnalyzer,
     LowercaseFilter,
     RegexTokenizer,

@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
 
 
-
 PDF_VERSIONS = ((1, 4), (1, 7))  # FDA PDF specification: 1.4 to 1.7 inclusive
 
 MODULES = {

@@ -7,7 +7,6 @@ document version to a path in the sequence, with a lifecycle operation.
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -17,11 +16,11 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
+from atmpvault.archive.regulatory.kinds import PACKAGE_KIND, PACKAGES_ROOT
 from atmpvault.errors import InvalidInput
 
 if TYPE_CHECKING:
     pass
-
 
 
 def xml_escape(text: str) -> str:
@@ -33,7 +32,7 @@ def quoteattr(text: str) -> str:
     """A double-quoted XML attribute value."""
     return f'"{escape(text, quote=True)}"'
 
-PACKAGES_ROOT = "regulatory/packages"
+
 TAG_PREFIX = "seq"
 RECORD_FORMAT = 1
 
@@ -277,13 +276,15 @@ class Package:
         }
 
     def record(self) -> bytes:
-        data = {"format": RECORD_FORMAT, **self.to_json()}
-        return (json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
+        return PACKAGE_KIND.encode(self.to_json())
 
     @classmethod
-    def from_record(cls, raw: bytes) -> Package:
-        data = json.loads(raw)
-        data.pop("format", None)
+    def from_record(cls, raw: bytes, where: str = "package record") -> Package:
+        return cls.from_json(PACKAGE_KIND.decode(raw, where))
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Package:
+        data = dict(body)
         leaves = tuple(Leaf.from_json(item) for item in data.pop("leaves", []))
         return cls(leaves=leaves, **data)
 
@@ -311,7 +312,3 @@ class Submission:
             "href": self.href,
             "operation": self.operation,
         }
-
-
-def _fields(package: Package) -> dict[str, Any]:
-    return {name: getattr(package, name) for name in Package.__dataclass_fields__}

@@ -16,13 +16,14 @@ util/dtd or util/style files are shipped.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
-from atmpvault.archive.documents.versions import WITHDRAWN, DocumentVersion
+from atmpvault.archive.documents.versions import WITHDRAWN, Documents, DocumentVersion
+from atmpvault.archive.regulatory.applications import Application, Regulatory
+from atmpvault.archive.regulatory.kinds import PACKAGE_KIND
 from atmpvault.archive.regulatory.submissions.ectd import (
     INDEX_MD5,
     PdfCheck,
@@ -36,14 +37,12 @@ from atmpvault.archive.regulatory.submissions.model import (
     ACKNOWLEDGED,
     CALENDAR_TRIGGERS,
     IN_PREPARATION,
-    PACKAGES_ROOT,
     PLANNED,
     SUBMITTED,
     TYPE_KINDS,
     Leaf,
     Package,
     Submission,
-    _fields,
     app_id,
     calendar_date,
     normalise_name,
@@ -58,27 +57,22 @@ from atmpvault.archive.regulatory.submissions.model import (
 from atmpvault.errors import IntegrityError, InvalidInput, NotFound, VaultError
 
 if TYPE_CHECKING:
+    from atmpvault.archive.core.changes import UnitOfWork
     from atmpvault.archive.core.vault import Vault
     from atmpvault.archive.regulatory.applications import Application
-    from atmpvault.repository.git import GitStore
 
 
-
-def read_packages(store: GitStore, commit: str | None) -> list[Package]:
-    """Every package recorded as of `commit`, in application and sequence order."""
-    if commit is None:
-        return []
-    found = []
-    for path in sorted(store.paths(commit, PACKAGES_ROOT)):
-        if path.endswith(".json"):
-            found.append(Package.from_record(store.read(commit, path)))
-    return found
+def read_packages(vault: Vault, as_of: str | None = None) -> list[Package]:
+    """Every package recorded (as of `as_of`), in application and sequence order."""
+    return [
+        Package.from_json(r.body) for r in vault.catalog.records(PACKAGE_KIND.name, as_of=as_of)
+    ]
 
 
-def memberships(store: GitStore, commit: str | None) -> dict[tuple[str, int], list[Submission]]:
-    """(document, version) -> the sequences it is in, as of `commit`."""
+def memberships(packages: Iterable[Package]) -> dict[tuple[str, int], list[Submission]]:
+    """(document, version) -> the sequences it is in."""
     result: dict[tuple[str, int], list[Submission]] = {}
-    for package in read_packages(store, commit):
+    for package in packages:
         for leaf in package.leaves:
             result.setdefault((leaf.doc, leaf.version), []).append(
                 Submission(
@@ -95,28 +89,29 @@ def memberships(store: GitStore, commit: str | None) -> dict[tuple[str, int], li
     return result
 
 
-def search_tokens(submissions: Iterable[Submission]) -> tuple[str | None, tuple[str, ...]]:
-    """The index's app and sequences values for a version in these sequences.
+def search_tags(submissions: Iterable[Submission]) -> set[tuple[str, str]]:
+    """The index tags of a version in these sequences: app:APP, sequence:APP/NNNN and NNNN."""
+    tags = set()
+    for sub in submissions:
+        tags.update(
+            {
+                ("app", sub.app),
+                ("sequence", f"{sub.app}/{sub.sequence}"),
+                ("sequence", sub.sequence),
+            }
+        )
+    return tags
 
-    The index keeps one app per version, but a version can be in sequences of two
-    applications (an IND and later the BLA), so the sequences field carries 'APP',
-    'APP/NNNN' and 'NNNN' tokens and the --app/--sequence filters match on it exactly.
-    """
-    subs = list(submissions)
-    tokens = set()
-    for sub in subs:
-        tokens.update({sub.app, f"{sub.app}/{sub.sequence}", sub.sequence})
-    apps = sorted({sub.app for sub in subs})
-    return (apps[0] if apps else None), tuple(sorted(tokens))
 
-
-def search_filter(app: str | None, seq: str | None) -> str | None:
-    """The sequences-field term that --app and/or --sequence stand for (see search_tokens)."""
+def search_filter(app: str | None, seq: str | None) -> tuple[tuple[str, str], ...]:
+    """The index tags --app and/or --sequence stand for (see search_tags)."""
     app = app_id(app) if app is not None else None
     seq = sequence(seq) if seq is not None else None
     if app and seq:
-        return f"{app}/{seq}"
-    return app or seq
+        return (("sequence", f"{app}/{seq}"),)
+    if app:
+        return (("app", app),)
+    return (("sequence", seq),) if seq else ()
 
 
 # -- the domain ---------------------------------------------------------------------------
@@ -152,9 +147,12 @@ class Packages:
     # -- reading ---------------------------------------------------------------------
 
     def _read(self, app: str, seq: str, at: str | None = None) -> Package | None:
-        found = self.vault.read_records(record_path(app, seq), at)
-        raw = found.get(record_path(app, seq))
-        return Package.from_record(raw) if raw is not None else None
+        """A package as recorded now, or as the commit `at` recorded it (one path read)."""
+        if at is not None:
+            raw = self.vault.read_file(record_path(app, seq), at)
+            return None if raw is None else Package.from_record(raw, record_path(app, seq))
+        found = self.vault.catalog.record(PACKAGE_KIND.name, f"{app}/{seq}")
+        return None if found is None else Package.from_json(found.body)
 
     def get(self, app: str, seq: str) -> Package:
         """One package, as recorded now."""
@@ -168,7 +166,7 @@ class Packages:
         """Every sequence of an application, in order."""
         app = app_id(app)
         self._require_application(app)
-        return [p for p in read_packages(self.vault.store, self.vault.store.head()) if p.app == app]
+        return [p for p in read_packages(self.vault) if p.app == app]
 
     def frozen(self, package: Package) -> Package:
         """The finalised package as its tag recorded it; refuses if the record drifted."""
@@ -191,7 +189,7 @@ class Packages:
 
     def submissions_of(self, doc: str, version: int) -> list[Submission]:
         """The sequences a document version was put in (submitted or not)."""
-        found = memberships(self.vault.store, self.vault.store.head())
+        found = memberships(read_packages(self.vault))
         return found.get((doc, version), [])
 
     def members(self, app: str | None, seq: str | None) -> dict[tuple[str, int], list[Submission]]:
@@ -201,7 +199,7 @@ class Packages:
         if app is not None:
             self._require_application(app)
         result = {}
-        for key, subs in memberships(self.vault.store, self.vault.store.head()).items():
+        for key, subs in memberships(read_packages(self.vault)).items():
             chosen = [
                 s
                 for s in subs
@@ -221,25 +219,29 @@ class Packages:
         """
         listed = {r.id: r for r in rows}
         return [
-            self.vault.documents.show(doc, version)
+            Documents(self.vault).show(doc, version)
             for doc, version in sorted(self.members(app, seq))
             if doc in listed and version <= listed[doc].version
         ]
 
     def _require_application(self, app: str) -> Application:
-        from atmpvault.archive.regulatory.applications import Regulatory
-
         return Regulatory(self.vault).app(app)
 
     # -- writing ---------------------------------------------------------------------
 
-    def _commit(self, package: Package, action: str, subject: str, reason: str | None) -> str:
-        return self.vault.commit_records(
-            {record_path(package.app, package.sequence): package.record()},
-            subject,
-            {"Action": action, "Package": package.name},
-            reason=reason,
+    @staticmethod
+    def _put(unit: UnitOfWork, package: Package) -> None:
+        unit.put(
+            PACKAGE_KIND,
+            package.name,
+            package.to_json(),
+            record_path(package.app, package.sequence),
         )
+        unit.trailers["Package"] = package.name
+
+    def _commit(self, package: Package, action: str, subject: str) -> None:
+        with self.vault.unit(action, subject) as unit:
+            self._put(unit, package)
 
     def new(self, app: str, seq: str, type: str) -> Package:
         """Plan a new sequence of an application; a sequence number is used once."""
@@ -267,7 +269,7 @@ class Packages:
                 created_at=values.iso(values.now()),
                 created_by=vault.actor,
             )
-            self._commit(package, "package-new", f"package new {package.name} ({type})", None)
+            self._commit(package, "package-new", f"package new {package.name} ({type})")
         return package
 
     def add(
@@ -307,23 +309,16 @@ class Packages:
             check_collisions([*package.leaves, leaf])
             if leaf.href is not None:
                 check_href(leaf.href, seq)
-            updated = Package(
-                **{
-                    **_fields(package),
-                    "status": IN_PREPARATION,
-                    "leaves": (*package.leaves, leaf),
-                }
-            )
+            updated = replace(package, status=IN_PREPARATION, leaves=(*package.leaves, leaf))
             self._commit(
                 updated,
                 "package-add",
                 f"package add {doc} v{version.version} to {package.name} as {leaf.id} ({op})",
-                None,
             )
         return updated, leaf
 
     def _version(self, doc: str, number: int | None) -> DocumentVersion:
-        found = self.vault.documents.show(doc, number)
+        found = Documents(self.vault).show(doc, number)
         if found.status == WITHDRAWN:
             raise VaultError(
                 f"{doc} version {found.version} records its withdrawal; "
@@ -417,25 +412,21 @@ class Packages:
         )
 
     def finalise(self, app: str, seq: str, submitted: str) -> Package:
-        """Freeze a sequence as submitted: record it, tag that commit, feed the calendar.
+        """Freeze a sequence as submitted: one commit records it (and the calendar event a
+        supplement starts) and tags itself seq/APP/NNNN.
 
-        Run again after an interruption, it restores a missing tag or calendar event.
+        Run again on a finalised sequence whose tag was lost, it restores the tag.
         """
         app, seq = app_id(app), sequence(seq)
         day = calendar_date(submitted, "--submitted")
         vault = self.vault
-        with vault.writing():
+        tag = tag_name(app, seq)
+        subject = f"package finalise {app}/{seq}: submitted {day.isoformat()}"
+        with vault.unit("package-finalise", subject) as unit:
             package = self.get(app, seq)
-            tag = tag_name(app, seq)
             if package.finalised:
-                repaired = False
                 if tag not in vault.store.tags(tag):
                     self._retag(package)
-                    repaired = True
-                if self._calendar_pending(package):
-                    package = self._feed_calendar(package)
-                    repaired = True
-                if repaired:
                     return package
                 raise VaultError(
                     f"sequence is finalised: {package.name} was submitted on {package.submitted}"
@@ -449,28 +440,29 @@ class Packages:
                             f"{leaf.id} modifies {earlier.name}, submitted on "
                             f"{earlier.submitted}, after {day.isoformat()}"
                         )
-            now = values.now()
-            final = Package(
-                **{
-                    **_fields(package),
-                    "status": SUBMITTED,
-                    "submitted": day.isoformat(),
-                    "finalised_at": values.iso(now),
-                    "finalised_by": vault.actor,
-                    "tag": tag,
-                }
+            final = replace(
+                package,
+                status=SUBMITTED,
+                submitted=day.isoformat(),
+                finalised_at=values.iso(unit.when),
+                finalised_by=unit.actor,
+                tag=tag,
             )
-            sha = self._commit(
-                final,
-                "package-finalise",
-                f"package finalise {final.name}: submitted {day.isoformat()}",
-                None,
-            )
-            vault.store.tag(tag, sha, f"{final.name} submitted {day.isoformat()}", vault.actor, now)
-            return self._feed_calendar(final)
+            self._put(unit, final)  # first: the write is about the package
+            trigger = CALENDAR_TRIGGERS.get(package.type)
+            if trigger is not None:
+                event = Regulatory(vault).stage_event(
+                    unit, app, trigger, day,
+                    note=f"submission package {final.name} ({final.type}) finalised",
+                )  # fmt: skip
+                final = replace(final, calendar_event=event.id)
+                self._put(unit, final)
+            unit.tag(tag, f"{final.name} submitted {day.isoformat()}")
+        return final
 
     def _retag(self, package: Package) -> None:
-        """Restore the tag of a finalisation interrupted between its commit and its tag."""
+        """Restore the tag of a finalisation whose tag was lost (a tag is set after the
+        branch moves, in the same git process; a crash between the two can drop it)."""
         store = self.vault.store
         for info in store.history():
             t = info.trailers
@@ -484,32 +476,6 @@ class Packages:
                 )
                 return
         raise IntegrityError(f"{package.name} is finalised but no finalise commit was found")
-
-    @staticmethod
-    def _calendar_pending(package: Package) -> bool:
-        return package.type in CALENDAR_TRIGGERS and package.calendar_event is None
-
-    def _feed_calendar(self, package: Package) -> Package:
-        """Record the event a finalised supplement starts (e.g. pas-received: the PAS goal)."""
-        from atmpvault.archive.regulatory.applications import Regulatory
-
-        trigger = CALENDAR_TRIGGERS.get(package.type)
-        if trigger is None or package.submitted is None:
-            return package
-        event = Regulatory(self.vault).add_event(
-            package.app,
-            trigger,
-            date.fromisoformat(package.submitted),
-            note=f"submission package {package.name} ({package.type}) finalised",
-        )
-        updated = Package(**{**_fields(package), "calendar_event": event.id})
-        self._commit(
-            updated,
-            "package-calendar",
-            f"package {package.name}: calendar event {event.id} {trigger}",
-            None,
-        )
-        return updated
 
     def acknowledge(self, app: str, seq: str, on: str) -> Package:
         """Record FDA's acknowledgement of a submitted sequence."""
@@ -528,14 +494,11 @@ class Packages:
                 raise InvalidInput(
                     f"--on {day.isoformat()} is before the submission on {package.submitted}"
                 )
-            updated = Package(
-                **{**_fields(package), "status": ACKNOWLEDGED, "acknowledged": day.isoformat()}
-            )
+            updated = replace(package, status=ACKNOWLEDGED, acknowledged=day.isoformat())
             self._commit(
                 updated,
                 "package-acknowledge",
                 f"package acknowledge {updated.name}: {day.isoformat()}",
-                None,
             )
         return updated
 

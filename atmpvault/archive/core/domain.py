@@ -1,0 +1,92 @@
+"""The Domain descriptor: what a workflow contributes to the core, declared, never imported.
+
+Each workflow package exports one `DOMAIN`. The core is handed the tuple of them (see
+archive/domains.py) and asks them; it never imports a workflow. Hooks are named by
+dotted path ("package.module:function") and loaded on first use, so a command that
+does not need a workflow's code never imports it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from atmpvault.archive.core.records import RecordKind
+
+if TYPE_CHECKING:
+    from atmpvault.archive.core.changes import CommitChanges
+
+
+@dataclass(frozen=True)
+class Domain:
+    """One workflow, as the core sees it.
+
+    - `record_kinds`: the records it keeps (projected by the core unless not `generic`).
+    - `document_types`: types it adds to the vault's default vocabulary.
+    - `tables`: module defining its catalog tables on core.catalog's metadata, with
+      `SCHEMA` (a version string), `project(conn, commits, ctx)` and optionally `reset`.
+    - `index`: "module:function"(ctx, commits) -> the index entries these commits change.
+    - `index_tags`: "module:function"(ctx, keys) -> keyword tags per (document, version).
+    - `tag_fields`: the tag field names it contributes, usable in queries (app:...).
+    - `verify`: "module:function"(vault, replayed) -> problems, one line each.
+    - `release_holds`: "module:function"(vault, lot) -> reasons a lot may not be released.
+    - `commands`: "module:function"(cli) that adds its command groups.
+    """
+
+    name: str
+    record_kinds: tuple[RecordKind, ...] = ()
+    document_types: tuple[str, ...] = ()
+    tables: str | None = None
+    index: str | None = None
+    index_tags: str | None = None
+    tag_fields: tuple[str, ...] = ()
+    verify: str | None = None
+    release_holds: str | None = None
+    commands: str | None = None
+    depends_on: tuple[str, ...] = ()
+
+
+@cache
+def load(ref: str) -> Any:
+    """The object a dotted reference names: "package.module:attribute" or "package.module"."""
+    module_name, _, attribute = ref.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, attribute) if attribute else module
+
+
+def hooks(domains: Iterable[Domain], attribute: str) -> list[Callable[..., Any]]:
+    """The loaded hook `attribute` of every domain that declares one, in domain order."""
+    return [load(ref) for d in domains if (ref := getattr(d, attribute)) is not None]
+
+
+def record_kinds(domains: Iterable[Domain]) -> tuple[RecordKind, ...]:
+    """Every record kind, refusing two kinds of one name or root (a clash of workflows)."""
+    kinds: dict[str, RecordKind] = {}
+    roots: dict[str, str] = {}
+    for domain in domains:
+        for kind in domain.record_kinds:
+            if kind.name in kinds or kind.root in roots:
+                clash = kind.name if kind.name in kinds else roots[kind.root]
+                raise ValueError(
+                    f"workflow {domain.name} declares {kind.name}, clashing with {clash}"
+                )
+            kinds[kind.name] = kind
+            roots[kind.root] = kind.name
+    return tuple(kinds.values())
+
+
+def check(domains: tuple[Domain, ...]) -> tuple[Domain, ...]:
+    """The domains, in an order where each comes after the ones it depends on."""
+    names = [d.name for d in domains]
+    for domain in domains:
+        for needed in domain.depends_on:
+            if needed not in names[: names.index(domain.name)]:
+                raise ValueError(f"workflow {domain.name} needs {needed} listed before it")
+    record_kinds(domains)
+    return domains
+
+
+Projector = Callable[[Any, "list[CommitChanges]", Any], None]

@@ -1,0 +1,196 @@
+"""Records: versioned, format-numbered JSON files in the repository, one file per record.
+
+A workflow declares each kind of record it keeps with a `RecordKind`: where its files
+live, what its ids look like, which formats this code reads, and which of its fields the
+catalog lifts into columns (program, lot, status, due date, a lookup key). The core
+reads and writes records only through their kind, so it knows no workflow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from atmpvault.errors import RecordFormatError
+
+FORMAT_KEY = "format"
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The fields of a record the catalog keeps as columns, to query many records by SQL."""
+
+    program: str | None = None
+    lot: str | None = None
+    status: str | None = None
+    due: str | None = None  # ISO date
+    ref: str | None = None  # a secondary lookup key (e.g. a notice's key)
+
+
+def _no_columns(_body: Mapping[str, Any]) -> Columns:
+    return Columns()
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    """One kind of record a workflow keeps (application, event, deviation...).
+
+    Records live under `root`. A record file is `<ID>.json`, or with `filename` set,
+    `<ID>/<filename>` (documents: `docs/<h>/<hh>/<ID>/record.json`); folders between
+    the root and the file (shards, an owning application) are free. Ids match
+    `id_pattern`. Files written before formats were numbered carry no `format` and are
+    read as `legacy_format`; `fields`, when given, is every key a body may have.
+    """
+
+    name: str
+    root: str
+    id_pattern: str
+    format: int = 1
+    legacy_format: int | None = None
+    fields: frozenset[str] | None = None
+    filename: str | None = None
+    sharded: bool = True
+    columns: Callable[[Mapping[str, Any]], Columns] = _no_columns
+    # False: the owning workflow projects this kind into its own tables (documents).
+    generic: bool = True
+    indexed: bool = False  # every version is an entry of the full-text index
+    _id_re: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_id_re", re.compile(self.id_pattern))
+
+    def is_id(self, value: str) -> bool:
+        """Whether `value` has the shape of this kind's ids."""
+        return self._id_re.fullmatch(value) is not None
+
+    def id_of(self, path: str) -> str | None:
+        """The id of the record stored at `path`, or None if no record of this kind is there."""
+        if not path.startswith(self.root + "/"):
+            return None
+        rest = path[len(self.root) + 1 :]
+        if self.filename is not None:
+            folder, _, name = rest.rpartition("/")
+            if name != self.filename:
+                return None
+            candidate = folder.rpartition("/")[2]
+            return candidate if self._id_re.fullmatch(candidate) else None
+        if not rest.endswith(".json"):
+            return None
+        stem = rest[: -len(".json")]
+        if self._id_re.fullmatch(stem):
+            return stem
+        last = stem.rpartition("/")[2]
+        return last if self._id_re.fullmatch(last) else None
+
+    def path_for(self, record_id: str) -> str:
+        """Where a new record of this kind is written (sharded like documents)."""
+        if not self._id_re.fullmatch(record_id):
+            raise ValueError(f"{record_id!r} is not a {self.name} id")
+        folder = self.root
+        if self.sharded:
+            shard = hashlib.sha1(record_id.encode("utf-8")).hexdigest()
+            folder = f"{self.root}/{shard[0]}/{shard[1:3]}"
+        if self.filename is not None:
+            return f"{folder}/{record_id}/{self.filename}"
+        return f"{folder}/{record_id}.json"
+
+    def decode(self, raw: bytes, where: str) -> dict[str, Any]:
+        """The body of a stored record, its format checked; RecordFormatError if unreadable."""
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            raise RecordFormatError(
+                f"{where} is not a readable {self.name} record: {exc}"
+            ) from None
+        if not isinstance(body, dict):
+            raise RecordFormatError(f"{where} is not a readable {self.name} record")
+        number = body.pop(FORMAT_KEY, self.legacy_format)
+        if number != self.format:
+            raise RecordFormatError(
+                f"{where} is a {self.name} record of format {number}; this atmpvault reads "
+                f"format {self.format}: upgrade atmpvault to read this vault"
+            )
+        if self.fields is not None:
+            unknown = sorted(set(body) - self.fields)
+            if unknown:
+                raise RecordFormatError(
+                    f"{where}: unknown {self.name} field(s) {', '.join(unknown)} in format "
+                    f"{number}; upgrade atmpvault to read this vault"
+                )
+        return body
+
+    def encode(self, body: Mapping[str, Any]) -> bytes:
+        """The stored form of a body: its format number first, keys sorted, one per line."""
+        data = {FORMAT_KEY: self.format, **{k: v for k, v in body.items() if k != FORMAT_KEY}}
+        text = json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False)
+        return (text + "\n").encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One version of one record, as the catalog holds it."""
+
+    kind: str
+    id: str
+    version: int
+    body: dict[str, Any]
+    path: str
+    commit: str
+    recorded_at: str
+    actor: str
+    columns: Columns = Columns()
+
+
+@dataclass(frozen=True)
+class RecordChange:
+    """A record version written by one commit (read back from history or just written)."""
+
+    kind: RecordKind
+    id: str
+    path: str
+    body: dict[str, Any]
+    raw: bytes
+
+
+def kind_for(kinds: tuple[RecordKind, ...], path: str) -> tuple[RecordKind, str] | None:
+    """The kind and id of the record stored at `path`, if it is one."""
+    for kind in kinds:
+        found = kind.id_of(path)
+        if found is not None:
+            return kind, found
+    return None
+
+
+def _notice_columns(body: Mapping[str, Any]) -> Columns:
+    return Columns(status=body.get("delivery"), ref=body.get("key"))
+
+
+# The core's own record kind: every notice sent, whatever workflow sent it.
+NOTICE_KIND = RecordKind(
+    name="notice",
+    root="notices",
+    id_pattern=r"NTC-[0-9]{8}-[0-9]{6}-[0-9A-F]{6}",
+    fields=frozenset(
+        {
+            "id",
+            "key",
+            "lists",
+            "to",
+            "sender",
+            "subject",
+            "template",
+            "sent_at",
+            "delivery",
+            "message_id",
+            "actor",
+            "refused",
+            "text",
+        }
+    ),  # fmt: skip
+    columns=_notice_columns,
+)
+CORE_KINDS = (NOTICE_KIND,)
