@@ -47,3 +47,23 @@ class RecordFormatError(VaultError):
 
 class RepositoryFailure(VaultError):
     """The repository refused an operation or could not be read (git's own error wrapped)."""
+
+
+class InvalidRules(InvalidInput):
+    """The rules file (packaged or the vault's own) cannot be used; nothing was derived."""
+
+
+class DeliveryFailed(VaultError):
+    """The SMTP server could not be reached or refused the message; nothing was recorded."""
+
+
+class AlreadySent(VaultError):
+    """A notice with this key was sent before."""
+
+
+class TemplateProblem(VaultError):
+    """A template is missing or could not be rendered with the values given."""
+
+
+class QueryError(InvalidInput):
+    """A search query is malformed; the message says where."""

@@ -18,14 +18,8 @@ if TYPE_CHECKING:
 
 def _today(value: str | None) -> date:
     from atmpvault.archive.core import values
-    from atmpvault.errors import InvalidInput
 
-    if value is None:
-        return values.now().date()
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(f"--today {value[:40]!r} is not a date: use YYYY-MM-DD") from None
+    return values.day(value, "--today") if value else values.now().date()
 
 
 @click.group("alerts", invoke_without_command=True)

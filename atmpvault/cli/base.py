@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -28,16 +28,11 @@ class VaultGroup(click.Group):
     """Turns domain errors into one line on stderr and their exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from atmpvault.repository.git import RepositoryError
-
         try:
             return super().invoke(ctx)
         except VaultError as exc:
             click.echo(f"atmpvault: {exc}", err=True)
             ctx.exit(exc.exit_code)
-        except RepositoryError as exc:
-            click.echo(f"atmpvault: repository error: {exc}", err=True)
-            ctx.exit(1)
         except BrokenPipeError:
             sys.stderr.close()
             ctx.exit(1)
@@ -87,6 +82,11 @@ def open_vault(ctx: click.Context, user: str | None = None) -> Vault:
     from atmpvault.archive.domains import domains
 
     return Vault.open(settings_for(ctx, user), domains(), say)
+
+
+def exit_with(code: int) -> NoReturn:
+    """End the command with this exit code, its output already given (no sys.exit)."""
+    click.get_current_context().exit(code)
 
 
 def say(message: str) -> None:

@@ -20,6 +20,7 @@ from atmpvault.cli.base import (
     when_option,
 )
 from atmpvault.errors import VaultError
+from atmpvault.files import atomic_write
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
@@ -149,13 +150,10 @@ def get(
         return
     found = Documents(vault).show(doc_id, number, at)
     target = output / found.filename if output.is_dir() else output
-    partial = target.with_name(f".{target.name}.partial")
     try:
-        with partial.open("wb") as out:
+        with atomic_write(target) as out:
             Documents(vault).get(doc_id, out, found.version)
-        partial.replace(target)
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise VaultError(f"cannot write {target}: {exc.strerror}") from None
     click.echo(f"{found.id} v{found.version} -> {target}", err=True)
 

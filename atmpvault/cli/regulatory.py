@@ -28,9 +28,8 @@ DEFAULT_DAYS = 30
 
 def _today(value: str | None) -> date:
     from atmpvault.archive.core import values
-    from atmpvault.archive.regulatory.applications import day
 
-    return day(value, "--today") if value else values.now().date()
+    return values.day(value, "--today") if value else values.now().date()
 
 
 def _show_milestones(rows: Sequence[Milestone]) -> None:
@@ -247,7 +246,8 @@ def event_add(
         atmpvault event add IND-012345 fda-letter-received --on 2026-04-01 \\
             --letter-kind information-request --response-days 30 --doc DOC-000042
     """
-    from atmpvault.archive.regulatory.applications import Regulatory, day
+    from atmpvault.archive.core.values import day
+    from atmpvault.archive.regulatory.applications import Regulatory
 
     recorded = Regulatory(vault).add_event(
         application,
@@ -320,7 +320,8 @@ def event_correct(
     \b
         atmpvault event correct EV-000001 --on 2026-01-06 --reason "FDA receipt date per acknowledgment letter"
     """
-    from atmpvault.archive.regulatory.applications import Regulatory, day
+    from atmpvault.archive.core.values import day
+    from atmpvault.archive.regulatory.applications import Regulatory
 
     corrected = Regulatory(vault).correct_event(event_id, day(on), reason)
     _report_event(vault, corrected, _today(today), as_json)
@@ -383,7 +384,7 @@ def calendar_cmd(
         atmpvault calendar --from 2026-01-01 --to 2026-12-31 --ics cart19-2026.ics
         atmpvault calendar --overdue --json
     """
-    from atmpvault.archive.regulatory.applications import day
+    from atmpvault.archive.core.values import day
     from atmpvault.archive.regulatory.calendar import milestones
     from atmpvault.errors import InvalidInput
 

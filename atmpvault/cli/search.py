@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +9,7 @@ import click
 
 from atmpvault.cli.base import (
     emit_json,
+    exit_with,
     json_option,
     pass_vault,
     progress,
@@ -169,7 +169,7 @@ def import_(
         run_import(vault, items, report, progress=update)
     _render_report(report.to_json(), as_json)
     if report.refused:
-        sys.exit(1)
+        exit_with(1)
 
 
 def _render_report(summary: dict[str, Any], as_json: bool) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,6 +9,7 @@ import click
 
 from atmpvault.cli.base import (
     emit_json,
+    exit_with,
     json_option,
     list_versions,
     pass_vault,
@@ -19,6 +19,7 @@ from atmpvault.cli.base import (
     table,
     user_option,
 )
+from atmpvault.errors import IntegrityError
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
@@ -124,10 +125,10 @@ def verify(vault: Vault, as_json: bool) -> None:
         click.echo(
             "ok: every version re-hashed, git fsck clean, catalog agrees with the repository"
         )
+    if problems and as_json:
+        exit_with(IntegrityError.exit_code)
     if problems:
-        if not as_json:
-            click.echo(f"atmpvault: verify found {len(problems)} problem(s)", err=True)
-        sys.exit(3)
+        raise IntegrityError(f"verify found {len(problems)} problem(s)")
 
 
 @click.command()
@@ -179,7 +180,7 @@ def demo(ctx: click.Context, path: Path) -> None:
         for problem in problems:
             click.echo(f"PROBLEM  {problem}")
         if problems:
-            sys.exit(3)
+            raise IntegrityError(f"the demo vault found {len(problems)} problem(s)")
         click.echo(
             "ok: every version re-hashed, git fsck clean, catalog agrees with the repository"
         )

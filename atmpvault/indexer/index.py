@@ -15,9 +15,7 @@ Query language: see atmpvault.indexer.query. Snippets mark matched words as «wo
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +24,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from atmpvault.errors import InvalidInput
+from atmpvault.files import write_atomically
 from atmpvault.indexer.query import (
     FIELDS,
     HIGHLIGHT_CLOSE,
@@ -148,17 +147,8 @@ def _schema_of(state: dict[str, Any]) -> object:
 
 def _write_state(path: Path, state: dict[str, Any]) -> None:
     """Replace STATE.json atomically: a reader sees the old state or the new, never half."""
-    fd, tmp = tempfile.mkstemp(prefix=".STATE.", suffix=".tmp", dir=path)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(state, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path / STATE_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = json.dumps(state, indent=2, sort_keys=True) + "\n"
+    write_atomically(path / STATE_FILE, text.encode("utf-8"))
 
 
 class Index:

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from atmpvault.errors import InvalidInput
+from atmpvault.errors import QueryError
 
 KEYWORD_FIELDS = frozenset({"id", "program", "type", "lot", "status", "kind"})
 TEXT_FIELDS = frozenset({"title", "text", "filename", "meta"})
@@ -54,10 +54,6 @@ MAX_TOKEN_CHARS = 40  # tantivy's default tokenizer drops longer tokens; both en
 _WORD = re.compile(r"[^\W_]+")
 _FIELD_NAME = re.compile(r"[A-Za-z_]+")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class QueryError(InvalidInput):
-    """A search query is malformed; the message says where."""
 
 
 @dataclass(frozen=True)

@@ -76,9 +76,13 @@ class Target(Protocol):
     def data(self, text: str) -> None: ...
 
 
-def parse(data: bytes) -> Element:
-    """The root element of an XML document; raises UnsafeXml or XmlError."""
-    root = _run(data, TreeBuilder())
+def parse(data: bytes, doctype: bool = False) -> Element:
+    """The root element of an XML document; raises UnsafeXml or XmlError.
+
+    With `doctype`, a DOCTYPE naming an external DTD is let through (an eCTD index.xml
+    has one); the DTD is never read, and entities stay refused.
+    """
+    root = _run(data, TreeBuilder(), forbid_dtd=not doctype)
     assert isinstance(root, Element)  # what TreeBuilder.close returns
     return root
 
@@ -114,9 +118,9 @@ def _declared(exc: DefusedXmlException) -> str:
     return str(exc)
 
 
-def _run(data: bytes, target: object) -> object:
+def _run(data: bytes, target: object, forbid_dtd: bool = True) -> object:
     parser = DefusedXMLParser(
-        target=target, forbid_dtd=True, forbid_entities=True, forbid_external=True
+        target=target, forbid_dtd=forbid_dtd, forbid_entities=True, forbid_external=True
     )
     try:
         parser.feed(data)

@@ -21,7 +21,6 @@ record can, at worst, send one notice twice, never lose one.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import smtplib
@@ -37,7 +36,14 @@ from typing import TYPE_CHECKING, Any
 from atmpvault.archive.core import values
 from atmpvault.archive.core.records import NOTICE_KIND
 from atmpvault.archive.core.render import render
-from atmpvault.errors import InvalidInput, NotFound, NothingChanged, VaultError
+from atmpvault.errors import (
+    AlreadySent,
+    DeliveryFailed,
+    InvalidInput,
+    NotFound,
+    NothingChanged,
+)
+from atmpvault.files import write_atomically
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
@@ -64,15 +70,6 @@ KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+=-]*")
 # long Subject before its first word, which readers then show with a leading space.
 MAIL_POLICY = SMTP_POLICY.clone(max_line_length=998)
 NOTICE_ID_RE = re.compile(r"NTC-\d{8}-\d{6}-[0-9A-F]{6}")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-class DeliveryFailed(VaultError):
-    """The SMTP server could not be reached or refused the message; nothing was recorded."""
-
-
-class AlreadySent(VaultError):
-    """A notice with this key was sent before."""
 
 
 # -- values ------------------------------------------------------------------------------
@@ -81,7 +78,7 @@ class AlreadySent(VaultError):
 def email_address(value: str) -> str:
     """One plain e-mail address, e.g. "qa.lead@example.org"; the domain is lower-cased."""
     shown = repr(value if len(value) <= 60 else value[:60] + "...")
-    if _CONTROL_RE.search(value):
+    if values.CONTROL_RE.search(value):
         raise InvalidInput(f"e-mail address {shown} contains control characters")
     match = ADDRESS_RE.fullmatch(value)
     if match is None or len(value) > MAX_ADDRESS or len(match["local"]) > MAX_LOCAL_PART:
@@ -386,7 +383,7 @@ class Notices:
 
     @staticmethod
     def _subject(value: str) -> str:
-        if _CONTROL_RE.search(value):
+        if values.CONTROL_RE.search(value):
             raise InvalidInput("a notice subject cannot contain control characters or line breaks")
         subject = value.strip()
         if not subject or len(subject) > MAX_SUBJECT:
@@ -418,11 +415,9 @@ class Notices:
     def _write_outbox(self, notice_id: str, message: EmailMessage) -> Path:
         outbox = self.vault.path / OUTBOX_DIR
         target = outbox / f"{notice_id}.eml"
-        partial = outbox / f".{notice_id}.eml.partial"
         try:
             outbox.mkdir(exist_ok=True)
-            partial.write_bytes(message.as_bytes())
-            os.replace(partial, target)
+            write_atomically(target, message.as_bytes())
         except OSError as exc:
             raise DeliveryFailed(
                 f"could not write {target}: {exc.strerror or exc}; nothing was recorded as sent"

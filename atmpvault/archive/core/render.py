@@ -13,13 +13,9 @@ from typing import Any
 
 import jinja2
 
-from atmpvault.errors import VaultError
+from atmpvault.errors import TemplateProblem
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
-
-
-class TemplateProblem(VaultError):
-    """A template is missing or could not be rendered with the values given."""
 
 
 @cache

@@ -14,7 +14,9 @@ PROGRAM_RE = re.compile(r"[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*")
 DOC_ID_RE = PROGRAM_RE
 LOT_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]|\.(?!\.))*")
 META_KEY_RE = re.compile(r"[a-z][a-z0-9_.-]*")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# Control characters (C0, DEL, C1) and the Unicode line and paragraph separators: none
+# belongs in one-line text, and each could break a commit trailer or a mail header.
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 MAX_CODE = 40
 MAX_LOT = 64
@@ -74,7 +76,7 @@ def text(value: str | None, what: str, limit: int, required: bool = False) -> st
         return None
     if len(value) > limit:
         raise InvalidInput(f"{what} is {len(value):,} characters long; the limit is {limit:,}")
-    if _CONTROL_RE.search(value):
+    if CONTROL_RE.search(value):
         raise InvalidInput(f"{what} contains control characters")
     return value.strip()
 
@@ -118,6 +120,14 @@ def meta(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
 
 
 _DATE_RE = re.compile(r"\d{4}-?\d{2}-?\d{2}")
+
+
+def day(value: str, what: str = "--on") -> date:
+    """A calendar date typed as YYYY-MM-DD (due dates, event dates, --today)."""
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidInput(f"{what} {_shown(value)} is not a date: use YYYY-MM-DD") from None
 
 
 def when(value: str, start_of_day: bool = False) -> datetime:

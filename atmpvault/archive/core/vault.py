@@ -189,8 +189,13 @@ class Vault:
     def __enter__(self) -> Vault:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        """Close the vault; git's own errors leave it as a VaultError (exit 1, one line)."""
         self.close()
+        if isinstance(exc, RepositoryError):
+            raise RepositoryFailure(f"repository error: {exc}") from exc
 
     # -- configuration and identity ----------------------------------------------------
 

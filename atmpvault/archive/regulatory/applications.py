@@ -84,14 +84,6 @@ def event_id(value: str) -> str:
     return value.strip().upper()
 
 
-def day(value: str, what: str = "--on") -> date:
-    """A calendar date, YYYY-MM-DD."""
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        raise InvalidInput(f"{what} {value!r} is not a date: use YYYY-MM-DD") from None
-
-
 def choice(value: str | None, allowed: tuple[str, ...], what: str) -> str | None:
     """One of a controlled vocabulary, or None."""
     if value is None:

@@ -21,7 +21,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, Protocol
 
 from atmpvault.archive.core import values
-from atmpvault.errors import InvalidInput
+from atmpvault.errors import InvalidInput, InvalidRules
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
@@ -36,10 +36,6 @@ CONDITION_FIELDS = ("review", "meeting_type", "letter_kind")
 OFFSET_FIELDS = ("response_days",)
 REPEATS = ("yearly",)
 _RULE_ID_RE = re.compile(r"[A-Z][A-Z0-9_]*")
-
-
-class InvalidRules(InvalidInput):
-    """The rules file (packaged or the vault's own) cannot be used; nothing was derived."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ instead of duplicating them, even after an event date was corrected.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,6 +17,7 @@ from icalendar import Calendar, Event
 from atmpvault.archive.core import values
 from atmpvault.archive.regulatory.calendar import Milestone
 from atmpvault.errors import VaultError
+from atmpvault.files import write_atomically
 
 PRODID = "-//atmpvault//FDA milestone calendar//EN"
 UID_DOMAIN = "atmpvault"
@@ -67,11 +67,8 @@ def write_ics(milestones: Iterable[Milestone], path: Path | str) -> int:
     items = list(milestones)
     data = to_calendar(items).to_ical()
     target = Path(path)
-    partial = target.with_name(f".{target.name}.partial")
     try:
-        partial.write_bytes(data)
-        os.replace(partial, target)
+        write_atomically(target, data)
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise VaultError(f"cannot write {target}: {exc.strerror}") from None
     return len(items)

@@ -31,6 +31,7 @@ from atmpvault.archive.regulatory.submissions.model import (
     xml_escape,
 )
 from atmpvault.errors import IntegrityError, VaultError
+from atmpvault.files import atomic_write
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
@@ -291,24 +292,17 @@ def write_zip(layout: Layout, target: Path) -> None:
     entries += [(name, None) for name in folders]
     entries += [(f"{layout.sequence}/{p}", data) for p, data in layout.files.items()]
     entries.sort(key=lambda item: item[0])
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w") as archive:
-            for name, data in entries:
-                info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
-                info.create_system = 3  # unix, so the modes below are read back as written
-                if data is None:
-                    info.external_attr = (0o40755 << 16) | 0x10
-                    archive.writestr(info, b"")
-                else:
-                    info.external_attr = 0o100644 << 16
-                    info.compress_type = zipfile.ZIP_DEFLATED
-                    archive.writestr(info, data, compresslevel=9)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(target) as raw, zipfile.ZipFile(raw, "w") as archive:
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+            info.create_system = 3  # unix, so the modes below are read back as written
+            if data is None:
+                info.external_attr = (0o40755 << 16) | 0x10
+                archive.writestr(info, b"")
+            else:
+                info.external_attr = 0o100644 << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, data, compresslevel=9)
 
 
 def write_folder(layout: Layout, parent: Path) -> Path:

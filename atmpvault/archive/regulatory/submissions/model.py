@@ -79,7 +79,6 @@ TYPE_KINDS = {
 MAX_NAME = 64  # characters per file or folder name (eCTD v3.2.2, FDA)
 MAX_PATH = 150  # characters from the sequence folder on (FDA)
 
-APP_RE = re.compile(r"[A-Z]{2,5}-[0-9]{4,10}")
 SEQUENCE_RE = re.compile(r"[0-9]{4}")
 SEGMENT_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
 SECTION_RE = re.compile(r"m[1-5](?:/[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*")
@@ -89,15 +88,6 @@ _NOT_NAME = re.compile(r"[^a-z0-9]+")
 
 
 # -- values -----------------------------------------------------------------------------
-
-
-def app_id(value: str) -> str:
-    """An application id such as IND-012345 (the applications module's own rule)."""
-    from atmpvault.archive.regulatory.applications import app_id as checked
-
-    result = checked(value)
-    assert APP_RE.fullmatch(result), result  # it names a folder of the repository
-    return result
 
 
 def sequence(value: str) -> str:
@@ -137,13 +127,10 @@ def operation(value: str) -> str:
 
 def calendar_date(value: str, what: str) -> date:
     """A calendar date given as YYYY-MM-DD, not after tomorrow (UTC)."""
-    try:
-        day = date.fromisoformat(value.strip())
-    except ValueError:
-        raise InvalidInput(f"{what} {value[:30]!r} is not a date: use YYYY-MM-DD") from None
-    if day > values.now().date() + timedelta(days=1):
-        raise InvalidInput(f"{what} {day.isoformat()} is in the future")
-    return day
+    found = values.day(value, what)
+    if found > values.now().date() + timedelta(days=1):
+        raise InvalidInput(f"{what} {found.isoformat()} is in the future")
+    return found
 
 
 def parse_doc_ref(value: str) -> tuple[str, int | None]:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
 from atmpvault.archive.documents.versions import WITHDRAWN, Documents, DocumentVersion
-from atmpvault.archive.regulatory.applications import Application, Regulatory
+from atmpvault.archive.regulatory.applications import Application, Regulatory, app_id
 from atmpvault.archive.regulatory.kinds import PACKAGE_KIND
 from atmpvault.archive.regulatory.submissions.ectd import (
     INDEX_MD5,
@@ -43,7 +43,6 @@ from atmpvault.archive.regulatory.submissions.model import (
     Leaf,
     Package,
     Submission,
-    app_id,
     calendar_date,
     normalise_name,
     operation,

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
-from xml.parsers import expat
 
 from atmpvault.archive.regulatory.submissions.ectd import (
     INDEX,
@@ -117,25 +116,16 @@ def _sequence_root(hashes: dict[str, tuple[str, str]], path: Path) -> str:
 
 
 def parse_index(data: bytes) -> list[dict[str, str]]:
-    """The attributes of every leaf in an index.xml; refuses entity declarations."""
-    leaves: list[dict[str, str]] = []
-    parser = expat.ParserCreate(namespace_separator=" ")
-    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    """The attributes of every leaf in an index.xml; refuses entities (safexml)."""
+    from atmpvault.indexer import safexml
 
-    def forbid(*_args: object) -> None:
-        raise IntegrityError("index.xml declares entities; refused")
-
-    def start(name: str, attrs: dict[str, str]) -> None:
-        if name.rpartition(" ")[2] == "leaf":
-            leaves.append({key.rpartition(" ")[2]: value for key, value in attrs.items()})
-
-    parser.EntityDeclHandler = forbid
-    parser.StartElementHandler = start
     try:
-        parser.Parse(data, True)
-    except expat.ExpatError as exc:
+        root = safexml.parse(data, doctype=True)
+    except safexml.UnsafeXml as exc:
+        raise IntegrityError(f"index.xml declares entities; refused ({exc})") from None
+    except safexml.XmlError as exc:
         raise IntegrityError(f"index.xml is not well-formed XML: {exc}") from None
-    return leaves
+    return [safexml.attributes(e) for e in safexml.iter_local(root, "leaf")]
 
 
 def verify_build(path: Path) -> VerifyReport:
