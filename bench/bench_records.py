@@ -8,6 +8,7 @@ the last years and nine more events after it. Then, round after round in a shuff
 order, each vault runs the same cold commands as separate processes:
 
     calendar --json --days 30     overdue plus the next 30 days, every application
+    calendar --from T --to T+30   the next 30 days alone (no backlog of overdue ones)
     log --kind event --since T    the events written since the seeding ended
     app show APP --json           one application, its events and open milestones
     event add APP ...             one more event (a write: lock, commit, catalog)
@@ -131,9 +132,13 @@ def main() -> int:
                 assert len(Regulatory(vault).events(apps[name][0])) == per_app
             print(f"    {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
         since = values.iso(values.now())
+        window = (TODAY.isoformat(), (TODAY + timedelta(days=30)).isoformat())
         commands = {
             "calendar --json --days 30": lambda n: (
                 "calendar", "--json", "--days", "30", "--today", TODAY.isoformat()),
+            "calendar --from T --to T+30": lambda n: (
+                "calendar", "--json", "--from", window[0], "--to", window[1],
+                "--today", TODAY.isoformat()),
             "log --kind event --since T": lambda n: (
                 "log", "--kind", "event", "--since", since, "--json"),
             "app show APP": lambda n: (
@@ -151,14 +156,17 @@ def main() -> int:
                 elapsed = cold(root / name, *commands[command](name))
                 times.setdefault((command, name), []).append(elapsed)
         sizes_shown = {"10": 10, "100": 100, "large": args.events}
-        out = json.loads(
-            subprocess.run(
-                [*CLI, "--vault", str(root / "large"), "calendar", "--json", "--days", "30",
-                 "--today", TODAY.isoformat()], capture_output=True, check=True,
-            ).stdout
-        )  # fmt: skip
+        listed = {
+            (command, name): len(json.loads(subprocess.run(
+                [*CLI, "--vault", str(root / name), *commands[command](name)],
+                capture_output=True, check=True,
+            ).stdout))
+            for command in commands if command.startswith("calendar")
+            for name in ("10", "large")
+        }  # fmt: skip
     print(f"cold commands, {args.rounds} rounds interleaved; medians in ms")
-    print(f"(the large vault's calendar lists {len(out):,} milestones: overdue plus 30 days)")
+    for (command, name), count in sorted(listed.items()):
+        print(f"({command} lists {count:,} milestones in the {name}-event vault)")
     print(f"{'command':28} {'10 events':>10} {f'{args.events:,} events':>14} {'ratio':>7}")
     for command in commands:
         small = statistics.median(times[(command, "10")]) * 1e3

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from atmpvault.archive.core.vault import Vault
+from atmpvault.archive.documents.records import DocumentVersion
 from atmpvault.archive.documents.tables import Filters
-from atmpvault.archive.documents.versions import Documents, DocumentVersion
+from atmpvault.archive.documents.versions import Documents
 from atmpvault.archive.domains import domains
 from atmpvault.config import Settings
 from atmpvault.errors import NotFound, NothingChanged, VaultError

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from atmpvault.archive.documents.versions import CONTENT, doc_dir
+from atmpvault.archive.documents.records import CONTENT, doc_dir
 from tests.conftest import CLI, run
 
 DOCS = ("DOC-000001", "DOC-000002", "DOC-000003")

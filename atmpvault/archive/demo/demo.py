@@ -10,8 +10,9 @@ from pathlib import Path
 
 from atmpvault.archive.core.pdf import make_pdf
 from atmpvault.archive.core.vault import Vault
+from atmpvault.archive.documents.records import DocumentVersion
 from atmpvault.archive.documents.tables import Filters
-from atmpvault.archive.documents.versions import Documents, DocumentVersion
+from atmpvault.archive.documents.versions import Documents
 from atmpvault.archive.domains import domains
 from atmpvault.config import Settings
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from atmpvault.archive.core.domain import Domain
-from atmpvault.archive.documents.versions import KIND
+from atmpvault.archive.documents.records import KIND
 
 DOMAIN = Domain(
     name="documents",

@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from atmpvault.archive.documents.versions import CONTENT, KIND, DocumentVersion, doc_dir
+from atmpvault.archive.documents.records import CONTENT, KIND, DocumentVersion, doc_dir
 from atmpvault.errors import IntegrityError
 from atmpvault.repository.git import RepositoryError
 

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
 from atmpvault.archive.core.changes import UnitOfWork
-from atmpvault.archive.documents.versions import ACTIVE, Documents, DocumentVersion, doc_id_for
+from atmpvault.archive.documents.records import ACTIVE, DocumentVersion, doc_id_for
+from atmpvault.archive.documents.versions import Documents
 from atmpvault.errors import InvalidInput, VaultError
 
 if TYPE_CHECKING:

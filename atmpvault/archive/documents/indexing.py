@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from atmpvault.archive.documents.versions import KIND, TEXT, DocumentVersion, doc_dir
+from atmpvault.archive.documents.records import KIND, TEXT, DocumentVersion, doc_dir
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.changes import CommitChanges

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from atmpvault.archive.core.catalog import metadata
-from atmpvault.archive.documents.versions import KIND, DocumentVersion
+from atmpvault.archive.documents.records import KIND, DocumentVersion
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.catalog import Catalog

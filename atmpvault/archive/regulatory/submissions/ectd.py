@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from atmpvault.archive.documents.versions import CONTENT, doc_dir
+from atmpvault.archive.documents.records import CONTENT, doc_dir
 from atmpvault.archive.regulatory.submissions.model import (
     FILE_RE,
     MAX_NAME,

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
-from atmpvault.archive.documents.versions import WITHDRAWN, Documents, DocumentVersion
+from atmpvault.archive.documents.records import WITHDRAWN, DocumentVersion
+from atmpvault.archive.documents.versions import Documents
 from atmpvault.archive.regulatory.applications import Application, Regulatory, app_id
 from atmpvault.archive.regulatory.kinds import PACKAGE_KIND
 from atmpvault.archive.regulatory.submissions.ectd import (
