@@ -14,7 +14,7 @@ import vobject  # type: ignore[import-untyped]
 
 from atmpvault.archive.core.vault import Vault
 from atmpvault.archive.domains import domains
-from atmpvault.archive.regulatory.calendar import VAULT_RULES_PATH
+from atmpvault.archive.regulatory.rules import VAULT_RULES_PATH
 from atmpvault.config import Settings
 from tests.conftest import run
 

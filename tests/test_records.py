@@ -296,3 +296,16 @@ def test_log_filters_by_kind_and_id(regulatory: tuple[Path, dict[str, str]]) -> 
     assert [e["id"] for e in apps] == [IND, BLA]
     bad = run(vault, "log", "--kind", "spaceship")
     assert bad.exit_code == 2 and "unknown record kind 'spaceship'" in bad.stderr
+
+
+def test_verify_names_a_changed_milestone_row(regulatory: tuple[Path, dict[str, str]]) -> None:
+    """The projected calendar is checked against what the records derive now."""
+    vault, _ = regulatory
+    calendar = ok(vault, "calendar", "--json", "--app", IND, "--today", "2026-01-10")
+    assert "IND_EFFECTIVE" in {m["rule"] for m in calendar}
+    edit_catalog(vault, "UPDATE milestones SET due = '2027-01-01' WHERE rule = 'IND_EFFECTIVE'")
+    result = run(vault, "verify")
+    assert result.exit_code == 3
+    assert f"catalog milestones row {IND} IND_EFFECTIVE EV-000001 is not what" in result.stdout
+    ok(vault, "rebuild")
+    assert ok(vault, "calendar", "--json", "--app", IND, "--today", "2026-01-10") == calendar

@@ -14,14 +14,8 @@ from typing import Any
 import pytest
 
 from atmpvault.archive.regulatory.applications import TRIGGERS, Application, Event
-from atmpvault.archive.regulatory.calendar import (
-    Milestone,
-    Rules,
-    add_months,
-    derive,
-    packaged_rules,
-    parse_rules,
-)
+from atmpvault.archive.regulatory.calendar import Milestone, derive
+from atmpvault.archive.regulatory.rules import Rules, add_months, packaged_rules, parse_rules
 from atmpvault.errors import InvalidInput
 
 RULES = packaged_rules()

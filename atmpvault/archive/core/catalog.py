@@ -22,6 +22,7 @@ from atmpvault.archive.core.changes import RECORDS_TRAILER, CommitChanges
 from atmpvault.archive.core.domain import Domain, load
 from atmpvault.archive.core.records import Columns, Record
 from atmpvault.errors import IntegrityError, VaultError
+from atmpvault.repository.git import ObjectMissing
 
 CORE_SCHEMA = "2"
 
@@ -91,6 +92,13 @@ class ProjectionContext:
 
     def __init__(self, store: Any) -> None:
         self.store = store
+
+    def read_file(self, path: str, commit: str) -> bytes | None:
+        """A file of the repository as of `commit`, or None if it has none there."""
+        try:
+            return bytes(self.store.read(commit, path))
+        except ObjectMissing:
+            return None
 
 
 class Catalog:

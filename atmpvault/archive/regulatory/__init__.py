@@ -18,6 +18,7 @@ DOMAIN = Domain(
         "correspondence",
         "meeting",
     ),  # fmt: skip
+    tables="atmpvault.archive.regulatory.tables",
     index="atmpvault.archive.regulatory.indexing:index",
     index_tags="atmpvault.archive.regulatory.indexing:tags",
     tag_fields=("app", "sequence"),

@@ -1,41 +1,36 @@
-"""Milestones: what falls due when, derived from recorded events by the FDA rules table.
+"""Milestones: what falls due when, derived from recorded events by the rules table.
 
-The rules are data (atmpvault/rules/fda_milestones.json, or the vault's own copy at
-config/rules/fda_milestones.json); `derive` applies them to one application's events
-and does no I/O, so every rule can be tested with dated cases. `milestones` is the
-façade the CLI and the alerts call: it loads the rules and the records, then derives.
-
-    >>> add_months(date(2027, 1, 31), 1)
-    datetime.date(2027, 2, 28)
+`derive` applies the rules to one application's events and does no I/O, so every rule
+can be tested with dated cases. What does not depend on today (every one-off milestone,
+and the base of each yearly series) is projected into the catalog as events are written
+(see tables.py); `milestones`, the façade the CLI and the alerts call, queries that
+projection and expands the yearly series for the dates asked about.
 """
 
 from __future__ import annotations
 
-import calendar as _gregorian
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, timedelta
-from importlib import resources
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
-from atmpvault.errors import InvalidInput, InvalidRules
+from atmpvault.errors import InvalidInput
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
-    from atmpvault.archive.regulatory.applications import Application, Event
+    from atmpvault.archive.regulatory.applications import Application, Event, Regulatory
 
-RULES_FILE = "fda_milestones.json"
-VAULT_RULES_PATH = f"config/rules/{RULES_FILE}"
-RULES_FORMAT = 1
-
-KINDS = ("sponsor-due", "fda-due", "fda-goal", "gate", "status")
-CONDITION_FIELDS = ("review", "meeting_type", "letter_kind")
-OFFSET_FIELDS = ("response_days",)
-REPEATS = ("yearly",)
-_RULE_ID_RE = re.compile(r"[A-Z][A-Z0-9_]*")
+from atmpvault.archive.regulatory.rules import (
+    KINDS,
+    AppFacts,
+    EventFacts,
+    Rule,
+    Rules,
+    add_months,
+    load_rules,
+)
 
 
 @dataclass(frozen=True)
@@ -73,271 +68,16 @@ class Milestone:
         }
 
 
-class EventFacts(Protocol):
-    """What derivation reads from a recorded event (regulatory.Event provides it)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def trigger(self) -> str: ...
-    @property
-    def on(self) -> date: ...
-
-
-class AppFacts(Protocol):
-    """What derivation reads from an application (regulatory.Application provides it)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def program(self) -> str: ...
-    @property
-    def active(self) -> bool: ...
-
-
-# -- date arithmetic ------------------------------------------------------------------------
-
-
-def add_months(day: date, months: int) -> date:
-    """Calendar-month arithmetic, clamped at month end: Jan 31 + 1 month = Feb 28 (or 29)."""
-    index = day.year * 12 + (day.month - 1) + months
-    year, month = divmod(index, 12)
-    last = _gregorian.monthrange(year, month + 1)[1]
-    return date(year, month + 1, min(day.day, last))
-
-
-# -- the rules table --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Offset:
-    """Calendar days, calendar months, or a number of days recorded on the event."""
-
-    days: int | None = None
-    months: int | None = None
-    days_from: str | None = None
-
-    def apply(self, base: date, event: EventFacts) -> date | None:
-        """The due date from `base`; None when the event lacks the days it names."""
-        if self.months is not None:
-            return add_months(base, self.months)
-        if self.days_from is not None:
-            days = getattr(event, self.days_from, None)
-            return None if days is None else base + timedelta(days=int(days))
-        assert self.days is not None
-        return base + timedelta(days=self.days)
-
-    def describe(self) -> str:
-        if self.months is not None:
-            return f"{self.months:+d} months"
-        if self.days_from is not None:
-            return f"+{self.days_from}"
-        return f"{self.days:+d} days"
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One row of the rules table."""
-
-    id: str
-    triggers: tuple[str, ...]
-    basis: str
-    offset: Offset
-    kind: str
-    produces: str
-    source: str
-    unverified: bool = False
-    when: Mapping[str, str] = field(default_factory=dict)
-    anchor: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    repeat: str | None = None
-    once_per_app: bool = False
-
-    def applies(self, event: EventFacts) -> bool:
-        return event.trigger in self.triggers and all(
-            getattr(event, key, None) == value for key, value in self.when.items()
-        )
-
-
-@dataclass(frozen=True)
-class Rules:
-    """A validated rules table, anchored rules after the rules they anchor on."""
-
-    rules: tuple[Rule, ...]
-    origin: str
-
-    def ids(self) -> list[str]:
-        return [r.id for r in self.rules]
-
-    def get(self, rule_id: str) -> Rule:
-        for rule in self.rules:
-            if rule.id == rule_id:
-                return rule
-        raise InvalidRules(
-            f"unknown rule {rule_id!r} in {self.origin}; rules: {', '.join(self.ids())}"
-        )
-
-
-def parse_rules(raw: bytes, origin: str) -> Rules:
-    """Validate a rules file; any problem is one InvalidRules naming the rule and field."""
-    from atmpvault.archive.regulatory.applications import TRIGGERS
-
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidRules(f"{origin} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
-        raise InvalidRules(f"{origin} must be an object with a 'rules' list")
-    if data.get("format", RULES_FORMAT) != RULES_FORMAT:
-        raise InvalidRules(f"{origin} has format {data.get('format')!r}; expected {RULES_FORMAT}")
-    rules: list[Rule] = []
-    for position, item in enumerate(data["rules"], 1):
-        rules.append(_parse_rule(item, origin, position, TRIGGERS))
-    seen: set[str] = set()
-    for rule in rules:
-        if rule.id in seen:
-            raise InvalidRules(f"{origin}: rule {rule.id} is defined twice")
-        seen.add(rule.id)
-    by_id = {r.id: r for r in rules}
-    for rule in rules:
-        for targets in rule.anchor.values():
-            for target in targets:
-                if target not in by_id:
-                    raise InvalidRules(
-                        f"{origin}: rule {rule.id} anchors on unknown rule {target!r}"
-                    )
-                if by_id[target].repeat:
-                    raise InvalidRules(
-                        f"{origin}: rule {rule.id} anchors on {target}, which repeats"
-                    )
-    return Rules(tuple(_dependency_order(rules, origin)), origin)
-
-
-def _parse_rule(item: object, origin: str, position: int, triggers: Mapping[str, object]) -> Rule:
-    if not isinstance(item, dict):
-        raise InvalidRules(f"{origin}: rule {position} is not an object")
-    rule_id = item.get("id")
-    if not isinstance(rule_id, str) or not _RULE_ID_RE.fullmatch(rule_id):
-        raise InvalidRules(
-            f"{origin}: rule {position} has id {rule_id!r}; ids are upper-case, e.g. IND_ANNUAL"
-        )
-    name = f"{origin}: rule {rule_id}"
-
-    def text(key: str) -> str:
-        value = item.get(key)
-        if not isinstance(value, str) or not value.strip():
-            raise InvalidRules(f"{name}: '{key}' must be non-empty text")
-        return value
-
-    listed = item.get("triggers")
-    if isinstance(listed, str):
-        listed = [listed]
-    if not isinstance(listed, list) or not listed:
-        raise InvalidRules(f"{name}: 'triggers' must list at least one trigger")
-    for trigger in listed:
-        if trigger not in triggers:
-            raise InvalidRules(
-                f"{name}: unknown trigger {trigger!r}; valid triggers: {', '.join(triggers)}"
-            )
-    kind = text("kind")
-    if kind not in KINDS:
-        raise InvalidRules(f"{name}: unknown kind {kind!r}; kinds: {', '.join(KINDS)}")
-    offset = _parse_offset(item.get("offset"), name)
-    when = item.get("when", {})
-    if not isinstance(when, dict) or any(
-        k not in CONDITION_FIELDS or not isinstance(v, str) for k, v in when.items()
-    ):
-        raise InvalidRules(
-            f"{name}: 'when' must map {', '.join(CONDITION_FIELDS)} to text, not {when!r}"
-        )
-    anchor_raw = item.get("anchor", {})
-    anchor: dict[str, tuple[str, ...]] = {}
-    if not isinstance(anchor_raw, dict):
-        raise InvalidRules(f"{name}: 'anchor' must map a trigger to rule ids")
-    for trigger, targets in anchor_raw.items():
-        if trigger not in listed:
-            raise InvalidRules(f"{name}: anchor for {trigger!r}, which is not one of its triggers")
-        if isinstance(targets, str):
-            targets = [targets]
-        if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
-            raise InvalidRules(f"{name}: anchor for {trigger!r} must list rule ids")
-        anchor[trigger] = tuple(targets)
-    repeat = item.get("repeat")
-    if repeat is not None and repeat not in REPEATS:
-        raise InvalidRules(f"{name}: unknown repeat {repeat!r}; use one of: {', '.join(REPEATS)}")
-    for flag in ("unverified", "once_per_app"):
-        if not isinstance(item.get(flag, False), bool):
-            raise InvalidRules(f"{name}: '{flag}' must be true or false")
-    return Rule(
-        id=rule_id,
-        triggers=tuple(listed),
-        basis=text("basis"),
-        offset=offset,
-        kind=kind,
-        produces=text("produces"),
-        source=text("source"),
-        unverified=item.get("unverified", False),
-        when=dict(when),
-        anchor=anchor,
-        repeat=repeat,
-        once_per_app=item.get("once_per_app", False),
-    )
-
-
-def _parse_offset(raw: object, name: str) -> Offset:
-    problem = (
-        f'{name}: bad offset {raw!r}; use {{"days": N}}, {{"months": N}} '
-        f'or {{"days_from": "response_days"}}'
-    )
-    if not isinstance(raw, dict) or len(raw) != 1:
-        raise InvalidRules(problem)
-    ((key, value),) = raw.items()
-    if key in ("days", "months"):
-        if isinstance(value, bool) or not isinstance(value, int) or abs(value) > 36600:
-            raise InvalidRules(problem)
-        return Offset(days=value) if key == "days" else Offset(months=value)
-    if key == "days_from" and value in OFFSET_FIELDS:
-        return Offset(days_from=value)
-    raise InvalidRules(problem)
-
-
-def _dependency_order(rules: list[Rule], origin: str) -> list[Rule]:
-    """The rules with each anchored rule after every rule it anchors on."""
-    by_id = {r.id: r for r in rules}
-    ordered: list[Rule] = []
-    state: dict[str, str] = {}
-
-    def visit(rule: Rule) -> None:
-        if state.get(rule.id) == "done":
-            return
-        if state.get(rule.id) == "visiting":
-            raise InvalidRules(f"{origin}: rule {rule.id} anchors on itself through other rules")
-        state[rule.id] = "visiting"
-        for targets in rule.anchor.values():
-            for target in targets:
-                visit(by_id[target])
-        state[rule.id] = "done"
-        ordered.append(rule)
-
-    for rule in rules:
-        visit(rule)
-    return ordered
-
-
-def packaged_rules() -> Rules:
-    """The rules shipped with atmpvault."""
-    raw = resources.files("atmpvault").joinpath("rules", RULES_FILE).read_bytes()
-    return parse_rules(raw, f"the packaged {RULES_FILE}")
-
-
-def load_rules(vault: Vault) -> Rules:
-    """The vault's own rules file if it has committed one, else the packaged rules."""
-    own = vault.read_file(VAULT_RULES_PATH)
-    if own is not None:
-        return parse_rules(own, f"the vault's {VAULT_RULES_PATH}")
-    return packaged_rules()
-
-
 # -- derivation (pure) --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Series:
+    """A yearly rule's cycles for one event: which of them to list depends on today."""
+
+    rule: Rule
+    event: EventFacts
+    base: date
 
 
 def derive(
@@ -355,26 +95,24 @@ def derive(
     and the next one, plus any other cycle falling due inside [start, end] when `end`
     is given.
     """
+    fixed, series = derive_fixed(app, events, rules)
+    found = [dated(m, today) for m in fixed]
+    if app.active:
+        for each in series:
+            found.extend(expand(app, each, today, start, end))
+    found.sort(key=lambda m: (m.due, m.app, m.rule, m.event))
+    return found
+
+
+def derive_fixed(
+    app: AppFacts, events: Iterable[EventFacts], rules: Rules
+) -> tuple[list[Milestone], list[Series]]:
+    """What does not depend on today: the one-off milestones (days_left 0) and the yearly
+    series with their bases."""
     ordered = sorted(events, key=lambda e: (e.on, e.id))
     dues: dict[tuple[str, str], date] = {}  # (event, rule) -> due, for anchored rules
-    found: list[Milestone] = []
-
-    def made(rule: Rule, event: EventFacts, due: date, cycle: int = 0) -> Milestone:
-        return Milestone(
-            app=app.id,
-            program=app.program,
-            rule=rule.id,
-            kind=rule.kind,
-            due=due,
-            days_left=(due - today).days,
-            source=rule.source,
-            trigger=event.trigger,
-            trigger_date=event.on,
-            event=event.id,
-            produces=rule.produces,
-            cycle=cycle,
-        )
-
+    fixed: list[Milestone] = []
+    series: list[Series] = []
     for rule in rules.rules:
         candidates = [e for e in ordered if rule.applies(e)]
         if rule.once_per_app and candidates:
@@ -388,16 +126,43 @@ def derive(
             if base is None:
                 continue
             if rule.repeat == "yearly":
-                if app.active:
-                    for cycle, yearly_due in _yearly(rule, event, base, today, start, end):
-                        found.append(made(rule, event, yearly_due, cycle))
+                series.append(Series(rule, event, base))
                 continue
             due = rule.offset.apply(base, event)
             if due is not None:
                 dues[(event.id, rule.id)] = due
-                found.append(made(rule, event, due))
-    found.sort(key=lambda m: (m.due, m.app, m.rule, m.event))
-    return found
+                fixed.append(_made(app, rule, event, due))
+    return fixed, series
+
+
+def expand(
+    app: AppFacts, series: Series, today: date, start: date | None, end: date | None
+) -> list[Milestone]:
+    """The cycles of a yearly series to list on `today` (see derive)."""
+    cycles = _yearly(series.rule, series.event, series.base, today, start, end)
+    return [dated(_made(app, series.rule, series.event, due, n), today) for n, due in cycles]
+
+
+def dated(milestone: Milestone, today: date) -> Milestone:
+    """The milestone with its days left as of `today`."""
+    return replace(milestone, days_left=(milestone.due - today).days)
+
+
+def _made(app: AppFacts, rule: Rule, event: EventFacts, due: date, cycle: int = 0) -> Milestone:
+    return Milestone(
+        app=app.id,
+        program=app.program,
+        rule=rule.id,
+        kind=rule.kind,
+        due=due,
+        days_left=0,
+        source=rule.source,
+        trigger=event.trigger,
+        trigger_date=event.on,
+        event=event.id,
+        produces=rule.produces,
+        cycle=cycle,
+    )
 
 
 def _anchor_date(
@@ -464,6 +229,102 @@ def milestones(
     if start is not None and end is not None and start > end:
         raise InvalidInput(f"the window starts ({start}) after it ends ({end})")
     registry = Regulatory(vault)
+    if as_of is not None:
+        found = _derived(vault, registry, today, program, app, start, end, as_of)
+    else:
+        if app is not None:
+            registry.app(app)  # NotFound names the applications there are
+        found = _projected(vault, today, program, app, start, end)
+    found = [
+        m
+        for m in found
+        if (kind is None or m.kind == kind)
+        and (start is None or m.due >= start)
+        and (end is None or m.due <= end)
+        and (not overdue_only or m.due < today)
+    ]
+    found.sort(key=lambda m: (m.due, m.app, m.rule, m.event))
+    return found
+
+
+@dataclass(frozen=True)
+class _App:
+    """What expanding a yearly series needs of its application."""
+
+    id: str
+    program: str
+    active: bool = True
+
+
+def _projected(
+    vault: Vault,
+    today: date,
+    program: str | None,
+    app: str | None,
+    start: date | None,
+    end: date | None,
+) -> list[Milestone]:
+    """Milestones from the catalog's projection: one query over due dates, plus the
+    yearly series of active applications expanded for these dates."""
+    import sqlalchemy as sa
+
+    from atmpvault.archive.core.catalog import records
+    from atmpvault.archive.regulatory.applications import ACTIVE, Event
+    from atmpvault.archive.regulatory.kinds import APP_KIND
+    from atmpvault.archive.regulatory.tables import (
+        milestone_from_row,
+        milestones,
+        series,
+        stored_rules,
+    )
+
+    fixed = sa.select(milestones)
+    yearly = sa.select(series).where(
+        series.c.app.in_(
+            sa.select(records.c.id).where(
+                records.c.kind == APP_KIND.name,
+                records.c.latest.is_(True),
+                records.c.status == ACTIVE,
+            )
+        )
+    )
+    for table, query in ((milestones, "fixed"), (series, "yearly")):
+        clauses = []
+        if app is not None:
+            clauses.append(table.c.app == app)
+        if program is not None:
+            clauses.append(table.c.program == program)
+        if query == "fixed":
+            fixed = fixed.where(*clauses)
+        else:
+            yearly = yearly.where(*clauses)
+    if start is not None:
+        fixed = fixed.where(milestones.c.due >= start.isoformat())
+    if end is not None:
+        fixed = fixed.where(milestones.c.due <= end.isoformat())
+    with vault.catalog.connect() as conn:
+        rules = stored_rules(conn)
+        found = [dated(milestone_from_row(row), today) for row in conn.execute(fixed)]
+        for row in conn.execute(yearly):
+            each = Series(
+                rules.get(row.rule), Event.from_json(json.loads(row.event_body)),
+                date.fromisoformat(row.base),
+            )  # fmt: skip
+            found.extend(expand(_App(row.app, row.program), each, today, start, end))
+    return found
+
+
+def _derived(
+    vault: Vault,
+    registry: Regulatory,
+    today: date,
+    program: str | None,
+    app: str | None,
+    start: date | None,
+    end: date | None,
+    as_of: str,
+) -> list[Milestone]:
+    """Milestones derived afresh from the records as they stood at `as_of`."""
     apps = [registry.app(app, as_of)] if app is not None else registry.apps(as_of)
     if program is not None:
         apps = [a for a in apps if a.program == program]
@@ -474,15 +335,6 @@ def milestones(
     found: list[Milestone] = []
     for application in apps:
         found.extend(derive(application, by_app.get(application.id, []), rules, today, start, end))
-    found = [
-        m
-        for m in found
-        if (kind is None or m.kind == kind)
-        and (start is None or m.due >= start)
-        and (end is None or m.due <= end)
-        and (not overdue_only or m.due < today)
-    ]
-    found.sort(key=lambda m: (m.due, m.app, m.rule, m.event))
     return found
 
 

@@ -28,6 +28,46 @@ class RegulatoryChecks:
                 self.finalised.setdefault(change.id, (str(body.get("tag")), commit.sha))
 
     def finish(self) -> list[str]:
+        return self._tags() + self._milestones()
+
+    def _milestones(self) -> list[str]:
+        """The projected milestones are what the records and rules derive now."""
+        import sqlalchemy as sa
+
+        from atmpvault.archive.regulatory.tables import (
+            derive_all,
+            milestone_row,
+            milestones,
+            series,
+            stored_rules,
+        )
+        from atmpvault.errors import InvalidRules
+
+        with self.vault.catalog.connect() as conn:
+            try:
+                rules = stored_rules(conn)
+            except InvalidRules:
+                return []  # nothing derives from unusable rules; the calendar says why
+            fixed, yearly = derive_all(conn, rules)
+            want = {
+                (table.name, tuple(sorted(row.items())))
+                for table, rows in ((milestones, map(milestone_row, fixed)), (series, yearly))
+                for row in rows
+            }
+            have = {
+                (table.name, tuple(sorted(dict(row._mapping).items())))
+                for table in (milestones, series)
+                for row in conn.execute(sa.select(table))
+            }
+        return [
+            f"catalog {name} row {dict(row).get('app')} {dict(row).get('rule')} "
+            f"{dict(row).get('event')} is {what}"
+            for what, rows in (("not what the records derive", have - want),
+                               ("missing", want - have))
+            for name, row in sorted(rows)
+        ]  # fmt: skip
+
+    def _tags(self) -> list[str]:
         tags = self.vault.store.tags("seq/")
         problems = []
         for name, (tag, sha) in sorted(self.finalised.items()):

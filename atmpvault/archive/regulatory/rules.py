@@ -1,0 +1,299 @@
+"""The milestone rules: FDA timelines as data, parsed and checked before anything is derived.
+
+The rules are data (atmpvault/rules/fda_milestones.json, or the vault's own copy at
+config/rules/fda_milestones.json): rule id, trigger, offset in days or months, kind,
+what it produces and its source. Month offsets use calendar-month arithmetic:
+
+    >>> add_months(date(2027, 1, 31), 1)
+    datetime.date(2027, 2, 28)
+"""
+
+from __future__ import annotations
+
+import calendar as _gregorian
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from importlib import resources
+from typing import TYPE_CHECKING, Protocol
+
+from atmpvault.errors import InvalidRules
+
+if TYPE_CHECKING:
+    from atmpvault.archive.core.vault import Vault
+
+RULES_FILE = "fda_milestones.json"
+VAULT_RULES_PATH = f"config/rules/{RULES_FILE}"
+RULES_FORMAT = 1
+
+KINDS = ("sponsor-due", "fda-due", "fda-goal", "gate", "status")
+CONDITION_FIELDS = ("review", "meeting_type", "letter_kind")
+OFFSET_FIELDS = ("response_days",)
+REPEATS = ("yearly",)
+_RULE_ID_RE = re.compile(r"[A-Z][A-Z0-9_]*")
+
+
+class EventFacts(Protocol):
+    """What derivation reads from a recorded event (regulatory.Event provides it)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def trigger(self) -> str: ...
+    @property
+    def on(self) -> date: ...
+
+
+class AppFacts(Protocol):
+    """What derivation reads from an application (regulatory.Application provides it)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def program(self) -> str: ...
+    @property
+    def active(self) -> bool: ...
+
+
+# -- date arithmetic ------------------------------------------------------------------------
+
+
+def add_months(day: date, months: int) -> date:
+    """Calendar-month arithmetic, clamped at month end: Jan 31 + 1 month = Feb 28 (or 29)."""
+    index = day.year * 12 + (day.month - 1) + months
+    year, month = divmod(index, 12)
+    last = _gregorian.monthrange(year, month + 1)[1]
+    return date(year, month + 1, min(day.day, last))
+
+
+# -- the rules table --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Offset:
+    """Calendar days, calendar months, or a number of days recorded on the event."""
+
+    days: int | None = None
+    months: int | None = None
+    days_from: str | None = None
+
+    def apply(self, base: date, event: EventFacts) -> date | None:
+        """The due date from `base`; None when the event lacks the days it names."""
+        if self.months is not None:
+            return add_months(base, self.months)
+        if self.days_from is not None:
+            days = getattr(event, self.days_from, None)
+            return None if days is None else base + timedelta(days=int(days))
+        assert self.days is not None
+        return base + timedelta(days=self.days)
+
+    def describe(self) -> str:
+        if self.months is not None:
+            return f"{self.months:+d} months"
+        if self.days_from is not None:
+            return f"+{self.days_from}"
+        return f"{self.days:+d} days"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row of the rules table."""
+
+    id: str
+    triggers: tuple[str, ...]
+    basis: str
+    offset: Offset
+    kind: str
+    produces: str
+    source: str
+    unverified: bool = False
+    when: Mapping[str, str] = field(default_factory=dict)
+    anchor: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    repeat: str | None = None
+    once_per_app: bool = False
+
+    def applies(self, event: EventFacts) -> bool:
+        return event.trigger in self.triggers and all(
+            getattr(event, key, None) == value for key, value in self.when.items()
+        )
+
+
+@dataclass(frozen=True)
+class Rules:
+    """A validated rules table, anchored rules after the rules they anchor on."""
+
+    rules: tuple[Rule, ...]
+    origin: str
+
+    def ids(self) -> list[str]:
+        return [r.id for r in self.rules]
+
+    def get(self, rule_id: str) -> Rule:
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise InvalidRules(
+            f"unknown rule {rule_id!r} in {self.origin}; rules: {', '.join(self.ids())}"
+        )
+
+
+def parse_rules(raw: bytes, origin: str) -> Rules:
+    """Validate a rules file; any problem is one InvalidRules naming the rule and field."""
+    from atmpvault.archive.regulatory.applications import TRIGGERS
+
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidRules(f"{origin} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
+        raise InvalidRules(f"{origin} must be an object with a 'rules' list")
+    if data.get("format", RULES_FORMAT) != RULES_FORMAT:
+        raise InvalidRules(f"{origin} has format {data.get('format')!r}; expected {RULES_FORMAT}")
+    rules: list[Rule] = []
+    for position, item in enumerate(data["rules"], 1):
+        rules.append(_parse_rule(item, origin, position, TRIGGERS))
+    seen: set[str] = set()
+    for rule in rules:
+        if rule.id in seen:
+            raise InvalidRules(f"{origin}: rule {rule.id} is defined twice")
+        seen.add(rule.id)
+    by_id = {r.id: r for r in rules}
+    for rule in rules:
+        for targets in rule.anchor.values():
+            for target in targets:
+                if target not in by_id:
+                    raise InvalidRules(
+                        f"{origin}: rule {rule.id} anchors on unknown rule {target!r}"
+                    )
+                if by_id[target].repeat:
+                    raise InvalidRules(
+                        f"{origin}: rule {rule.id} anchors on {target}, which repeats"
+                    )
+    return Rules(tuple(_dependency_order(rules, origin)), origin)
+
+
+def _parse_rule(item: object, origin: str, position: int, triggers: Mapping[str, object]) -> Rule:
+    if not isinstance(item, dict):
+        raise InvalidRules(f"{origin}: rule {position} is not an object")
+    rule_id = item.get("id")
+    if not isinstance(rule_id, str) or not _RULE_ID_RE.fullmatch(rule_id):
+        raise InvalidRules(
+            f"{origin}: rule {position} has id {rule_id!r}; ids are upper-case, e.g. IND_ANNUAL"
+        )
+    name = f"{origin}: rule {rule_id}"
+
+    def text(key: str) -> str:
+        value = item.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidRules(f"{name}: '{key}' must be non-empty text")
+        return value
+
+    listed = item.get("triggers")
+    if isinstance(listed, str):
+        listed = [listed]
+    if not isinstance(listed, list) or not listed:
+        raise InvalidRules(f"{name}: 'triggers' must list at least one trigger")
+    for trigger in listed:
+        if trigger not in triggers:
+            raise InvalidRules(
+                f"{name}: unknown trigger {trigger!r}; valid triggers: {', '.join(triggers)}"
+            )
+    kind = text("kind")
+    if kind not in KINDS:
+        raise InvalidRules(f"{name}: unknown kind {kind!r}; kinds: {', '.join(KINDS)}")
+    offset = _parse_offset(item.get("offset"), name)
+    when = item.get("when", {})
+    if not isinstance(when, dict) or any(
+        k not in CONDITION_FIELDS or not isinstance(v, str) for k, v in when.items()
+    ):
+        raise InvalidRules(
+            f"{name}: 'when' must map {', '.join(CONDITION_FIELDS)} to text, not {when!r}"
+        )
+    anchor_raw = item.get("anchor", {})
+    anchor: dict[str, tuple[str, ...]] = {}
+    if not isinstance(anchor_raw, dict):
+        raise InvalidRules(f"{name}: 'anchor' must map a trigger to rule ids")
+    for trigger, targets in anchor_raw.items():
+        if trigger not in listed:
+            raise InvalidRules(f"{name}: anchor for {trigger!r}, which is not one of its triggers")
+        if isinstance(targets, str):
+            targets = [targets]
+        if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+            raise InvalidRules(f"{name}: anchor for {trigger!r} must list rule ids")
+        anchor[trigger] = tuple(targets)
+    repeat = item.get("repeat")
+    if repeat is not None and repeat not in REPEATS:
+        raise InvalidRules(f"{name}: unknown repeat {repeat!r}; use one of: {', '.join(REPEATS)}")
+    for flag in ("unverified", "once_per_app"):
+        if not isinstance(item.get(flag, False), bool):
+            raise InvalidRules(f"{name}: '{flag}' must be true or false")
+    return Rule(
+        id=rule_id,
+        triggers=tuple(listed),
+        basis=text("basis"),
+        offset=offset,
+        kind=kind,
+        produces=text("produces"),
+        source=text("source"),
+        unverified=item.get("unverified", False),
+        when=dict(when),
+        anchor=anchor,
+        repeat=repeat,
+        once_per_app=item.get("once_per_app", False),
+    )
+
+
+def _parse_offset(raw: object, name: str) -> Offset:
+    problem = (
+        f'{name}: bad offset {raw!r}; use {{"days": N}}, {{"months": N}} '
+        f'or {{"days_from": "response_days"}}'
+    )
+    if not isinstance(raw, dict) or len(raw) != 1:
+        raise InvalidRules(problem)
+    ((key, value),) = raw.items()
+    if key in ("days", "months"):
+        if isinstance(value, bool) or not isinstance(value, int) or abs(value) > 36600:
+            raise InvalidRules(problem)
+        return Offset(days=value) if key == "days" else Offset(months=value)
+    if key == "days_from" and value in OFFSET_FIELDS:
+        return Offset(days_from=value)
+    raise InvalidRules(problem)
+
+
+def _dependency_order(rules: list[Rule], origin: str) -> list[Rule]:
+    """The rules with each anchored rule after every rule it anchors on."""
+    by_id = {r.id: r for r in rules}
+    ordered: list[Rule] = []
+    state: dict[str, str] = {}
+
+    def visit(rule: Rule) -> None:
+        if state.get(rule.id) == "done":
+            return
+        if state.get(rule.id) == "visiting":
+            raise InvalidRules(f"{origin}: rule {rule.id} anchors on itself through other rules")
+        state[rule.id] = "visiting"
+        for targets in rule.anchor.values():
+            for target in targets:
+                visit(by_id[target])
+        state[rule.id] = "done"
+        ordered.append(rule)
+
+    for rule in rules:
+        visit(rule)
+    return ordered
+
+
+def packaged_rules() -> Rules:
+    """The rules shipped with atmpvault."""
+    raw = resources.files("atmpvault").joinpath("rules", RULES_FILE).read_bytes()
+    return parse_rules(raw, f"the packaged {RULES_FILE}")
+
+
+def load_rules(vault: Vault) -> Rules:
+    """The vault's own rules file if it has committed one, else the packaged rules."""
+    own = vault.read_file(VAULT_RULES_PATH)
+    if own is not None:
+        return parse_rules(own, f"the vault's {VAULT_RULES_PATH}")
+    return packaged_rules()
