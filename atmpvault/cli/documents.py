@@ -272,6 +272,6 @@ def register(cli: click.Group) -> None:
     cli.add_command(history)
     cli.add_command(ls)
     cli.add_command(withdraw)
-    from atmpvault.cli.search import import_
+    from atmpvault.cli import importing
 
-    cli.add_command(import_)
+    importing.register(cli)
