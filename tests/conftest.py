@@ -17,9 +17,14 @@ from atmpvault.cli import cli
 from atmpvault.config import Settings
 
 PG_URL = os.environ.get("ATMPVAULT_TEST_PG_URL")
-# The installed console script beside the interpreter running the tests, for tests
-# that need a real process (to kill it, time it out, or run several at once).
-CLI = [str(Path(sys.executable).with_name("atmpvault"))]
+# The tree under test, first on the path of every process the tests start, so a real
+# `atmpvault` process (to kill it, time it out, or run several at once) runs this code
+# and never a stale installed copy.
+ROOT = Path(__file__).resolve().parents[1]
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
+)
+CLI = [sys.executable, "-m", "atmpvault"]
 
 
 def cli_env(**extra: str) -> dict[str, str]:

@@ -18,3 +18,17 @@ def test_demo_builds_a_vault_that_lists_and_verifies(tmp_path: Path) -> None:
     assert {d["program"] for d in listed} == {"CART-19", "AAV9-SMA"}
     assert any(d["status"] == "withdrawn" for d in listed)
     assert any(d["version"] == 3 for d in listed)
+
+
+def test_processes_the_tests_start_run_the_tree_under_test() -> None:
+    """A child `atmpvault` imports this checkout, not whatever copy is installed."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, cli_env
+
+    found = subprocess.run(
+        [sys.executable, "-c", "import atmpvault; print(atmpvault.__file__)"],
+        capture_output=True, text=True, env=cli_env(), check=True,
+    ).stdout.strip()  # fmt: skip
+    assert found == str(ROOT / "atmpvault" / "__init__.py")
