@@ -288,7 +288,7 @@ class AlertRun:
         more = f"; and {len(missed) - MAX_SHOWN} more" if len(missed) > MAX_SHOWN else ""
         return (
             f"{len(missed)} alert(s) not delivered in full, recorded as {self.record}: "
-            f"{named}{more}; {len(self.sent)} other notice(s) went out, and the next "
+            f"{named}{more}; {len(self.sent)} notice(s) went out, and the next "
             "'atmpvault alerts --send' sends the missed ones to the lists they missed"
         )
 
