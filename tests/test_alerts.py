@@ -96,7 +96,8 @@ def test_plan_marks_new_sent_and_unrouted() -> None:
         Due("IND_ANNUAL", date(2026, 3, 25), 24),
         Due("BLA_STANDARD", date(2026, 9, 1), 184),  # outside the window: no alert
     ]
-    sent = {"milestone/IND-012345/EV-000001/PAS/2026-02-20/overdue": "NTC-1"}
+    both = {"manufacturing-leadership": "NTC-1", "regulatory-leadership": "NTC-1"}
+    sent = {"milestone/IND-012345/EV-000001/PAS/2026-02-20/overdue": both}
     routes = {"regulatory-leadership": ("SAFETY_15D", "PAS"), "manufacturing-leadership": ("PAS",)}
     alerts = plan(owed, 30, routes, sent)
     assert [(a.milestone.rule, a.threshold, a.status, a.lists) for a in alerts] == [
@@ -249,16 +250,17 @@ def test_outbox_without_smtp(vault_path: Path) -> None:
     assert len(list((vault_path / "outbox").glob("*.eml"))) == 2
 
 
-def test_smtp_failure_exits_1_and_records_nothing(vault_path: Path) -> None:
+def test_smtp_failure_exits_1_and_records_no_notice(vault_path: Path) -> None:
     setup_vault(vault_path)
     server = start_server()
     server.controller.stop()
     result = run(vault_path, "alerts", "--today", "2026-01-20", "--send", env=server.env())
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1
-    assert result.stderr.startswith("atmpvault: could not send notice by SMTP via 127.0.0.1:")
+    assert result.stderr.startswith("atmpvault: 1 alert(s) not delivered in full")
+    assert "could not send notice by SMTP via 127.0.0.1:" in result.stderr
     assert "Traceback" not in result.output
-    assert notices(vault_path) == []
+    assert notices(vault_path) == []  # nothing is recorded as sent
     # The next run, with the server back, sends what failed.
     back = start_server()
     try:
@@ -268,16 +270,18 @@ def test_smtp_failure_exits_1_and_records_nothing(vault_path: Path) -> None:
     assert [a["status"] for a in sent] == ["sent"] and len(back.collector.envelopes) == 1
 
 
-def test_undefined_list_refuses_before_sending(vault_path: Path, smtp_server: SmtpServer) -> None:  # noqa: F811
+def test_routed_list_cannot_be_removed(vault_path: Path, smtp_server: SmtpServer) -> None:  # noqa: F811
     setup_vault(vault_path)
-    assert (
-        run(vault_path, "lists", "rm", "manufacturing-leadership", "--reason", "x").exit_code == 0
-    )
+    refused = run(vault_path, "lists", "rm", "manufacturing-leadership", "--reason", "x")
+    assert refused.exit_code == 1 and refused.stderr.count("\n") == 1
+    assert "list 'manufacturing-leadership' is still needed" in refused.stderr
     result = run(vault_path, "alerts", "--today", "2026-04-20", "--send", env=smtp_server.env())
-    assert result.exit_code == 1
-    assert "undefined distribution list(s) manufacturing-leadership" in result.stderr
-    assert result.stderr.count("\n") == 1
-    assert smtp_server.collector.envelopes == [] and notices(vault_path) == []
+    assert result.exit_code == 0, result.stderr
+    assert sorted(envelope_for(smtp_server, "PAS").rcpt_tos) == [
+        "cmo@example.org",
+        "mfg.head@example.org",
+        "ra.head@example.org",
+    ]
 
 
 def test_routes_in_configuration(vault_path: Path, smtp_server: SmtpServer) -> None:  # noqa: F811

@@ -49,7 +49,9 @@ def alerts_group(
     7 days, overdue. Running it daily (e.g. from cron) sends no duplicates. Without
     --send it only shows what would be sent. Which lists hear of which rules is
     `atmpvault alerts routes` (default: regulatory-leadership every rule,
-    manufacturing-leadership PAS, CBE30, CBE0 and BPDR).
+    manufacturing-leadership PAS, CBE30, CBE0 and BPDR). A list that cannot be
+    reached holds back no other: the rest is sent, what was missed is recorded and
+    named on stderr (exit 1), and the next --send sends it to the lists it missed.
 
     \b
         atmpvault alerts                      # dry run: what is owed today
@@ -65,10 +67,14 @@ def _run_alerts(
     vault: Vault, days: int, send: bool, today_text: str | None, user: str | None, as_json: bool
 ) -> None:
     from atmpvault.archive.regulatory.alerts import Alerts
+    from atmpvault.errors import VaultError
 
     run = Alerts(vault).run(_today(today_text), days, send=send)
+    failure = run.failure()
     if as_json:
         emit_json([a.to_json() for a in run.alerts])
+        if failure:
+            raise VaultError(failure)
         return
     shown = {"new": "would send" if not send else "new", "unrouted": "no list routed"}
     table(
@@ -87,17 +93,28 @@ def _run_alerts(
         ],
         ["STATUS", "DUE", "DAYS", "APP", "RULE", "THRESHOLD", "LISTS", "NOTICE"],
     )
+    for alert in run.troubled():
+        word = "NOT DELIVERED" if send else "WILL MISS"
+        for problem in alert.problems:
+            click.echo(f"{word}: {alert.milestone.rule} for {alert.milestone.app}: {problem}")
     counts = run.counts()
     if send:
         summary = f"{len(run.sent)} alert(s) sent, {counts.get('already-sent', 0)} already sent"
+        missed = counts.get("undelivered", 0) + counts.get("partly-sent", 0)
+        if missed:
+            summary += f", {missed} not delivered to every list"
     else:
         summary = (
             f"dry run: {counts.get('new', 0)} alert(s) would be sent, "
             f"{counts.get('already-sent', 0)} already sent; use --send to send them"
         )
+        if run.troubled():
+            summary += f"; {len(run.troubled())} would miss a list"
     if counts.get("unrouted"):
         summary += f"; {counts['unrouted']} with no list routed"
     click.echo(summary)
+    if failure:
+        raise VaultError(failure)
 
 
 @alerts_group.command("routes")
@@ -128,6 +145,9 @@ def alerts_route(
     vault: Vault, name: str, rules: tuple[str, ...], reason: str, user: str | None
 ) -> None:
     """Route milestone rules' alerts to a list ("*" for every rule); no RULE stops them.
+
+    The rules must be the vault's milestone rules and the list must be defined
+    (`atmpvault lists set`).
 
     \b
         atmpvault alerts route quality-leadership BPDR CBE0 --reason "QA asked to be told"

@@ -61,7 +61,7 @@ def lists_set(
 @user_option
 @pass_vault
 def lists_rm(vault: Vault, name: str, reason: str, user: str | None) -> None:
-    """Remove a distribution list.
+    """Remove a distribution list that no alerts are routed to.
 
     \b
         atmpvault lists rm cmc-working-group --reason "group dissolved"

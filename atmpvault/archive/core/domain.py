@@ -33,6 +33,8 @@ class Domain:
     - `tag_fields`: the tag field names it contributes, usable in queries (app:...).
     - `verify`: "module:function"(vault, replayed) -> problems, one line each.
     - `release_holds`: "module:function"(vault, lot) -> reasons a lot may not be released.
+    - `list_users`: "module:function"(vault, name) -> reasons a distribution list is still
+      needed (alerts routed to it); the core refuses to remove a list while any remain.
     - `commands`: "module:function"(cli) that adds its command groups.
     """
 
@@ -45,6 +47,7 @@ class Domain:
     tag_fields: tuple[str, ...] = ()
     verify: str | None = None
     release_holds: str | None = None
+    list_users: str | None = None
     commands: str | None = None
     depends_on: tuple[str, ...] = ()
 

@@ -11,11 +11,14 @@ A shared mechanism: milestone alerts use it today, certificates and deviations l
 - Every delivered notice is recorded as notices/<NOTICE-ID>.json (to whom, subject,
   key, template, when, how, Message-ID, the plain text) through one commit.
 
-A caller names each notice by a key ("milestone/IND-012345/.../overdue"); a key is
-sent at most once (`already_sent`), so a job run daily does not repeat itself. The
-check, the delivery and the record happen under the vault's write lock. A failed
-delivery records nothing, so the next run tries again; a crash between delivery and
-record can, at worst, send one notice twice, never lose one.
+A caller names each notice by a key ("milestone/IND-012345/.../overdue"); a key reaches
+each list at most once (`reached`), so a job run daily does not repeat itself, and a
+list that could not be reached (not defined yet, the server down) is sent the key later
+under a notice of its own. The check, the delivery and the record happen under the
+vault's write lock. A failed delivery records nothing, so the next run tries again; a
+crash between delivery and record can, at worst, send one notice twice, never lose one.
+`DistributionLists.reach` sorts the lists a caller names into those that can be sent to
+and the problems of the rest, so one bad list need not hold back the others.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
-from atmpvault.archive.core.records import NOTICE_KIND
+from atmpvault.archive.core.domain import hooks
+from atmpvault.archive.core.records import NOTICE_KIND, Record
 from atmpvault.archive.core.render import render
 from atmpvault.errors import (
     AlreadySent,
@@ -42,6 +46,7 @@ from atmpvault.errors import (
     InvalidInput,
     NotFound,
     NothingChanged,
+    VaultError,
 )
 from atmpvault.files import write_atomically
 
@@ -116,6 +121,14 @@ def _one_line(text: str) -> str:
 # -- distribution lists ------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Reach:
+    """Which of the lists named can be sent to, and what is wrong with the others."""
+
+    lists: tuple[str, ...]
+    problems: tuple[tuple[str, str], ...]  # (list, what is wrong), one line each
+
+
 class DistributionLists:
     """The vault's distribution lists, kept in config/vault.json."""
 
@@ -138,12 +151,46 @@ class DistributionLists:
         return lists[name]
 
     def resolve(self, names: Iterable[str]) -> tuple[str, ...]:
-        """The addresses of every named list, each address once, in order."""
+        """The valid addresses of every named list, each address once, in order."""
         seen: dict[str, str] = {}
         for name in names:
-            for address in self.get(name):
+            valid, _bad = _split_addresses(self.get(name))
+            if not valid:
+                raise NotFound(f"distribution list {name!r} has no valid address")
+            for address in valid:
                 seen.setdefault(address.lower(), address)
         return tuple(seen.values())
+
+    def reach(self, names: Iterable[str]) -> Reach:
+        """Sort lists into those a notice can go to and why the others cannot (never raises)."""
+        lists = self.vault.config.distribution_lists
+        usable: list[str] = []
+        problems: list[tuple[str, str]] = []
+        for name in dict.fromkeys(names):
+            if not LIST_NAME_RE.fullmatch(name) or len(name) > MAX_LIST_NAME:
+                problems.append((name, "not a valid list name; change the routing"))
+                continue
+            if name not in lists:
+                problems.append(
+                    (name, f"not defined; define it with 'atmpvault lists set {name} ADDRESS...'")
+                )
+                continue
+            valid, bad = _split_addresses(lists[name])
+            if bad:
+                shown = ", ".join(repr(a[:60]) for a in bad)
+                problems.append((name, f"invalid address(es) {shown} left out; fix the list"))
+            if valid:
+                usable.append(name)
+            elif not bad:
+                problems.append((name, "has no address; fix the list"))
+        return Reach(tuple(usable), tuple(problems))
+
+    def defined(self) -> dict[str, tuple[str, ...]]:
+        """Every list as the tip has it now (the configuration read at open may be older)."""
+        from atmpvault.archive.core.vault import CONFIG_PATH, VaultConfig
+
+        raw = self.vault.read_file(CONFIG_PATH)
+        return VaultConfig.parse(raw or b"{}").distribution_lists
 
     def set(
         self, name: str, addresses: Iterable[str], reason: str, actor: str | None = None
@@ -163,8 +210,16 @@ class DistributionLists:
         return new
 
     def remove(self, name: str, reason: str, actor: str | None = None) -> None:
-        """Delete a list from the configuration; a commit with the reason."""
+        """Delete a list no workflow still needs (alerts routed to it); a commit with the reason."""
         self._change(list_name(name), None, values.reason(reason), actor)
+
+    def users(self, name: str) -> list[str]:
+        """Why a list is still needed, one reason per line, as the workflows report it."""
+        return [
+            why
+            for hook in hooks(self.vault.domains, "list_users")
+            for why in hook(self.vault, name)
+        ]
 
     def _change(
         self, name: str, addresses: tuple[str, ...] | None, reason: str, actor: str | None
@@ -180,6 +235,13 @@ class DistributionLists:
             if addresses is None:
                 if name not in lists:
                     raise NotFound(f"unknown distribution list {name!r}; nothing to remove")
+                # Asked under the lock, so a route added a moment ago is seen: removing a list
+                # that alerts still go to would silently stop them for everyone on it.
+                needed = self.users(name)
+                if needed:
+                    raise VaultError(
+                        f"list {name!r} is still needed: {'; '.join(needed)}; nothing was removed"
+                    )
                 del lists[name]
                 subject = f"Remove distribution list {name}"
             else:
@@ -300,15 +362,30 @@ class Notices:
         return Notice.from_json(found.body, found.commit)
 
     def sent_as(self, key: str) -> str | None:
-        """The id of the notice sent with this key, if one was (one indexed query)."""
+        """The id of the first notice sent with this key, if one was (one indexed query)."""
         from atmpvault.archive.core.catalog import records
 
         found = self.vault.catalog.records(NOTICE_KIND.name, where=[records.c.ref == key])
-        return found[0].id if found else None
+        return min(found, key=_sent_order).id if found else None
 
     def sent_keys(self) -> dict[str, str]:
-        """Key -> notice id for every notice recorded."""
-        return {r.columns.ref or "": r.id for r in self.vault.catalog.records(NOTICE_KIND.name)}
+        """Key -> notice id for every notice recorded (the first, if a key went out twice)."""
+        found = sorted(self.vault.catalog.records(NOTICE_KIND.name), key=_sent_order)
+        keys: dict[str, str] = {}
+        for r in found:
+            keys.setdefault(r.columns.ref or "", r.id)
+        return keys
+
+    def reached(self, key: str) -> dict[str, str]:
+        """List -> the id of the notice that took this key to it (one indexed query)."""
+        from atmpvault.archive.core.catalog import records
+
+        found = self.vault.catalog.records(NOTICE_KIND.name, where=[records.c.ref == key])
+        return _lists_reached(found).get(key, {})
+
+    def reached_keys(self) -> dict[str, dict[str, str]]:
+        """Key -> list -> notice id, for every notice recorded."""
+        return _lists_reached(self.vault.catalog.records(NOTICE_KIND.name))
 
     def already_sent(self, key: str) -> bool:
         """Whether a notice with this key has been sent (and recorded) before."""
@@ -333,9 +410,12 @@ class Notices:
         settings = self.vault.settings
         sender = email_address(settings.smtp_from) if settings.smtp_from else DEFAULT_SENDER
         with self.vault.writing():
-            earlier = self.sent_as(key)
-            if earlier is not None:
-                raise AlreadySent(f"notice {key!r} was already sent as {earlier}")
+            reached = self.reached(key)
+            again = [n for n in names if n in reached]
+            if again:
+                raise AlreadySent(
+                    f"notice {key!r} was already sent to {', '.join(again)} as {reached[again[0]]}"
+                )
             to = self.lists.resolve(names)
             full = {**context, "subject": subject, "lists": list(names), "recipients": list(to)}
             text = render(f"{template}.txt.j2", full)
@@ -423,3 +503,28 @@ class Notices:
                 f"could not write {target}: {exc.strerror or exc}; nothing was recorded as sent"
             ) from exc
         return target
+
+
+def _sent_order(record: Record) -> tuple[str, str]:
+    return (str(record.body.get("sent_at", "")), record.id)
+
+
+def _lists_reached(found: Iterable[Record]) -> dict[str, dict[str, str]]:
+    reached: dict[str, dict[str, str]] = {}
+    for r in sorted(found, key=_sent_order):
+        by_list = reached.setdefault(r.columns.ref or "", {})
+        for name in r.body.get("lists", ()):
+            by_list.setdefault(name, r.id)
+    return reached
+
+
+def _split_addresses(addresses: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(valid, invalid): a hand-edited bad address is left out and reported, never sent to."""
+    valid: list[str] = []
+    bad: list[str] = []
+    for address in addresses:
+        try:
+            valid.append(email_address(address))
+        except InvalidInput:
+            bad.append(address)
+    return tuple(valid), tuple(bad)

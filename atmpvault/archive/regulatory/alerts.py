@@ -16,20 +16,42 @@ config/alerts.json (versioned, changed with a reason):
 "*" means every rule. Without that file the default above applies: regulatory
 leadership hears of every milestone, manufacturing leadership of the manufacturing
 change rules (PAS, CBE-30, CBE-0 supplements and biological product deviation reports).
+
+A route names a rule of the vault's milestone rules and a list that is defined, and a
+list cannot be removed while alerts are routed to it (`list_users`). If the routing is
+still broken when alerts are sent (a list missing, an address invalid, the server down
+for one message), everything deliverable goes out, each milestone threshold reaches
+each routed list once, and what was not delivered is recorded in an alert-run record
+(one commit) and reported with exit 1; the next run sends it to the lists it missed.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
-from atmpvault.archive.core.notices import AlreadySent, Notice, Notices, list_name
-from atmpvault.errors import InvalidInput, NotFound, NothingChanged, VaultError
+from atmpvault.archive.core.notices import (
+    AlreadySent,
+    DistributionLists,
+    Notice,
+    Notices,
+    list_name,
+)
+from atmpvault.archive.core.records import Columns, RecordKind
+from atmpvault.errors import (
+    DeliveryFailed,
+    InvalidInput,
+    NotFound,
+    NothingChanged,
+    TemplateProblem,
+    VaultError,
+)
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
@@ -51,6 +73,22 @@ RULE_ID_RE = re.compile(r"[A-Z][A-Z0-9_]*")
 # Milestones whose date passes rather than falls due: nobody is late when an IND goes
 # into effect or a CBE-30 waiting period ends, so their past-date alert is not "overdue".
 PASSING_KINDS = ("status", "gate")
+MAX_SHOWN = 3  # undelivered alerts named in the one-line error; the rest are counted
+
+
+def _run_columns(body: Mapping[str, Any]) -> Columns:
+    return Columns(status="undelivered", due=body.get("today"))
+
+
+# A run of `alerts --send` that could not deliver everything: when, by whom, the notices
+# it did send, and each alert it could not take to every list routed, with why.
+RUN_KIND = RecordKind(
+    name="alert-run",
+    root="regulatory/alert-runs",
+    id_pattern=r"ALR-[0-9]{8}-[0-9]{6}-[0-9A-F]{6}",
+    fields=frozenset({"id", "today", "days", "ran_at", "actor", "sent", "undelivered"}),
+    columns=_run_columns,
+)
 
 
 @dataclass(frozen=True)
@@ -62,8 +100,16 @@ class Alert:
     milestone: Milestone
     lists: tuple[str, ...]
     subject: str
-    status: str  # "new", "already-sent", "unrouted", then "sent" once delivered
+    # "new", "already-sent", "unrouted"; once sent: "sent", "partly-sent" or "undelivered"
+    status: str
     notice: str | None = None
+    reached: Mapping[str, str] = field(default_factory=dict)  # list -> notice that reached it
+    problems: tuple[str, ...] = ()  # why a list (or address) was or would be missed
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        """The lists routed that this alert has not reached yet."""
+        return tuple(n for n in self.lists if n not in self.reached)
 
     def to_json(self) -> dict[str, Any]:
         m = self.milestone
@@ -73,6 +119,9 @@ class Alert:
             "status": self.status,
             "notice": self.notice,
             "lists": list(self.lists),
+            "pending": list(self.pending),
+            "reached": dict(self.reached),
+            "problems": list(self.problems),
             "subject": self.subject,
             "app": m.app,
             "program": m.program,
@@ -153,9 +202,13 @@ def plan(
     milestones: Iterable[Milestone],
     days: int,
     routes: Mapping[str, Iterable[str]],
-    sent: Mapping[str, str],
+    reached: Mapping[str, Mapping[str, str]],
 ) -> list[Alert]:
-    """The alerts owed for these milestones, each marked new, already sent or unrouted."""
+    """The alerts owed for these milestones, each marked new, already sent or unrouted.
+
+    `reached` is key -> list -> notice: an alert is new while a list routed its rule has
+    not had it, so a list that was missing or unreachable last time is sent it now.
+    """
     alerts = []
     for m in sorted(milestones, key=lambda m: (m.due, m.app, m.rule, m.event)):
         threshold = threshold_for(m.days_left, days)
@@ -163,11 +216,14 @@ def plan(
             continue
         key = alert_key(m, threshold)
         lists = routed_lists(m.rule, routes)
-        if key in sent:
-            status, notice = "already-sent", sent[key]
+        had = dict(reached.get(key, {}))
+        if not lists:
+            status = "already-sent" if had else "unrouted"
         else:
-            status, notice = ("new" if lists else "unrouted"), None
-        alerts.append(Alert(key, threshold, m, lists, subject_for(m, threshold), status, notice))
+            status = "new" if any(n not in had for n in lists) else "already-sent"
+        notice = next(iter(had.values()), None)
+        subject = subject_for(m, threshold)
+        alerts.append(Alert(key, threshold, m, lists, subject, status, notice, had))
     return alerts
 
 
@@ -200,18 +256,41 @@ def context_for(alert: Alert, today: date) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class AlertRun:
-    """What one `alerts` run found and, with --send, sent."""
+    """What one `alerts` run found and, with --send, sent (and the record of what it missed)."""
 
     today: date
     days: int
     alerts: list[Alert]
     sent: list[Notice]
+    record: str | None = None  # the alert-run record of what was not delivered
+    send: bool = False
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for alert in self.alerts:
             counts[alert.status] = counts.get(alert.status, 0) + 1
         return counts
+
+    def troubled(self) -> list[Alert]:
+        """The alerts that miss (or, in a dry run, would miss) a list or an address."""
+        return [a for a in self.alerts if a.problems]
+
+    def failure(self) -> str | None:
+        """The one line that makes a --send run exit 1, if anything was not delivered."""
+        missed = self.troubled()
+        if not self.send or not missed:
+            return None
+        named = "; ".join(
+            f"{a.milestone.rule} for {a.milestone.app} (due {a.milestone.due}): "
+            + "; ".join(a.problems)
+            for a in missed[:MAX_SHOWN]
+        )
+        more = f"; and {len(missed) - MAX_SHOWN} more" if len(missed) > MAX_SHOWN else ""
+        return (
+            f"{len(missed)} alert(s) not delivered in full, recorded as {self.record}: "
+            f"{named}{more}; {len(self.sent)} notice(s) went out, and the next "
+            "'atmpvault alerts --send' sends the missed ones to the lists they missed"
+        )
 
 
 class Alerts:
@@ -232,15 +311,19 @@ class Alerts:
         if raw is None:
             return dict(DEFAULT_ROUTES)
         try:
-            data = json.loads(raw)
-            return {str(k): tuple(str(r) for r in v) for k, v in data["routes"].items()}
-        except (ValueError, KeyError, AttributeError, TypeError) as exc:
+            found = json.loads(raw)["routes"]
+            if not isinstance(found, dict) or not all(
+                isinstance(v, list) and all(isinstance(r, str) for r in v) for v in found.values()
+            ):
+                raise ValueError("'routes' must map each list name to a list of rule ids")
+            return {str(k): tuple(v) for k, v in found.items()}
+        except (ValueError, KeyError, TypeError) as exc:
             raise VaultError(f"{ROUTES_PATH} in the repository is not valid: {exc}") from exc
 
     def set_route(
         self, name: str, rules: Iterable[str], reason: str, actor: str | None = None
     ) -> dict[str, tuple[str, ...]]:
-        """Route rule ids ("*" for all) to a list; no rules removes the list's route."""
+        """Route rule ids ("*" for all) to a defined list; no rules removes the list's route."""
         name = list_name(name)
         checked = tuple(dict.fromkeys(rules))
         for rule in checked:
@@ -250,6 +333,7 @@ class Alerts:
         with self.vault.writing():
             routes = self.routes()
             if checked:
+                self._check_route(name, checked)
                 if routes.get(name) == checked:
                     raise NothingChanged(f"list {name!r} is already routed {', '.join(checked)}")
                 routes[name] = checked
@@ -272,51 +356,132 @@ class Alerts:
             )
         return routes
 
+    def _check_route(self, name: str, rules: tuple[str, ...]) -> None:
+        """Refuse a rule the vault's milestone rules do not have, or a list not defined."""
+        from atmpvault.archive.regulatory.rules import load_rules
+
+        known = load_rules(self.vault)
+        unknown = [r for r in rules if r != ALL_RULES and r not in known.ids()]
+        if unknown:
+            raise InvalidInput(
+                f"unknown rule(s) {', '.join(unknown)}: not in {known.origin} "
+                f"({', '.join(known.ids())}); use * for every rule"
+            )
+        defined = DistributionLists(self.vault).defined()  # the tip's, under the lock
+        if name not in defined:
+            raise NotFound(
+                f"unknown distribution list {name!r} (defined: "
+                f"{', '.join(sorted(defined)) or 'none yet'}); define it first with "
+                f"'atmpvault lists set {name} ADDRESS... --reason R'"
+            )
+
     def pending(self, today: date, days: int = DEFAULT_DAYS) -> list[Alert]:
         """Every alert owed today: overdue milestones and those due within `days`."""
         from atmpvault.archive.regulatory.calendar import milestones
 
         days = days_window(days)
         found = milestones(self.vault, today, end=today + timedelta(days=days))
-        return plan(found, days, self.routes(), self.notices.sent_keys())
+        return plan(found, days, self.routes(), self.notices.reached_keys())
 
     def run(self, today: date, days: int = DEFAULT_DAYS, send: bool = False) -> AlertRun:
         """Find the alerts owed; with `send`, deliver the new ones (dry run otherwise).
 
-        Every list an alert is routed to must exist before anything is sent. A delivery
-        failure stops the run with DeliveryFailed; what was sent before it stays recorded.
+        One list that is missing or unreachable, or one message the server refuses, holds
+        back nobody else: every alert goes to every list it can reach, and what could not
+        be delivered is recorded in one alert-run record, for `failure()` to report.
         """
-        alerts = self.pending(today, days)
-        if not send:
-            return AlertRun(today, days, alerts, [])
-        new = [a for a in alerts if a.status == "new"]
-        defined = self.vault.config.distribution_lists
-        missing = sorted({n for a in new for n in a.lists if n not in defined})
-        if missing:
-            raise NotFound(
-                f"alerts are routed to undefined distribution list(s) {', '.join(missing)}; "
-                f"define them with 'atmpvault lists set NAME ADDRESS... --reason R' "
-                "or change the routing with 'atmpvault alerts route'"
-            )
-        sent: list[Notice] = []
+        lists = DistributionLists(self.vault)
         result: list[Alert] = []
-        for alert in alerts:
+        sent: list[Notice] = []
+        for alert in self.pending(today, days):
             if alert.status != "new":
                 result.append(alert)
                 continue
-            try:
-                notice = self.notices.send(
-                    alert.key, alert.lists, TEMPLATE, alert.subject, context_for(alert, today)
-                )
-            except AlreadySent:  # another run sent it a moment ago
-                result.append(_with(alert, "already-sent", self.notices.sent_as(alert.key)))
+            reach = lists.reach(alert.pending)
+            problems = [f"{n}: {why}" for n, why in reach.problems]
+            if not send:
+                result.append(replace(alert, problems=tuple(problems)))
                 continue
-            sent.append(notice)
-            result.append(_with(alert, "sent", notice.id))
-        return AlertRun(today, days, result, sent)
+            reached = dict(alert.reached)
+            if reach.lists:
+                context = context_for(alert, today)
+                try:
+                    notice = self.notices.send(
+                        alert.key, reach.lists, TEMPLATE, alert.subject, context
+                    )
+                except AlreadySent:  # another run sent it a moment ago
+                    reached.update(self.notices.reached(alert.key))
+                except (DeliveryFailed, TemplateProblem, NotFound, InvalidInput) as exc:
+                    problems.append(f"{', '.join(reach.lists)}: {exc}")
+                else:
+                    sent.append(notice)
+                    reached.update({n: notice.id for n in notice.lists})
+                    if notice.refused:
+                        problems.append(
+                            f"the SMTP server refused {', '.join(notice.refused)} "
+                            f"(notice {notice.id}; not retried)"
+                        )
+            result.append(_settled(alert, reached, tuple(problems)))
+        record = self._record(today, days, result, sent) if send else None
+        return AlertRun(today, days, result, sent, record, send)
+
+    def _record(
+        self, today: date, days: int, alerts: list[Alert], sent: list[Notice]
+    ) -> str | None:
+        """Record what a run could not deliver (with what it sent) in one commit, if anything."""
+        missed = [a for a in alerts if a.problems]
+        if not missed:
+            return None
+        moment = values.now()
+        run_id = f"ALR-{moment:%Y%m%d-%H%M%S}-{secrets.token_hex(3).upper()}"
+        body = {
+            "id": run_id,
+            "today": today.isoformat(),
+            "days": days,
+            "ran_at": values.iso(moment),
+            "actor": self.vault.actor,
+            "sent": [n.id for n in sent],
+            "undelivered": [
+                {
+                    "key": a.key,
+                    "app": a.milestone.app,
+                    "rule": a.milestone.rule,
+                    "due": a.milestone.due.isoformat(),
+                    "threshold": a.threshold,
+                    "status": a.status,
+                    "lists": list(a.pending),
+                    "problems": list(a.problems),
+                }
+                for a in missed
+            ],
+        }
+        subject = f"Alert run {run_id}: {len(sent)} sent, {len(missed)} not delivered in full"
+        with self.vault.unit("alert-run", subject, trailers={"Alert-Run": run_id}) as unit:
+            unit.put(RUN_KIND, run_id, body)
+        return run_id
 
 
-def _with(alert: Alert, status: str, notice: str | None) -> Alert:
-    from dataclasses import replace
+def _settled(alert: Alert, reached: dict[str, str], problems: tuple[str, ...]) -> Alert:
+    """The alert after a send: sent to every list routed, to some, or to none."""
+    done = replace(alert, reached=reached, problems=problems)
+    if not done.pending:
+        status = "sent"
+    elif any(n in reached for n in alert.lists):
+        status = "partly-sent"
+    else:
+        status = "undelivered"
+    newest = [reached[n] for n in alert.lists if n in reached and n not in alert.reached]
+    return replace(done, status=status, notice=newest[0] if newest else alert.notice)
 
-    return replace(alert, status=status, notice=notice)
+
+def list_users(vault: Vault, name: str) -> list[str]:
+    """Why a distribution list is still needed by alerts (the Domain hook `list_users`)."""
+    rules = Alerts(vault).routes().get(name)
+    if not rules:
+        return []
+    what = "every rule" if ALL_RULES in rules else ", ".join(rules)
+    where = ROUTES_PATH if vault.read_file(ROUTES_PATH) is not None else "the default routing"
+    return [
+        f"alerts for {what} are routed to it ({where}); stop them first with "
+        f"'atmpvault alerts route {name} --reason R'"
+    ]
