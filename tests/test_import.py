@@ -495,6 +495,6 @@ def test_killed_import_resumes_and_archives_every_file_once(tmp_path: Path) -> N
     for name in from_first[:1] + from_first[-1:] + from_second[:1] + from_second[-1:]:
         marker = "marker" + name[3:8]
         assert search_ids(vault, marker) == {by_name[name]}, name
-    everything = run(vault, "search", "", "--json", "--limit", "10000")
+    everything = run(vault, "search", "*", "--json", "--limit", "10000")
     assert json.loads(everything.stdout)["total"] == count
     assert {d["id"] for d in docs} == {h["id"] for h in json.loads(everything.stdout)["hits"]}

@@ -182,7 +182,7 @@ def test_search_for_people(corpus: Corpus) -> None:
 
 
 def test_facets_count_by_program_and_type(corpus: Corpus) -> None:
-    everything = search(corpus.vault, "", "--facets")
+    everything = search(corpus.vault, "*", "--facets")
     assert everything["total"] == 4
     assert everything["facets"] == {
         "program": {"CART-19": 2, "AAV-HEMO": 2},
@@ -194,47 +194,47 @@ def test_facets_count_by_program_and_type(corpus: Corpus) -> None:
         "type": {"batch-record": 2},
     }
     # Facets count every match, not only the hits shown.
-    limited = search(corpus.vault, "", "--facets", "--limit", "1")
+    limited = search(corpus.vault, "*", "--facets", "--limit", "1")
     assert len(limited["hits"]) == 1
     assert limited["facets"] == everything["facets"]
 
 
 def test_limit(corpus: Corpus) -> None:
-    two = search(corpus.vault, "", "--limit", "2")
+    two = search(corpus.vault, "*", "--limit", "2")
     assert two["total"] == 4
     assert len(two["hits"]) == 2
-    assert len(search(corpus.vault, "")["hits"]) == 4
-    refused = run(corpus.vault, "search", "", "--limit", "0")
+    assert len(search(corpus.vault, "*")["hits"]) == 4
+    refused = run(corpus.vault, "search", "*", "--limit", "0")
     assert refused.exit_code == 2
 
 
 def test_filters(corpus: Corpus) -> None:
     v = corpus.vault
-    assert ids(v, "", "--program", "CART-19") == {"DOC-000001", "DOC-000002"}
+    assert ids(v, "*", "--program", "CART-19") == {"DOC-000001", "DOC-000002"}
     assert ids(v, "viability", "--program", "AAV-HEMO") == {"DOC-000004"}
-    assert ids(v, "", "--type", "batch-record") == {"DOC-000001", "DOC-000004"}
-    assert ids(v, "", "--type", "certificate-of-analysis") == {"DOC-000003"}
-    assert ids(v, "", "--lot", "C19-2026-002") == {"DOC-000002"}
-    assert ids(v, "", "--program", "CART-19", "--type", "batch-record") == {"DOC-000001"}
+    assert ids(v, "*", "--type", "batch-record") == {"DOC-000001", "DOC-000004"}
+    assert ids(v, "*", "--type", "certificate-of-analysis") == {"DOC-000003"}
+    assert ids(v, "*", "--lot", "C19-2026-002") == {"DOC-000002"}
+    assert ids(v, "*", "--program", "CART-19", "--type", "batch-record") == {"DOC-000001"}
     assert ids(v, "courier", "--program", "AAV-HEMO") == set()
 
 
 def test_since_and_until(corpus: Corpus) -> None:
     v, at = corpus.vault, corpus.recorded
     # Versions are recorded in order: DOC-000002, 3, 4, then DOC-000001 v2 last.
-    assert ids(v, "", "--since", at["DOC-000003"]) == {"DOC-000003", "DOC-000004", "DOC-000001"}
-    assert ids(v, "", "--until", at["DOC-000003"]) == {"DOC-000002", "DOC-000003"}
-    assert ids(v, "", "--since", at["DOC-000003"], "--until", at["DOC-000004"]) == {
+    assert ids(v, "*", "--since", at["DOC-000003"]) == {"DOC-000003", "DOC-000004", "DOC-000001"}
+    assert ids(v, "*", "--until", at["DOC-000003"]) == {"DOC-000002", "DOC-000003"}
+    assert ids(v, "*", "--since", at["DOC-000003"], "--until", at["DOC-000004"]) == {
         "DOC-000003",
         "DOC-000004",
     }
     today = datetime.now(UTC).date()
     day = at["DOC-000002"][:10]
-    assert ids(v, "", "--since", day) == ALL  # a date as --since means its start
-    assert ids(v, "", "--until", day) == ALL  # and as --until its end
-    assert ids(v, "", "--until", "2001-01-01") == set()
-    assert ids(v, "", "--since", (today + timedelta(days=2)).isoformat()) == set()
-    bad = run(v, "search", "", "--since", "yesterday")
+    assert ids(v, "*", "--since", day) == ALL  # a date as --since means its start
+    assert ids(v, "*", "--until", day) == ALL  # and as --until its end
+    assert ids(v, "*", "--until", "2001-01-01") == set()
+    assert ids(v, "*", "--since", (today + timedelta(days=2)).isoformat()) == set()
+    bad = run(v, "search", "*", "--since", "yesterday")
     assert bad.exit_code == 2
     assert "Traceback" not in bad.output + bad.stderr
 
@@ -278,7 +278,7 @@ def test_all_versions_finds_text_only_in_an_old_version(corpus: Corpus) -> None:
         ("recorded_at:[2001-01-01 TO *]", ALL),
         ("recorded_at:[2001-01-01 TO 2002-12-31]", set()),
         ("viability AND recorded_at:[* TO 2002-01-01]", set()),
-        ("", ALL),
+        ("*", ALL),
     ],
 )
 def test_each_query_form_works_through_the_cli(
@@ -468,7 +468,7 @@ def test_search_agrees_with_the_catalog_after_a_crash_after_commit(
     assert ids(vault, "transduction") == {"DOC-000004"}
     in_catalog = {d["id"] for d in listed(vault)}
     assert "DOC-000004" in in_catalog
-    assert ids(vault, "") == in_catalog == {"DOC-000001", "DOC-000002", "DOC-000003", "DOC-000004"}
+    assert ids(vault, "*") == in_catalog == {"DOC-000001", "DOC-000002", "DOC-000003", "DOC-000004"}
     assert run(vault, "get", "DOC-000004").stdout_bytes == path.read_bytes()
     verified = cli(vault, "verify")
     assert verified.returncode == 0, verified.stdout.decode() + verified.stderr.decode()
@@ -489,8 +489,8 @@ def test_rebuild_then_search_gives_the_same_hits(tmp_path: Path, engine: str) ->
     queries = [
         ("viability",),
         ("viability", "--all-versions"),
-        ("",),
-        ("", "--all-versions"),
+        ("*",),
+        ("*", "--all-versions"),
         ("corrected OR transduction",),
         ("lot:L-0002",),
     ]

@@ -127,11 +127,21 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
 
 
 def when_option(value: str | None, start_of_day: bool = False) -> str | None:
+    """A --as-of/--until time (the end of what it names) or --since (its start), stored form."""
     if value is None:
         return None
     from atmpvault.archive.core import values
 
     return values.iso(values.when(value, start_of_day))
+
+
+def distinct_times(times: Sequence[str]) -> list[str]:
+    """Stored times cut to seconds, else milliseconds, else in full: whichever first keeps
+    every two different times apart, so a time copied from a listing names one write."""
+    for width in (19, 23, 26):
+        if len({t[:width] for t in times}) == len(set(times)):
+            return [t[:width] for t in times]
+    return [t[:26] for t in times]
 
 
 def show_version(data: dict[str, Any]) -> None:

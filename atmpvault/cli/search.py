@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.argument("query")
+@click.argument("words", nargs=-1, metavar="QUERY...")
 @click.option("--program", help="Only this program.")
 @click.option("--type", "doc_type", help="Only this document type.")
 @click.option("--lot", help="Only this lot.")
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 @pass_vault
 def search(
     vault: Vault,
-    query: str,
+    words: tuple[str, ...],
     program: str | None,
     doc_type: str | None,
     lot: str | None,
@@ -48,14 +48,24 @@ def search(
 ) -> None:
     """Full-text search: terms, "phrases", AND/OR/NOT, field:value, prefix*, fuzzy~.
 
+    Several arguments are one query (`search viability sterility` finds both words).
+    If the index cannot be brought up to date (a damaged object), the answer comes from
+    the index as it stands, with a warning on stderr.
+
     \b
         atmpvault search '"temperature excursion" AND lot:C19-2026-001'
         atmpvault search 'viability~ NOT withdrawn' --program CART-19 --facets
         atmpvault search 'recorded_at:[2026-01-01 TO 2026-06-30] AND type:batch-record'
         atmpvault search potency --app IND-012345 --sequence 0003
+        atmpvault search viability sterility
     """
     from atmpvault.archive.core import values
+    from atmpvault.errors import QueryError
     from atmpvault.indexer.index import SearchFilters
+
+    query = " ".join(words).strip()
+    if not query:
+        raise QueryError("the search query is empty: give words to find, or '*' for everything")
 
     tags: tuple[tuple[str, str], ...] = ()
     if app is not None or seq is not None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from atmpvault.cli.base import (
+    distinct_times,
     emit_json,
     exit_with,
     json_option,
@@ -94,10 +95,11 @@ def log(
     if as_json:
         emit_json([e.to_json() for e in entries])
         return
+    times = distinct_times([e.time for e in entries])
     table(
         [
-            (e.time[:19], e.user, e.action, e.kind, e.id, e.version, e.reason, e.commit[:12])
-            for e in entries
+            (t, e.user, e.action, e.kind, e.id, e.version, e.reason, e.commit[:12])
+            for t, e in zip(times, entries, strict=True)
         ],
         ["TIME (UTC)", "USER", "ACTION", "KIND", "ID", "V", "REASON", "COMMIT"],
     )
@@ -169,8 +171,12 @@ def demo(ctx: click.Context, path: Path) -> None:
         click.echo(f"$ atmpvault --vault {path} ls")
         list_versions(story.documents)
         click.echo(f"\n$ atmpvault --vault {path} history {story.revised}")
+        times = distinct_times([r.recorded_at for r in story.history])
         table(
-            [(r.version, r.recorded_at[:23], r.user, r.action, r.reason) for r in story.history],
+            [
+                (r.version, t, r.user, r.action, r.reason)
+                for t, r in zip(times, story.history, strict=True)
+            ],
             ["V", "RECORDED (UTC)", "USER", "ACTION", "REASON"],
         )
         click.echo(f"\n$ atmpvault --vault {path} show {story.revised} --as-of {story.as_of}")

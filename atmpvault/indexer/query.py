@@ -235,11 +235,26 @@ def _lex(query: str) -> list[_Tok]:
 # --- parser ------------------------------------------------------------------------------
 
 
+# Parentheses, NOTs and fields nest at most this deep: the parser, the engines' query
+# builders and the highlighter all recurse, and no real query needs more.
+MAX_DEPTH = 32
+
+
 class _Parser:
     def __init__(self, query: str, tag_fields: frozenset[str]) -> None:
         self.toks = _lex(query)
         self.i = 0
+        self.depth = 0
         self.tag_fields = tag_fields - FIELDS
+
+    def deeper(self, tok: _Tok) -> None:
+        """One more level of nesting; a QueryError past MAX_DEPTH."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise QueryError(
+                f"the query nests deeper than {MAX_DEPTH} levels (parentheses, NOT, fields) "
+                f"at position {tok.pos + 1}"
+            )
 
     def peek(self) -> _Tok | None:
         return self.toks[self.i] if self.i < len(self.toks) else None
@@ -296,7 +311,10 @@ class _Parser:
             self.take()
             if not self._starts_operand():
                 raise QueryError(f"NOT at position {tok.pos + 1} needs a term after it")
-            return Not(self.parse_unary(field))
+            self.deeper(tok)
+            node: Node = Not(self.parse_unary(field))
+            self.depth -= 1
+            return node
         return self.parse_primary(field)
 
     def parse_primary(self, field: str | None) -> Node:
@@ -309,14 +327,19 @@ class _Parser:
             nxt = self.peek()
             if nxt is None or nxt.kind not in ("WORD", "PHRASE", "LPAREN", "RANGE"):
                 raise QueryError(f"field '{tok.text}:' at position {tok.pos + 1} needs a value")
-            return self.parse_primary(name)
+            self.deeper(tok)
+            node = self.parse_primary(name)
+            self.depth -= 1
+            return node
         if tok.kind == "LPAREN":
             first = self.peek()
             if first is None:
                 raise QueryError(f"'(' at position {tok.pos + 1} is never closed")
             if first.kind == "RPAREN":
                 raise QueryError(f"empty parentheses at position {tok.pos + 1}")
+            self.deeper(tok)
             node = self.parse_or(field)
+            self.depth -= 1
             close = self.peek()
             if close is None or close.kind != "RPAREN":
                 raise QueryError(f"'(' at position {tok.pos + 1} is never closed")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -31,6 +32,13 @@ _RECORD = "\x1e"
 # `git gc --auto`, one directory stands for all 256. 8 is about 2,000 loose objects.
 _LOOSE_SAMPLE_LIMIT = 8
 _PACK_LIMIT = 24
+# How git fsck names an object that is damaged (not one that merely points at it).
+_DAMAGED_RE = re.compile(
+    r"missing (?:blob|tree|commit|tag) ([0-9a-f]{40})"
+    r"|([0-9a-f]{40}): object corrupt or missing"
+    r"|(?:hash|sha1) mismatch for .*\(expected ([0-9a-f]{40})\)"
+    r"|(?:blob|tree|commit|tag) ([0-9a-f]{40}): (?:object|hash|sha1)"
+)
 
 
 class RepositoryError(Exception):
@@ -39,6 +47,25 @@ class RepositoryError(Exception):
 
 class ObjectMissing(RepositoryError):
     """A path or object asked for does not exist at the given commit."""
+
+
+class ObjectDamaged(RepositoryError):
+    """An object history names is corrupt or gone: damage, never a path that is absent."""
+
+    def __init__(self, message: str, oid: str | None, path: str, commit: str) -> None:
+        super().__init__(message)
+        self.oid = oid
+        self.path = path
+        self.commit = commit
+
+
+@dataclass(frozen=True)
+class Damage:
+    """A damaged object and where the branch's history uses it (empty: nowhere)."""
+
+    oid: str
+    problem: str
+    places: tuple[tuple[str, str, tuple[str, ...]], ...] = ()  # (commit, path, commit's paths)
 
 
 @dataclass(frozen=True)
@@ -255,7 +282,10 @@ class GitStore:
             raise self._unreadable(commit, path, exc) from exc
         if written != size or digest.hexdigest() != _text(sha):
             self.close()
-            raise RepositoryError(f"object {_text(sha)} ({path} at {commit[:12]}) is corrupt")
+            raise ObjectDamaged(
+                f"object {_text(sha)} ({path} at {commit[:12]}) is corrupt",
+                _text(sha), path, commit,
+            )  # fmt: skip
         return size
 
     def _unreadable(self, commit: str, path: str, exc: Exception) -> RepositoryError:
@@ -267,10 +297,25 @@ class GitStore:
         self.close()
         if isinstance(exc, RepositoryError):
             return exc
-        if isinstance(exc, ValueError) and "missing" in str(exc):
+        # cat-file says "missing" both for a path the tree lacks and for an object the
+        # tree names but git cannot read; only the first is a file that is not there.
+        oid = self._entry(commit, path)
+        if isinstance(exc, ValueError) and "missing" in str(exc) and oid is None:
             return ObjectMissing(f"{path} does not exist at {commit[:12]}")
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return RepositoryError(f"cannot read {path} at {commit[:12]}: {detail}")
+        if "missing" in detail:
+            detail = "corrupt or missing"
+        name = f"object {oid} ({path} at {commit[:12]})" if oid else f"{path} at {commit[:12]}"
+        return ObjectDamaged(f"{name} cannot be read: {detail}", oid, path, commit)
+
+    def _entry(self, commit: str, path: str) -> str | None:
+        """The object id the tree of `commit` names for `path`, or None if it names none."""
+        result = subprocess.run(
+            ["git", f"--git-dir={self.path}", "rev-parse", "--verify", "-q", f"{commit}:{path}"],
+            capture_output=True,
+        )
+        found = result.stdout.decode("ascii", "replace").strip()
+        return found if result.returncode == 0 and len(found) == 40 else None
 
     def history(self, since: str | None = None, until: str | None = None) -> Iterator[CommitInfo]:
         """Commits after `since` up to `until` (default: the tip), oldest first."""
@@ -424,6 +469,49 @@ class GitStore:
             lines = [f"git fsck exited {result.returncode}"]
         return lines
 
+    def damage(self, fsck: list[str] | None = None) -> list[Damage]:
+        """Every object git fsck finds (or found: `fsck`) damaged, and where history uses it."""
+        problems = self.fsck() if fsck is None else fsck
+        oids: dict[str, str] = {}
+        for line in problems:
+            for match in _DAMAGED_RE.finditer(line):
+                oid = next(g for g in match.groups() if g)
+                if oid not in oids or "corrupt" in line:  # the more telling of git's lines
+                    oids[oid] = line.removeprefix("error: ")
+        if not oids:
+            return []
+        places = self._places(set(oids))
+        return [Damage(oid, problem, tuple(places.get(oid, ()))) for oid, problem in oids.items()]
+
+    def _places(self, oids: set[str]) -> dict[str, list[tuple[str, str, tuple[str, ...]]]]:
+        """Where each object was written on the branch: (commit, path, that commit's paths)."""
+        found: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {}
+        if self.head() is None:
+            return found
+        result = subprocess.run(
+            [
+                "git", f"--git-dir={self.path}", "-c", "core.quotePath=false", "log",
+                "--first-parent", "--no-renames", "--raw", "--no-abbrev", "-z",
+                f"--format={_RECORD}%H", REF,
+            ],
+            capture_output=True,
+        )  # fmt: skip
+        for entry in result.stdout.decode("utf-8", "replace").split(_RECORD):
+            fields = [f.strip("\n") for f in entry.split("\0")]
+            sha, rest = fields[0], [f for f in fields[1:] if f]
+            changed = [
+                (meta.split()[3], name)
+                for meta, name in zip(rest[::2], rest[1::2], strict=False)
+                if meta.startswith(":") and len(meta.split()) > 3
+            ]
+            paths = tuple(name for _oid, name in changed)
+            for oid, name in changed:
+                if oid in oids:
+                    found.setdefault(oid, []).append((sha, name, paths))
+            if sha in oids:
+                found.setdefault(sha, []).append((sha, "", paths))
+        return found
+
     def _git(self, *args: str) -> str:
         return _run(["git", f"--git-dir={self.path}", *args])
 
@@ -450,7 +538,9 @@ def _check_object(
     actual = hashlib.sha1(b"%s %d\0" % (_text(kind).encode(), len(data)) + data).hexdigest()
     if len(data) != size or actual != _text(sha):
         store.close()
-        raise RepositoryError(f"object {_text(sha)} ({path} at {commit[:12]}) is corrupt")
+        raise ObjectDamaged(
+            f"object {_text(sha)} ({path} at {commit[:12]}) is corrupt", _text(sha), path, commit
+        )
 
 
 def _run(argv: list[str]) -> str:

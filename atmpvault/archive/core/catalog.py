@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +26,8 @@ from atmpvault.errors import IntegrityError, VaultError
 from atmpvault.repository.git import ObjectMissing
 
 CORE_SCHEMA = "2"
+# What reading a damaged database raises ("database disk image is malformed").
+DATABASE_ERRORS: tuple[type[Exception], ...] = (sa.exc.DatabaseError,)
 
 metadata = sa.MetaData()
 
@@ -488,6 +491,37 @@ def _record(row: Any) -> Record:
         actor=m["actor"],
         columns=Columns(m["program"], m["lot"], m["status"], m["due"], m["ref"]),
     )
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite catalog URL (None: not SQLite, or in memory)."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    return None if parsed.database == ":memory:" else Path(parsed.database)
+
+
+def sqlite_damage(url: str) -> list[str]:
+    """What SQLite's own integrity check finds in a catalog file; [] when sound or not SQLite.
+
+    Its b-trees are checked against each other, so an index that disagrees with its
+    table (a lookup by SHA-256 that misses a row a scan finds) is named.
+    """
+    path = sqlite_file(url)
+    if path is None or not path.is_file():
+        return []
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = conn.execute("PRAGMA integrity_check").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        return [f"{path.name} cannot be read: {exc}"]
+    found = [str(row[0]) for row in rows]
+    return [] if found == ["ok"] else found
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -4,21 +4,31 @@ The repository is the reference. The catalog's generic tables (records of every 
 the audit trail) and the index are derived again from the repository alone and compared
 row by row; each workflow adds its own checks (documents re-hash every version and
 compare their tables). An edited catalog row, a changed byte in a stored object or a
-missing commit in a projection is named.
+missing commit in a projection is named. The database's own integrity check runs too:
+a damaged SQLite index reads as intact rows yet answers lookups wrongly. Nothing stops
+the run early: every damaged object is named with the record it belongs to.
 """
 
 from __future__ import annotations
 
+import posixpath
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
-from atmpvault.archive.core.catalog import _audit_row, _record_row
+from atmpvault.archive.core.catalog import DATABASE_ERRORS, _audit_row, _record_row, sqlite_damage
 from atmpvault.archive.core.domain import hooks
-from atmpvault.errors import IntegrityError, VaultError
+from atmpvault.archive.core.records import RecordKind, kind_for
+from atmpvault.errors import VaultError
+from atmpvault.repository.git import Damage, ObjectDamaged, RepositoryError
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.changes import CommitChanges
     from atmpvault.archive.core.vault import Progress, Vault
+
+# What a projection or a check may fail with while the archive is damaged: each is
+# reported as a problem and the run goes on.
+_FAILURES: tuple[type[Exception], ...] = (VaultError, RepositoryError, *DATABASE_ERRORS)
 
 
 class Checker(Protocol):
@@ -31,18 +41,31 @@ class Checker(Protocol):
 
 def verify(vault: Vault, progress: Progress | None = None) -> list[str]:
     """Every problem found, one line each; empty when the vault is sound."""
-    problems = [f"git fsck: {line}" for line in vault.store.fsck()]
-    try:
-        vault.projections()
-        vault.catch_up(wait=True)  # lagging is normal; what is compared is what they hold
-    except IntegrityError:
-        pass  # reported below, projection by projection
+    fsck = vault.store.fsck()
+    problems = [f"git fsck: {line}" for line in fsck]
+    damage = vault.store.damage(fsck)
+    problems += [f"damaged object {line}" for line in describe(vault.kinds, damage)]
+    problems += [f"catalog integrity check: {line}" for line in _catalog_damage(vault)]
+    # Lagging is normal; what is compared below is what each projection holds.
+    for name, bring in (("catalog", _open_catalog), ("index", _open_index)):
+        try:
+            bring(vault)
+        except _FAILURES as exc:
+            problems.append(f"{name} cannot be brought up to date: {exc}")
     checkers: list[Checker] = [make(vault) for make in hooks(vault.domains, "verify")]
     expected = _Expected()
     head = vault.store.head()
+    known = {d.oid for d in damage}
+
+    def unreadable(exc: ObjectDamaged) -> None:
+        expected.skip(vault.kinds, exc.path)
+        if exc.oid not in known:  # fsck named it already, with where it is used
+            whose = owner(vault.kinds, exc.path)
+            problems.append(f"damaged object {exc}{f' ({whose})' if whose else ''}")
+
     try:
         count = 0
-        for count, commit in enumerate(vault.replay(None, head), start=1):
+        for count, commit in enumerate(vault.replay(None, head, unreadable), start=1):
             if progress and count % 100 == 0:
                 progress(100)
             expected.feed(count, commit)
@@ -50,13 +73,99 @@ def verify(vault: Vault, progress: Progress | None = None) -> list[str]:
                 checker.feed(commit)
         if progress:
             progress(count % 100)
-    except VaultError as exc:
+    except _FAILURES as exc:
         problems.append(f"repository history cannot be read: {exc}")
     for checker in checkers:
-        problems.extend(checker.finish())
-    problems.extend(_compare_catalog(vault, head, expected))
-    problems.extend(_compare_index(vault, head, expected.indexed))
+        try:
+            found = checker.finish()
+        except _FAILURES as exc:
+            found = [f"a workflow's checks could not finish: {exc}"]
+        problems += [p for p in found if not _mentions(p, expected.unchecked)]
+    for compare in (_compare_catalog, _compare_index):
+        try:
+            found = compare(vault, head, expected)
+        except _FAILURES as exc:
+            found = [f"projection cannot be read: {exc}"]
+        problems += [p for p in found if not _mentions(p, expected.unchecked)]
     return problems
+
+
+def _mentions(problem: str, labels: set[str]) -> bool:
+    """Whether a problem is about a version already reported as damaged ("DOC-1 v2")."""
+    return any(re.search(re.escape(label) + r"(?!\d)", problem) for label in labels)
+
+
+def owner(kinds: tuple[RecordKind, ...], path: str) -> str | None:
+    """The record a repository path belongs to ("document DOC-000004"), if any."""
+    match = kind_for(kinds, path)
+    if match is None:
+        folder = posixpath.dirname(path)
+        for kind in kinds:
+            if kind.filename is not None:
+                match = kind_for((kind,), f"{folder}/{kind.filename}")
+                if match is not None:
+                    break
+    return None if match is None else f"{match[0].name} {match[1]}"
+
+
+def describe(kinds: tuple[RecordKind, ...], damage: list[Damage]) -> list[str]:
+    """One line per damaged object: its id, where history uses it and whose it is."""
+    lines = []
+    for item in damage:
+        uses = []
+        for commit, path, _paths in item.places:
+            whose = owner(kinds, path) if path else None
+            what = path or "the commit itself"
+            uses.append(f"{what} at commit {commit[:12]}{f', {whose}' if whose else ''}")
+        where = "; ".join(uses) if uses else "not used by the branch's history"
+        lines.append(f"{item.oid} ({where}): {item.problem}")
+    return lines
+
+
+def damage_report(vault: Vault) -> list[str]:
+    """Every damaged object of the repository, described (empty when git finds none)."""
+    return describe(vault.kinds, vault.store.damage())
+
+
+def _catalog_damage(vault: Vault) -> list[str]:
+    """What SQLite's own integrity check finds in the catalog file (PostgreSQL: nothing)."""
+    return sqlite_damage(_catalog_url(vault))
+
+
+def _catalog_url(vault: Vault) -> str:
+    from atmpvault.archive.core.vault import CATALOG_FILE
+
+    return vault.settings.catalog_url or f"sqlite:///{vault.path / CATALOG_FILE}"
+
+
+def repair_catalog(vault: Vault) -> None:
+    """Before a rebuild: a damaged SQLite catalog file is set aside so a new one is made.
+
+    Emptying tables through a damaged index can fail or keep the damage; a new file
+    cannot. The old one is kept beside it (`.damaged`) for whoever investigates.
+    """
+    from atmpvault.archive.core.catalog import sqlite_file
+
+    found = sqlite_damage(_catalog_url(vault))
+    path = sqlite_file(_catalog_url(vault))
+    if not found or path is None:
+        return
+    vault.close_catalog()
+    for suffix in ("-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    path.replace(path.with_name(path.name + ".damaged"))
+    vault.say(
+        f"the catalog file is damaged ({found[0]}); it was set aside as "
+        f"{path.name}.damaged and is made anew"
+    )
+
+
+def _open_catalog(vault: Vault) -> None:
+    vault.catch_up(wait=True, only=vault.catalog)
+
+
+def _open_index(vault: Vault) -> None:
+    vault.catch_up(wait=True, only=vault.search_projection)
 
 
 class _Expected:
@@ -68,6 +177,14 @@ class _Expected:
         self.records: dict[tuple[str, str, int], dict[str, Any]] = {}
         self.heads: dict[tuple[str, str], int] = {}
         self.indexed: set[tuple[str, int]] = set()
+        self.unchecked: set[str] = set()  # "ID vN" of versions whose record is damaged
+        self._skipped: list[tuple[str, str]] = []
+
+    def skip(self, kinds: tuple[RecordKind, ...], path: str) -> None:
+        """A record of the next commit cannot be read: its version counts, unchecked."""
+        match = kind_for(kinds, path)
+        if match is not None:
+            self._skipped.append((match[0].name, match[1]))
 
     def feed(self, seq: int, commit: CommitChanges) -> None:
         touched = []
@@ -83,6 +200,15 @@ class _Expected:
                 self.records[(key[0], key[1], version)] = _record_row(change, version, seq, commit)
             if change.kind.indexed:
                 self.indexed.add((change.id, version))
+        for key in self._skipped:  # its version and the audit trail are known; its row is not
+            version = self.heads.get(key, 0) + 1
+            self.heads[key] = version
+            touched.append((key[0], key[1], version))
+            self.items.append({"seq": seq, "kind": key[0], "id": key[1], "version": version})
+            if (key[0], key[1], version - 1) in self.records:
+                self.records[(key[0], key[1], version - 1)]["latest"] = False
+            self.unchecked.add(f"{key[1]} v{version}")
+        self._skipped = []
         self.audit.append(_audit_row(commit, seq, touched))
 
 
@@ -121,7 +247,7 @@ def _compare_catalog(vault: Vault, head: str | None, expected: _Expected) -> lis
     problems = []
     try:
         catalog = vault.catalog
-    except IntegrityError as exc:
+    except VaultError as exc:
         return [f"catalog cannot be brought up to date: {exc}"]
     last = catalog.last_commit()
     if last != head:
@@ -146,15 +272,15 @@ def _compare_catalog(vault: Vault, head: str | None, expected: _Expected) -> lis
     return problems
 
 
-def _compare_index(vault: Vault, head: str | None, expected: set[tuple[str, int]]) -> list[str]:
+def _compare_index(vault: Vault, head: str | None, expected: _Expected) -> list[str]:
     index = vault.search_projection.index
     problems = []
     last = index.last_commit()
     if last != head:
         problems.append(f"index is at commit {str(last)[:12]}, repository at {str(head)[:12]}")
     have = index.entries()
-    for doc_id, number in sorted(expected - have):
+    for doc_id, number in sorted(expected.indexed - have):
         problems.append(f"index is missing {doc_id} v{number}")
-    for doc_id, number in sorted(have - expected):
+    for doc_id, number in sorted(have - expected.indexed):
         problems.append(f"index has {doc_id} v{number}, which is not in the repository")
     return problems

@@ -6,7 +6,7 @@ Everything here raises InvalidInput (exit 2) before anything is written.
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 
 from atmpvault.errors import InvalidInput
 
@@ -133,8 +133,9 @@ def day(value: str, what: str = "--on") -> date:
 def when(value: str, start_of_day: bool = False) -> datetime:
     """An ISO date or datetime, UTC unless an offset is given.
 
-    A date alone means the end of that day (everything recorded that day counts), or
-    its start where the caller asks, as for --since.
+    A value names all of the day, minute, second or fraction it is typed to: its end
+    (everything recorded within it counts, so a time copied from `history` finds that
+    version), or its start where the caller asks, as for --since.
     """
     raw = value.strip()
     try:
@@ -149,7 +150,25 @@ def when(value: str, start_of_day: bool = False) -> datetime:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    if not start_of_day:
+        moment += _typed_span(raw) - timedelta(microseconds=1)
     return moment.astimezone(UTC)
+
+
+_TIME_RE = re.compile(r"[T ]\d{2}(:?\d{2})?(:?\d{2})?(?:[.,](\d+))?")
+
+
+def _typed_span(raw: str) -> timedelta:
+    """How long the time typed in `raw` lasts: an hour, a minute, a second or a fraction."""
+    found = _TIME_RE.search(raw)
+    if found is None:
+        return timedelta(hours=1)
+    minutes, seconds, fraction = found.groups()
+    if fraction:
+        return timedelta(microseconds=10 ** max(0, 6 - len(fraction)))
+    if seconds:
+        return timedelta(seconds=1)
+    return timedelta(minutes=1) if minutes else timedelta(hours=1)
 
 
 def iso(moment: datetime) -> str:

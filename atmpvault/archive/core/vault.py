@@ -33,7 +33,7 @@ from atmpvault.errors import (
     VaultError,
     VaultExists,
 )
-from atmpvault.repository.git import GitStore, ObjectMissing, RepositoryError
+from atmpvault.repository.git import GitStore, ObjectDamaged, ObjectMissing, RepositoryError
 from atmpvault.repository.lock import LockTimeout, WriteLock
 
 if TYPE_CHECKING:
@@ -179,12 +179,16 @@ class Vault:
 
     def close(self) -> None:
         self.store.close()
-        if self._catalog is not None:
-            self._catalog.close()
-            self._catalog = None
+        self.close_catalog()
         if self._search is not None:
             self._search.close()
             self._search = None
+
+    def close_catalog(self) -> None:
+        """Let go of the catalog (it is opened again, caught up, on next use)."""
+        if self._catalog is not None:
+            self._catalog.close()
+            self._catalog = None
 
     def __enter__(self) -> Vault:
         return self
@@ -192,8 +196,13 @@ class Vault:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> None:
-        """Close the vault; git's own errors leave it as a VaultError (exit 1, one line)."""
+        """Close the vault; git's own errors leave it as a VaultError (exit 1, one line).
+
+        A damaged object is an integrity problem (exit 3), named with what it belongs to.
+        """
         self.close()
+        if isinstance(exc, ObjectDamaged):
+            raise self.damaged(exc) from exc
         if isinstance(exc, RepositoryError):
             raise RepositoryFailure(f"repository error: {exc}") from exc
 
@@ -242,6 +251,8 @@ class Vault:
             return self.store.read(commit, path)
         except ObjectMissing:
             return None
+        except ObjectDamaged as exc:
+            raise self.damaged(exc) from exc
         except RepositoryError as exc:
             raise RepositoryFailure(f"repository error: {exc}") from exc
 
@@ -283,10 +294,11 @@ class Vault:
         """The catalog and the index, opened and current."""
         return [self.catalog, self.search_projection]
 
-    def catch_up(self, wait: bool = True) -> None:
-        """Bring every open projection up to the repository's tip."""
+    def catch_up(self, wait: bool = True, only: Projection | None = None) -> None:
+        """Bring every open projection (or `only` that one) up to the repository's tip."""
         for projection in [p for p in (self._catalog, self._search) if p is not None]:
-            self._catch_up(projection, wait)
+            if only is None or projection is only:
+                self._catch_up(projection, wait)
 
     def _catch_up(self, projection: Projection, wait: bool) -> None:
         """Replay the commits `projection` has not applied yet.
@@ -320,6 +332,14 @@ class Vault:
                 f"a projection was built from commit {last[:12]}, which is not in this "
                 "repository's history; run 'atmpvault rebuild'"
             )
+        try:
+            self._replay_batches(targets, last, head, progress)
+        except ObjectDamaged as exc:
+            raise self.damaged(exc) from exc
+
+    def _replay_batches(
+        self, targets: list[Projection], last: str | None, head: str, progress: Progress | None
+    ) -> None:
         batch: list[CommitChanges] = []
         expected, upto = last, last
         count = 0
@@ -338,8 +358,17 @@ class Vault:
         if progress:
             progress(count % _PROGRESS_EVERY)
 
-    def replay(self, since: str | None, until: str | None = None) -> Iterator[CommitChanges]:
-        """Each commit after `since`, with the records it wrote, read back and format-checked."""
+    def replay(
+        self,
+        since: str | None,
+        until: str | None = None,
+        on_damage: Callable[[ObjectDamaged], None] | None = None,
+    ) -> Iterator[CommitChanges]:
+        """Each commit after `since`, with the records it wrote, read back and format-checked.
+
+        A record whose object is damaged stops the replay (IntegrityError), unless
+        `on_damage` is given: then it is told, and the commit is given without it.
+        """
         try:
             for info, paths in self.store.changes(since, until):
                 found = []
@@ -348,21 +377,52 @@ class Vault:
                     if match is None:
                         continue
                     kind, record_id = match
-                    raw = self.store.read(info.sha, path)
+                    try:
+                        raw = self.store.read(info.sha, path)
+                    except ObjectDamaged as exc:
+                        if on_damage is None:
+                            raise
+                        on_damage(exc)
+                        continue
                     where = f"{path} at commit {info.sha[:12]}"
                     found.append(RecordChange(kind, record_id, path, kind.decode(raw, where), raw))
                 yield CommitChanges(
                     info.sha, info.time, info.message, info.trailers, paths, tuple(found)
                 )
+        except ObjectDamaged as exc:
+            raise self.damaged(exc) from exc
         except RepositoryError as exc:
             raise RepositoryFailure(f"repository error: {exc}") from exc
+
+    def damaged(self, exc: ObjectDamaged) -> IntegrityError:
+        """The error for a damaged object: what it is, what it belongs to, what to do."""
+        from atmpvault.archive.core.integrity import owner
+
+        whose = owner(self.kinds, exc.path)
+        return IntegrityError(
+            f"{exc}{f' ({whose})' if whose else ''}; run 'atmpvault verify' "
+            "and restore the object from a clone or backup"
+        )
 
     def commit_count(self) -> int:
         """How many commits the branch holds (the length of a replay from the start)."""
         return self.store.count()
 
     def rebuild(self, progress: Progress | None = None) -> int:
-        """Rebuild the catalog and the index from the repository alone; return versions applied."""
+        """Rebuild the catalog and the index from the repository alone; return versions applied.
+
+        Refused, changing nothing, while an object of the repository is damaged: the
+        rebuild would stop at it with the projections emptied.
+        """
+        from atmpvault.archive.core.integrity import damage_report, repair_catalog
+
+        damage = damage_report(self)
+        if damage:
+            raise IntegrityError(
+                f"rebuild refused, nothing changed: {len(damage)} damaged object(s) in the "
+                f"repository: {'; '.join(damage)}; restore them from a clone or backup"
+            )
+        repair_catalog(self)
         self._rebuilding = True
         try:
             targets = self.projections()
@@ -393,7 +453,15 @@ class Vault:
                 self._search = SearchProjection(index, self)
             else:
                 index.close()
-        return self.search_projection.index.search(query, filters, limit=limit, facets=facets)
+        try:
+            projection = self.search_projection
+        except IntegrityError as exc:
+            if self._search is None:
+                raise
+            projection = self._search  # what the index holds is still right, up to its commit
+            at = str(projection.last_commit() or "")[:12] or "empty"
+            self.say(f"warning: the index is behind the repository (at commit {at}): {exc}")
+        return projection.index.search(query, filters, limit=limit, facets=facets)
 
     # -- writing ---------------------------------------------------------------------------
 
