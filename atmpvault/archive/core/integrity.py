@@ -29,8 +29,16 @@ class Checker(Protocol):
     def finish(self) -> list[str]: ...
 
 
-def verify(vault: Vault, progress: Progress | None = None) -> list[str]:
-    """Every problem found, one line each; empty when the vault is sound."""
+def verify(
+    vault: Vault,
+    progress: Progress | None = None,
+    warnings: list[dict[str, Any]] | None = None,
+) -> list[str]:
+    """Every problem found, one line each; empty when the vault is sound.
+
+    A checker may also have `warnings()`: findings that are not damage (each a dict
+    with at least "kind" and "message"); they are added to `warnings` when given.
+    """
     problems = [f"git fsck: {line}" for line in vault.store.fsck()]
     try:
         vault.projections()
@@ -54,6 +62,8 @@ def verify(vault: Vault, progress: Progress | None = None) -> list[str]:
         problems.append(f"repository history cannot be read: {exc}")
     for checker in checkers:
         problems.extend(checker.finish())
+        if warnings is not None and hasattr(checker, "warnings"):
+            warnings.extend(checker.warnings())
     problems.extend(_compare_catalog(vault, head, expected))
     problems.extend(_compare_index(vault, head, expected.indexed))
     return problems
