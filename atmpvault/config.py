@@ -48,6 +48,7 @@ class Settings:
     catalog_url: str | None = None
     lock_timeout: float = 30.0
     fault: str | None = None  # a named crash point, for crash-consistency tests only
+    max_file_mb: int = 1024  # the largest file add or import reads (ATMPVAULT_MAX_FILE_MB)
     # Outgoing mail for notices; without smtp_host, notices go to VAULT/outbox/ as .eml files.
     smtp_host: str | None = None
     smtp_port: int | None = None  # default: 587 with STARTTLS, else 25
@@ -76,8 +77,22 @@ def load_settings(
         catalog_url=environ.get("ATMPVAULT_CATALOG_URL") or _text(local.get("catalog_url")),
         lock_timeout=timeout,
         fault=environ.get("ATMPVAULT_FAULT") or None,
+        max_file_mb=_max_file_mb(environ.get("ATMPVAULT_MAX_FILE_MB") or local.get("max_file_mb")),
         **_smtp_settings(local, environ),
     )
+
+
+def _max_file_mb(value: object) -> int:
+    """The largest file to archive, in MB (2**20 bytes); 1024 when unset."""
+    if value in (None, ""):
+        return Settings.max_file_mb
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise InvalidInput(f"ATMPVAULT_MAX_FILE_MB must be a whole number of MB, not {value!r}")
+    return number
 
 
 def _smtp_settings(local: Mapping[str, object], environ: Mapping[str, str]) -> dict[str, Any]:

@@ -35,6 +35,10 @@ class NothingChanged(VaultError):
     """A new version would be identical to the current one."""
 
 
+class AlreadyArchived(VaultError):
+    """The same bytes are already archived as another document (--allow-duplicate overrides)."""
+
+
 class IntegrityError(VaultError):
     """The archive does not agree with itself: a stored object or a projection differs."""
 

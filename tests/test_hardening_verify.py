@@ -87,7 +87,7 @@ def test_damaged_catalog_index_is_named_by_verify_and_rebuild_repairs_it(vault: 
     settings = Settings(vault=vault, user="qa.tester", lock_timeout=10)
     with Vault.open(settings, domains()) as opened:
         # The defect: rows read fine, but the lookup import relies on misses the hash.
-        assert DocumentCatalog(opened.catalog).known_hashes([sha]) == set()
+        assert DocumentCatalog(opened.catalog).holders([sha]) == {}
 
     result = cli(vault, "verify")
 
@@ -103,7 +103,7 @@ def test_damaged_catalog_index_is_named_by_verify_and_rebuild_repairs_it(vault: 
     assert (vault / "catalog.sqlite.damaged").is_file()
     assert cli(vault, "verify").returncode == 0
     with Vault.open(settings, domains()) as opened:
-        assert DocumentCatalog(opened.catalog).known_hashes([sha]) == {sha}
+        assert set(DocumentCatalog(opened.catalog).holders([sha])) == {sha}
 
 
 def test_unreadable_catalog_file_is_named_not_a_traceback(vault: Path) -> None:

@@ -18,7 +18,15 @@ from atmpvault.archive.core.pdf import make_pdf
 from tests.conftest import CLI, cli_env, run
 
 TIMEOUT = 600
-SUMMARY_KEYS = {"imported", "skipped", "refused", "unsearchable"}
+SUMMARY_KEYS = {
+    "imported",
+    "skipped",
+    "refused",
+    "unsearchable",
+    "documents",
+    "already_archived",
+    "symlinks_skipped",
+}
 FOLDER_ARGS = ("--program", "CART-19", "--type", "batch-record")
 
 
@@ -89,11 +97,12 @@ def folder(tmp_path: Path) -> dict[str, bytes]:
     }
     for rel, data in files.items():
         write(root / rel, data)
-    # Skipped: dotfiles, dot-directories, and a second copy of bytes already in the folder.
+    # Skipped: dotfiles, dot-directories, and a second copy of a file already in the folder
+    # (same bytes, same name; a copy under another name is refused: test_duplicates.py).
     write(root / ".DS_Store", b"finder junk")
     write(root / "sub" / ".hidden.txt", b"hidden operator notes")
     write(root / ".cache" / "tmp.txt", b"cached, never archived")
-    write(root / "sub" / "zz-copy-of-notes.txt", files["notes.txt"])
+    write(root / "sub" / "zz" / "notes.txt", files["notes.txt"])
     return files
 
 
@@ -105,6 +114,10 @@ def test_folder_import_is_recursive_and_byte_exact(
 
     assert summary["imported"] == len(folder) == 6
     assert summary["skipped"] == 1  # the copy of notes.txt
+    notes_id = next(d["id"] for d in summary["documents"] if d["path"] == str(root / "notes.txt"))
+    assert summary["already_archived"] == [
+        {"path": str(root / "sub" / "zz" / "notes.txt"), "id": notes_id}
+    ]
     assert summary["refused"] == []
     [unsearchable] = summary["unsearchable"]
     assert set(unsearchable) == {"path", "id", "reason"}
@@ -122,11 +135,10 @@ def test_folder_import_is_recursive_and_byte_exact(
         got = run(vault_path, "get", doc["id"])
         assert got.exit_code == 0, got.stderr
         assert got.stdout_bytes == data, f"{rel} does not come back byte-identical"
-    # The duplicate was archived once, under the first name met in the walk.
+    # The duplicate was archived once, from the first path met in the walk.
     assert by_sha[sha256(folder["notes.txt"])]["filename"] == "notes.txt"
-    assert {d["filename"] for d in docs}.isdisjoint(
-        {".DS_Store", ".hidden.txt", "tmp.txt", "zz-copy-of-notes.txt"}
-    )
+    assert shown(vault_path, notes_id)["source_path"] == "notes.txt"
+    assert {d["filename"] for d in docs}.isdisjoint({".DS_Store", ".hidden.txt", "tmp.txt"})
 
     bin_doc = by_sha[sha256(folder["sub/instrument.bin"])]
     assert unsearchable["id"] == bin_doc["id"]
@@ -161,7 +173,9 @@ def test_rerunning_a_folder_import_imports_nothing(
 
     again = import_json(vault_path, str(root), *FOLDER_ARGS)
 
-    assert again == {"imported": 0, "skipped": 7, "refused": [], "unsearchable": []}
+    assert (again["imported"], again["skipped"], again["refused"]) == (0, 7, [])
+    assert again["documents"] == again["unsearchable"] == []
+    assert len(again["already_archived"]) == 7
     assert listed(vault_path) == head
 
 
@@ -203,7 +217,7 @@ def test_folder_import_refuses_bad_program_and_type(vault_path: Path, tmp_path: 
 def test_import_of_a_missing_folder_exits_1(vault_path: Path, tmp_path: Path) -> None:
     result = run(vault_path, "import", str(tmp_path / "nowhere"), *FOLDER_ARGS)
     assert result.exit_code == 1
-    assert "no such folder" in result.stderr
+    assert "no such file or folder" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -234,10 +248,13 @@ def test_without_a_tty_there_is_no_progress_bar(
     assert "\r" not in out and "#" not in out
     lines = out.splitlines()
     assert lines[0] == "imported 6, skipped 1 already archived, refused 0, not searchable 1"
-    # The table of files not searchable, and nothing else.
+    # Which file became which document (a header and 6 rows), the table of files not
+    # searchable, and nothing else.
+    assert lines[2].split() == ["ID", "PATH", "TITLE"]
+    assert lines[3].split()[1:] == [str(tmp_path / "scans" / "br-0001.pdf"), "br-0001"]
     assert "Not searchable (archived byte for byte):" in lines
     assert any("instrument.bin" in line and "unsupported format" in line for line in lines)
-    assert len([line for line in lines if line.strip()]) == 4
+    assert len([line for line in lines if line.strip()]) == 4 + 7
 
 
 # -- manifests ------------------------------------------------------------------------------

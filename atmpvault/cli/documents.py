@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, cast
 
 import click
 
@@ -35,6 +35,11 @@ if TYPE_CHECKING:
 @click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Extra metadata; repeatable.")
 @click.option("--id", "doc_id", help="Archive FILE as the next version of this document.")
 @click.option("--reason", help="Why the document changes (required with --id).")
+@click.option(
+    "--allow-duplicate",
+    is_flag=True,
+    help="Archive FILE even though another document already holds the same bytes.",
+)
 @user_option
 @json_option
 @pass_vault
@@ -48,10 +53,14 @@ def add(
     meta: tuple[str, ...],
     doc_id: str | None,
     reason: str | None,
+    allow_duplicate: bool,
     user: str | None,
     as_json: bool,
 ) -> None:
     """Archive a document, or a new version of one.
+
+    Bytes already archived as another document are refused, naming it, unless
+    --allow-duplicate is given.
 
     \b
         atmpvault add BR-0042.pdf --program CART-19 --type batch-record --lot L-0042
@@ -66,6 +75,8 @@ def add(
             raise InvalidInput("--program and --type are fixed at version 1; omit them with --id")
         if reason is None:
             raise InvalidInput("--reason is required when archiving a new version (--id)")
+        if allow_duplicate:
+            raise InvalidInput("--allow-duplicate applies to new documents, not to --id")
         version = Documents(vault).revise(doc_id, file, reason, title, lot, extra)
     else:
         if program is None or doc_type is None:
@@ -74,7 +85,9 @@ def add(
             )
         if reason is not None:
             raise InvalidInput("--reason applies to new versions (--id); version 1 needs none")
-        version = Documents(vault).add(file, program, doc_type, title, lot, extra)
+        version = Documents(vault).add(
+            file, program, doc_type, title, lot, extra, allow_duplicate=allow_duplicate
+        )
     result = {
         "id": version.id,
         "version": version.version,
@@ -116,6 +129,9 @@ def show(vault: Vault, doc_id: str, number: int | None, as_of: str | None, as_js
         emit_json(data)
         return
     show_version(data)
+    for key in ("source_path", "duplicate_of"):
+        if data.get(key):
+            click.echo(f"{key:12} {data[key]}")
     for sub in data["sequences"]:
         state = f"submitted {sub['submitted']}" if sub["submitted"] else sub["status"]
         click.echo(
@@ -146,7 +162,11 @@ def get(
         raise InvalidInput("use --version or --as-of, not both")
     at = when_option(as_of)
     if output is None:
-        Documents(vault).get(doc_id, sys.stdout.buffer, number, at)
+        sink = _Reader(sys.stdout.buffer)
+        Documents(vault).get(doc_id, cast(IO[bytes], sink), number, at)
+        sink.flush()
+        if sink.gone:
+            raise BrokenPipeError  # the reader stopped early (| head): the boundary exits quietly
         return
     found = Documents(vault).show(doc_id, number, at)
     target = output / found.filename if output.is_dir() else output
@@ -156,6 +176,33 @@ def get(
     except OSError as exc:
         raise VaultError(f"cannot write {target}: {exc.strerror}") from None
     click.echo(f"{found.id} v{found.version} -> {target}", err=True)
+
+
+class _Reader:
+    """Standard output that, once the reader has gone, swallows the rest of a stream.
+
+    The rest of the object is still read from git (so its reader stays in step and the
+    checksum is still checked) but written nowhere; a closed pipe is not damage.
+    """
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.gone = False
+
+    def write(self, block: bytes) -> int:
+        if not self.gone:
+            try:
+                self.out.write(block)
+            except BrokenPipeError:
+                self.gone = True
+        return len(block)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.out.flush()
+            except BrokenPipeError:
+                self.gone = True
 
 
 @click.command()

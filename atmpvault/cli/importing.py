@@ -1,16 +1,13 @@
-"""Bulk import: a folder or a CSV manifest, one document per file, resumable."""
+"""Bulk import: a folder, one file or a CSV manifest, one document per file, resumable."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-from atmpvault.cli.base import emit_json, exit_with, json_option, pass_vault, progress, table
-
-if TYPE_CHECKING:
-    from atmpvault.archive.core.vault import Vault
+from atmpvault.cli.base import emit_json, exit_with, json_option, open_vault, progress, table
 
 
 @click.command("import")
@@ -22,23 +19,32 @@ if TYPE_CHECKING:
     type=click.Path(path_type=Path),
     help="A CSV with columns path, program, type, title, lot and meta.* (paths relative to it).",
 )
+@click.option(
+    "--allow-duplicate",
+    is_flag=True,
+    help="Archive files whose bytes another document holds under another name.",
+)
 @json_option
-@pass_vault
+@click.pass_context
 def import_(
-    vault: Vault,
+    ctx: click.Context,
     source: Path | None,
     program: str | None,
     doc_type: str | None,
     manifest: Path | None,
+    allow_duplicate: bool,
     as_json: bool,
 ) -> None:
-    """Import a folder (recursively) or a CSV manifest, one document per file.
+    """Import a folder (recursively), one file, or a CSV manifest, one document per file.
 
-    Files already archived with the same SHA-256 are skipped, so an interrupted
-    import is resumed by running it again.
+    A file whose bytes are already archived under the same file name is skipped, so
+    an interrupted import is resumed by running it again. The same bytes under
+    another name are refused, naming the document that holds them, unless
+    --allow-duplicate is given. A title defaults to the file name without extension.
 
     \b
         atmpvault import ./scans/2025 --program CART-19 --type batch-record
+        atmpvault import ./scans/BR-0042.pdf --program CART-19 --type batch-record
         atmpvault import --manifest legacy/manifest.csv
     """
     from atmpvault.archive.documents.importer import (
@@ -47,24 +53,27 @@ def import_(
         plan_manifest,
         run_import,
     )
-    from atmpvault.errors import InvalidInput, NotFound
+    from atmpvault.errors import NotFound
 
     if manifest is None and source is not None and source.suffix.lower() == ".csv":
         manifest, source = source, None
     if (manifest is None) == (source is None):
-        raise InvalidInput("give a folder to import, or --manifest FILE.csv (not both)")
-    report = ImportReport()
-    if manifest is not None:
-        if not manifest.is_file():
-            raise NotFound(f"no such manifest: {manifest}")
-        items = plan_manifest(vault, manifest, program, doc_type, report)
-    else:
-        assert source is not None
-        if not source.is_dir():
-            raise NotFound(f"no such folder: {source}")
-        items = plan_folder(vault, source, program, doc_type, report)
-    with progress(len(items), "Importing", as_json) as update:
-        run_import(vault, items, report, progress=update)
+        raise click.UsageError(
+            "give a FOLDER or FILE to import, or --manifest FILE.csv (not both)", ctx
+        )
+    with open_vault(ctx) as vault:
+        report = ImportReport()
+        if manifest is not None:
+            if not manifest.is_file():
+                raise NotFound(f"no such manifest: {manifest}")
+            items = plan_manifest(vault, manifest, program, doc_type, report)
+        else:
+            assert source is not None
+            if not source.exists():
+                raise NotFound(f"no such file or folder: {source}")
+            items = plan_folder(vault, source, program, doc_type, report)
+        with progress(len(items), "Importing", as_json) as update:
+            run_import(vault, items, report, progress=update, allow_duplicate=allow_duplicate)
     _render_report(report.to_json(), as_json)
     if report.refused:
         exit_with(1)
@@ -74,10 +83,19 @@ def _render_report(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
         emit_json(summary)
         return
-    click.echo(
+    line = (
         f"imported {summary['imported']}, skipped {summary['skipped']} already archived, "
         f"refused {len(summary['refused'])}, not searchable {len(summary['unsearchable'])}"
     )
+    if summary["symlinks_skipped"]:
+        line += f", symbolic links skipped {len(summary['symlinks_skipped'])}"
+    click.echo(line)
+    if summary["documents"]:
+        click.echo("")
+        table(
+            [(d["id"], d["path"], d["title"]) for d in summary["documents"]],
+            ["ID", "PATH", "TITLE"],
+        )
     if summary["unsearchable"]:
         click.echo("\nNot searchable (archived byte for byte):")
         table(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -111,22 +111,31 @@ def log(
 def verify(vault: Vault, as_json: bool) -> None:
     """Re-hash every version, run git's integrity check, compare the catalog.
 
-    Exits 3 when anything disagrees.
+    Exits 3 when anything disagrees. Findings that are not damage (suspected
+    duplicate documents) are listed as warnings and do not change the exit code.
 
     \b
         atmpvault verify
     """
+    from atmpvault.archive.core.integrity import verify as check
+
+    warnings: list[dict[str, Any]] = []
     with progress(vault.commit_count(), "Verifying", as_json) as update:
-        problems = vault.verify(update)
+        problems = check(vault, update, warnings)
     if as_json:
-        emit_json({"ok": not problems, "problems": problems})
-    elif problems:
+        report: dict[str, Any] = {"ok": not problems, "problems": problems}
+        if warnings:
+            report["warnings"] = warnings
+        emit_json(report)
+    else:
+        for warning in warnings:
+            click.echo(f"WARNING  {warning['message']}")
         for problem in problems:
             click.echo(f"PROBLEM  {problem}")
-    else:
-        click.echo(
-            "ok: every version re-hashed, git fsck clean, catalog agrees with the repository"
-        )
+        if not problems:
+            click.echo(
+                "ok: every version re-hashed, git fsck clean, catalog agrees with the repository"
+            )
     if problems and as_json:
         exit_with(IntegrityError.exit_code)
     if problems:

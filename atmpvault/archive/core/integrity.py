@@ -39,8 +39,16 @@ class Checker(Protocol):
     def finish(self) -> list[str]: ...
 
 
-def verify(vault: Vault, progress: Progress | None = None) -> list[str]:
-    """Every problem found, one line each; empty when the vault is sound."""
+def verify(
+    vault: Vault,
+    progress: Progress | None = None,
+    warnings: list[dict[str, Any]] | None = None,
+) -> list[str]:
+    """Every problem found, one line each; empty when the vault is sound.
+
+    A checker may also have `warnings()`: findings that are not damage (each a dict
+    with at least "kind" and "message"); they are added to `warnings` when given.
+    """
     fsck = vault.store.fsck()
     problems = [f"git fsck: {line}" for line in fsck]
     damage = vault.store.damage(fsck)
@@ -81,6 +89,8 @@ def verify(vault: Vault, progress: Progress | None = None) -> list[str]:
         except _FAILURES as exc:
             found = [f"a workflow's checks could not finish: {exc}"]
         problems += [p for p in found if not _mentions(p, expected.unchecked)]
+        if warnings is not None and hasattr(checker, "warnings"):
+            warnings.extend(checker.warnings())
     for compare in (_compare_catalog, _compare_index):
         try:
             found = compare(vault, head, expected)

@@ -1,13 +1,13 @@
 """Documents' part of `verify`: every version re-hashed, and the document tables compared
-field by field with what the repository records."""
+field by field with what the repository records; suspected duplicates listed as warnings."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from atmpvault.archive.documents.records import CONTENT, KIND, DocumentVersion, doc_dir
+from atmpvault.archive.documents.records import ACTIVE, CONTENT, KIND, DocumentVersion, doc_dir
 from atmpvault.errors import IntegrityError
 from atmpvault.repository.git import RepositoryError
 
@@ -86,6 +86,44 @@ class DocumentChecks:
                     f"repository has {latest.get(doc_id)}"
                 )
         return problems
+
+    def warnings(self) -> list[dict[str, Any]]:
+        """Active documents whose current bytes and file name are identical: suspected duplicates.
+
+        Two imports of one folder racing each other (before atmpvault checked under the
+        lock) left exactly this trace. It is not damage: every version is intact and
+        the bytes may have been archived twice on purpose, so it is a warning, not a
+        problem. A document archived with --allow-duplicate records that choice and is
+        left out; withdrawing all but one settles a group.
+        """
+        latest: dict[str, DocumentVersion] = {}
+        for version in self.expected.values():
+            current = latest.get(version.id)
+            if current is None or version.version > current.version:
+                latest[version.id] = version
+        groups: dict[tuple[str, str], list[str]] = {}
+        for version in latest.values():
+            if version.status == ACTIVE and version.duplicate_of is None:
+                groups.setdefault((version.sha256, version.filename), []).append(version.id)
+        found = []
+        for (digest, filename), ids in sorted(groups.items()):
+            if len(ids) < 2:
+                continue
+            ids.sort()
+            found.append(
+                {
+                    "kind": "suspected_duplicate",
+                    "message": (
+                        f"suspected duplicates: {', '.join(ids)} have identical bytes "
+                        f"(SHA-256 {digest[:12]}) and the same file name {filename}; if they "
+                        "are one record archived twice, withdraw all but one"
+                    ),
+                    "documents": ids,
+                    "sha256": digest,
+                    "filename": filename,
+                }
+            )
+        return found
 
 
 def verify(vault: Vault) -> DocumentChecks:

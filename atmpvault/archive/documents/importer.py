@@ -3,8 +3,11 @@
 Text extraction runs in worker processes on every core while the parent writes:
 each batch becomes a run of commits in one `git fast-import` stream (one commit per
 document, so every document keeps its own history), then one catalog transaction and
-one index commit. Files already archived with the same SHA-256 are skipped, so an
-interrupted import is resumed by running it again. File contents and texts are held
+one index commit. A file whose bytes are already archived under the same file name is
+skipped, so an interrupted import is resumed by running it again; the same bytes under
+another name are refused unless duplicates are allowed. That check is made again for
+every batch under the write lock, against what is committed, so two imports of one
+folder racing each other archive each file once. File contents and texts are held
 only a few batches at a time; the list of files and their hashes (under 1 KB a file)
 is held for the whole import.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -23,7 +27,14 @@ from typing import TYPE_CHECKING, Any
 from atmpvault.archive.core import values
 from atmpvault.archive.core.changes import UnitOfWork
 from atmpvault.archive.documents.records import ACTIVE, DocumentVersion, doc_id_for
-from atmpvault.archive.documents.versions import Documents
+from atmpvault.archive.documents.versions import (
+    Documents,
+    already_archived,
+    max_bytes,
+    read_file,
+    same_file,
+    sha256_of,
+)
 from atmpvault.errors import InvalidInput, VaultError
 
 if TYPE_CHECKING:
@@ -47,6 +58,12 @@ class ImportItem:
     lot: str | None = None
     meta: dict[str, str] = field(default_factory=dict)
     label: str = ""  # how problems name it: the path, or "manifest line N"
+    source_path: str | None = None  # relative to the import root, as recorded
+
+
+def _relative(path: Path, root: Path) -> str:
+    """`path` relative to the import root, with forward slashes on every system."""
+    return path.relative_to(root).as_posix()
 
 
 @dataclass
@@ -57,6 +74,13 @@ class ImportReport:
     skipped: int = 0
     refused: list[dict[str, str]] = field(default_factory=list)
     unsearchable: list[dict[str, str]] = field(default_factory=list)
+    documents: list[dict[str, str]] = field(default_factory=list)  # path, id, title
+    already_archived: list[dict[str, str]] = field(default_factory=list)  # path, id
+    symlinks_skipped: list[str] = field(default_factory=list)
+
+    def skip(self, item: ImportItem, holder: DocumentVersion) -> None:
+        self.skipped += 1
+        self.already_archived.append({"path": str(item.path), "id": holder.id})
 
     def refuse(self, item: ImportItem | str, error: str) -> None:
         path = str(item.path) if isinstance(item, ImportItem) else item
@@ -69,6 +93,9 @@ class ImportReport:
             "skipped": self.skipped,
             "refused": self.refused,
             "unsearchable": self.unsearchable,
+            "documents": self.documents,
+            "already_archived": self.already_archived,
+            "symlinks_skipped": self.symlinks_skipped,
         }
 
 
@@ -78,22 +105,54 @@ class ImportReport:
 def plan_folder(
     vault: Vault, root: Path, program: str | None, doc_type: str | None, report: ImportReport
 ) -> list[ImportItem]:
-    """Every regular file under `root`, in a stable order, archived under one program and type."""
+    """Every regular file under `root` (or `root` itself, a file), in a stable order.
+
+    Dotfiles and symbolic links are skipped (listed in the report, not refused);
+    named pipes, sockets and devices are refused.
+    """
     if program is None or doc_type is None:
         raise InvalidInput("importing a folder needs --program and --type (or use --manifest)")
     program = values.program(program)
     doc_type = vault.document_type(doc_type)
+    if not root.is_dir():
+        return [
+            ImportItem(
+                path=root, program=program, type=doc_type, label=str(root), source_path=root.name
+            )
+        ]
     items = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        folder = Path(dirpath)
+        report.symlinks_skipped.extend(
+            str(folder / d) for d in sorted(dirnames) if (folder / d).is_symlink()
+        )
+        dirnames[:] = sorted(
+            d for d in dirnames if not d.startswith(".") and not (folder / d).is_symlink()
+        )
         for name in sorted(filenames):
             if name.startswith("."):
                 continue
-            path = Path(dirpath) / name
-            if path.is_symlink():
-                report.refuse(str(path), "symbolic links are not imported; archive the file itself")
+            path = folder / name
+            try:
+                mode = path.lstat().st_mode
+            except OSError as exc:
+                report.refuse(str(path), f"cannot read: {exc.strerror}")
                 continue
-            items.append(ImportItem(path=path, program=program, type=doc_type, label=str(path)))
+            if stat.S_ISLNK(mode):
+                report.symlinks_skipped.append(str(path))
+                continue
+            if not stat.S_ISREG(mode):
+                report.refuse(str(path), "not a regular file (a named pipe, socket or device)")
+                continue
+            items.append(
+                ImportItem(
+                    path=path,
+                    program=program,
+                    type=doc_type,
+                    label=str(path),
+                    source_path=_relative(path, root),
+                )
+            )
     return items
 
 
@@ -149,6 +208,7 @@ def plan_manifest(
                             ]
                         ),
                         label=label,
+                        source_path=_relative(path, base),
                     )
                 except VaultError as exc:
                     report.refused.append({"path": raw_path, "error": f"{label}: {exc}"})
@@ -188,16 +248,16 @@ class _Prepared:
     error: str | None
 
 
-def _prepare(paths: list[str]) -> list[_Prepared]:
+def _prepare(paths: list[str], limit: int) -> list[_Prepared]:
     """Hash and extract a chunk of files (runs in a worker process)."""
     from atmpvault.indexer.extract import extract
 
     out = []
     for name in paths:
         try:
-            data = Path(name).read_bytes()
-        except OSError as exc:
-            out.append(_Prepared("", 0, None, f"cannot read: {exc.strerror}"))
+            data = read_file(Path(name), limit)
+        except VaultError as exc:
+            out.append(_Prepared("", 0, None, str(exc)))
             continue
         out.append(
             _Prepared(
@@ -208,7 +268,7 @@ def _prepare(paths: list[str]) -> list[_Prepared]:
 
 
 def _prepared(
-    items: list[ImportItem], workers: int
+    items: list[ImportItem], workers: int, limit: int
 ) -> Iterator[list[tuple[ImportItem, _Prepared]]]:
     """Batches of items with their hashes and text, extracted ahead in worker processes."""
     chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
@@ -216,7 +276,7 @@ def _prepared(
     if workers <= 1:
         for start in range(0, len(chunks), per_batch):
             group = [c for chunk in chunks[start : start + per_batch] for c in chunk]
-            yield list(zip(group, _prepare([str(i.path) for i in group]), strict=True))
+            yield list(zip(group, _prepare([str(i.path) for i in group], limit), strict=True))
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
         pending: list[tuple[list[ImportItem], Future[list[_Prepared]]]] = []
@@ -225,7 +285,7 @@ def _prepared(
         while position < len(chunks) or pending:
             while position < len(chunks) and len(pending) < ahead:
                 chunk = chunks[position]
-                pending.append((chunk, pool.submit(_prepare, [str(i.path) for i in chunk])))
+                pending.append((chunk, pool.submit(_prepare, [str(i.path) for i in chunk], limit)))
                 position += 1
             batch: list[tuple[ImportItem, _Prepared]] = []
             while pending and len(batch) < BATCH:
@@ -234,47 +294,56 @@ def _prepared(
             yield batch
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _unarchived(
     vault: Vault,
     items: list[ImportItem],
     report: ImportReport,
     progress: Callable[[int], None] | None,
+    allow_duplicate: bool,
 ) -> list[ImportItem]:
-    """The items whose bytes are not archived yet (nor repeated earlier in this import).
+    """The items whose bytes were not archived when the import started.
 
     Hashing first makes re-running an interrupted import cost one read per file
-    instead of a text extraction.
+    instead of a text extraction. This is only a first pass, without the lock: each
+    batch is checked again under it (see `_write_batch`), which is what makes the skip
+    safe when two imports run at once, and what catches copies within this import.
     """
     fresh: list[ImportItem] = []
-    seen: set[str] = set()
+    limit = max_bytes(vault)
     for start in range(0, len(items), BATCH):
         batch = items[start : start + BATCH]
         hashed = []
         for item in batch:
             try:
-                hashed.append((item, _sha256(item.path)))
-            except OSError as exc:
-                report.refuse(item, f"cannot read: {exc.strerror}")
-        known = Documents(vault).catalog.known_hashes([digest for _, digest in hashed])
-        repeated = 0
+                hashed.append((item, sha256_of(item.path, limit)))
+            except VaultError as exc:
+                report.refuse(item, str(exc))
+        known = Documents(vault).catalog.holders(digest for _, digest in hashed)
+        done = len(batch) - len(hashed)
         for item, digest in hashed:
-            if digest in known or digest in seen:
-                repeated += 1
-                continue
-            seen.add(digest)
-            fresh.append(item)
-        report.skipped += repeated
-        if progress and repeated:
-            progress(repeated)
+            if _verdict(item, known.get(digest, []), report, allow_duplicate) == "archive":
+                fresh.append(item)
+            else:
+                done += 1
+        if progress and done:
+            progress(done)
     return fresh
+
+
+def _verdict(
+    item: ImportItem, held: list[DocumentVersion], report: ImportReport, allow_duplicate: bool
+) -> str:
+    """ "archive", or "skip" (already archived under its name) or "refuse" (a copy), reported."""
+    if not held:
+        return "archive"
+    holder = same_file(held, item.path.name)
+    if holder is not None:
+        report.skip(item, holder)
+        return "skip"
+    if allow_duplicate:
+        return "archive"
+    report.refuse(item, already_archived(held[0]))
+    return "refuse"
 
 
 def run_import(
@@ -283,12 +352,18 @@ def run_import(
     report: ImportReport,
     progress: Callable[[int], None] | None = None,
     workers: int | None = None,
+    allow_duplicate: bool = False,
 ) -> ImportReport:
-    """Archive `items`, skipping files already archived with the same SHA-256."""
+    """Archive `items`; files already archived under the same name are skipped.
+
+    Files whose bytes another document holds under another name are refused, or with
+    `allow_duplicate` archived anyway (recording which document they duplicate).
+    """
     actor = vault.actor
     since_flush = 0
-    fresh = _unarchived(vault, items, report, progress)
-    for batch in _prepared(fresh, workers or os.cpu_count() or 1):
+    limit = max_bytes(vault)
+    fresh = _unarchived(vault, items, report, progress, allow_duplicate)
+    for batch in _prepared(fresh, workers or os.cpu_count() or 1, limit):
         ready = []
         for item, prepared in batch:
             if prepared.error:
@@ -298,7 +373,7 @@ def run_import(
         if ready:
             since_flush += len(ready)
             flush = since_flush >= INDEX_COMMIT_EVERY
-            _write_batch(vault, ready, actor, report, flush)
+            _write_batch(vault, ready, actor, report, flush, allow_duplicate)
             since_flush = 0 if flush else since_flush
         if progress:
             progress(len(batch))
@@ -313,17 +388,29 @@ def _write_batch(
     actor: str,
     report: ImportReport,
     flush: bool,
+    allow_duplicate: bool,
 ) -> None:
-    """One lock, one fast-import stream, one catalog transaction, one index commit."""
+    """One lock, one fast-import stream, one catalog transaction, one index commit.
+
+    Under the lock, with the catalog brought to the last commit, every file is checked
+    again against what is archived now (another import may have written it while this
+    one waited) and against the files before it in this batch.
+    """
+    limit = max_bytes(vault)
     with vault.writing():
         documents = Documents(vault)
+        known = documents.catalog.holders(prepared.sha256 for _, prepared in batch)
         seq = documents.catalog.next_seq()
         units: list[UnitOfWork] = []
+        staged: list[dict[str, str]] = []
         for item, prepared in batch:
+            held = known.get(prepared.sha256, [])
+            if _verdict(item, held, report, allow_duplicate) != "archive":
+                continue
             try:
-                data = item.path.read_bytes()
-            except OSError as exc:
-                report.refuse(item, f"cannot read: {exc.strerror}")
+                data = read_file(item.path, limit)
+            except VaultError as exc:
+                report.refuse(item, str(exc))
                 continue
             if hashlib.sha256(data).hexdigest() != prepared.sha256:
                 report.refuse(item, "the file changed while it was being imported; run again")
@@ -339,7 +426,7 @@ def _write_batch(
                 title=item.title
                 or extraction.info.get("pdf_title")
                 or extraction.info.get("title")
-                or None,
+                or _stem_title(item.path),
                 lot=item.lot,
                 filename=item.path.name,
                 size=0,
@@ -350,11 +437,15 @@ def _write_batch(
                 user=actor,
                 reason=None,
                 meta=item.meta,
+                source_path=item.source_path,
+                duplicate_of=held[0].id if held else None,
             )
             unit = UnitOfWork(vault, "import", actor, None)
             version = documents.stage(unit, draft, data, extraction)
             seq += 1
             units.append(unit)
+            known.setdefault(version.sha256, []).append(version)
+            staged.append({"path": str(item.path), "id": version.id, "title": version.title or ""})
             if not extraction.searchable:
                 report.unsearchable.append(
                     {"path": str(item.path), "id": version.id, "reason": extraction.reason or ""}
@@ -366,3 +457,12 @@ def _write_batch(
             commits, commits[-1].sha, units[0].parent, defer=not flush
         )
         report.imported += len(units)
+        report.documents.extend(staged)
+
+
+def _stem_title(path: Path) -> str | None:
+    """The file name without its extension: the title when none is given or embedded."""
+    try:
+        return values.title(path.stem)
+    except VaultError:
+        return None  # a name no title may carry (control characters): no title

@@ -62,6 +62,9 @@ class DocumentVersion:
     searchable: bool = False
     unsearchable_reason: str | None = None
     pages: int | None = None
+    # Added later in format 1, so records written before lack them and read as None.
+    source_path: str | None = None  # imported: the file's path relative to the import root
+    duplicate_of: str | None = None  # archived on purpose with the same bytes as this document
     commit: str = ""
 
     def record(self) -> bytes:

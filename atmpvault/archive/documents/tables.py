@@ -6,7 +6,7 @@ Projected from the document records (docs/<h>/<hh>/<ID>/record.json) that commit
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from atmpvault.archive.core.catalog import Catalog
     from atmpvault.archive.core.changes import CommitChanges
 
-SCHEMA = "1"
+SCHEMA = "2"  # 2: source_path, duplicate_of
 
 versions = sa.Table(
     "versions",
@@ -43,6 +43,8 @@ versions = sa.Table(
     sa.Column("searchable", sa.Boolean, nullable=False),
     sa.Column("unsearchable_reason", sa.Text),
     sa.Column("pages", sa.Integer),
+    sa.Column("source_path", sa.Text),
+    sa.Column("duplicate_of", sa.String(40)),
     sa.Column("commit_sha", sa.String(64), nullable=False),
 )
 
@@ -119,6 +121,8 @@ def _row(version: DocumentVersion) -> dict[str, Any]:
         "searchable": version.searchable,
         "unsearchable_reason": version.unsearchable_reason,
         "pages": version.pages,
+        "source_path": version.source_path,
+        "duplicate_of": version.duplicate_of,
         "commit_sha": version.commit,
     }
 
@@ -145,6 +149,8 @@ def _version(row: Any) -> DocumentVersion:
         searchable=bool(m["searchable"]),
         unsearchable_reason=m["unsearchable_reason"],
         pages=m["pages"],
+        source_path=m["source_path"],
+        duplicate_of=m["duplicate_of"],
         commit=m["commit_sha"],
     )
 
@@ -210,14 +216,24 @@ class DocumentCatalog:
         with self.engine.connect() as conn:
             return (conn.execute(sa.select(sa.func.max(documents.c.seq))).scalar() or 0) + 1
 
-    def known_hashes(self, hashes: list[str]) -> set[str]:
-        """Which of these SHA-256 digests some archived version already has."""
-        found: set[str] = set()
+    def holders(self, hashes: Iterable[str]) -> dict[str, list[DocumentVersion]]:
+        """The documents already holding each of these SHA-256 digests, oldest first.
+
+        One entry per document: the first of its versions with those bytes.
+        """
+        wanted = sorted(set(hashes))
+        found: dict[str, list[DocumentVersion]] = {}
         with self.engine.connect() as conn:
-            for start in range(0, len(hashes), 500):
-                chunk = hashes[start : start + 500]
-                query = sa.select(versions.c.sha256).where(versions.c.sha256.in_(chunk)).distinct()
-                found.update(conn.execute(query).scalars())
+            for start in range(0, len(wanted), 500):
+                query = (
+                    sa.select(versions)
+                    .where(versions.c.sha256.in_(wanted[start : start + 500]))
+                    .order_by(versions.c.seq, versions.c.version)
+                )
+                for row in conn.execute(query):
+                    held = found.setdefault(row.sha256, [])
+                    if all(v.id != row.doc_id for v in held):
+                        held.append(_version(row))
         return found
 
     def count_versions(self) -> int:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -20,7 +24,7 @@ from atmpvault.archive.documents.records import (
     doc_dir,
     doc_id_for,
 )
-from atmpvault.errors import InvalidInput, NotFound, NothingChanged, VaultError
+from atmpvault.errors import AlreadyArchived, InvalidInput, NotFound, NothingChanged, VaultError
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.changes import UnitOfWork
@@ -36,16 +40,101 @@ def extract_text(data: bytes, filename: str) -> Extraction:
     return extract(data, filename)
 
 
-def read_file(path: Path) -> bytes:
-    """The bytes of a file to archive, or a clear error."""
+MB = 1 << 20
+
+
+def max_bytes(vault: Vault) -> int:
+    """The largest file this vault's add and import read (settings.max_file_mb)."""
+    return vault.settings.max_file_mb * MB
+
+
+@contextmanager
+def open_regular(path: Path, limit: int) -> Iterator[IO[bytes]]:
+    """A regular file of at most `limit` bytes opened for reading, or a clear error.
+
+    Opened without blocking, then checked with fstat on the open file: a FIFO would
+    block a plain open until some writer came, and a device (/dev/zero) never ends.
+    """
     if path.is_dir():
         raise VaultError(f"{path} is a directory; archive one file at a time (or use import)")
     try:
-        return path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise NotFound(f"no such file: {path}") from None
     except OSError as exc:
         raise VaultError(f"cannot read {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise VaultError(f"{path} is {_not_regular(info.st_mode)}, not a regular file")
+        if info.st_size > limit:
+            raise VaultError(too_large(path, info.st_size, limit))
+        os.set_blocking(fd, True)
+        yield handle
+
+
+def too_large(path: Path, size: int, limit: int) -> str:
+    """The refusal for a file over the size limit."""
+    return (
+        f"{path} is {size / MB:.1f} MB, over the {limit // MB} MB limit for one file "
+        "(ATMPVAULT_MAX_FILE_MB)"
+    )
+
+
+def _not_regular(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a directory" if stat.S_ISDIR(mode) else "not a file"
+
+
+def read_file(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file to archive (at most `limit`), or a clear error."""
+    with open_regular(path, limit) as handle:
+        try:
+            data = handle.read(limit + 1)
+        except OSError as exc:
+            raise VaultError(f"cannot read {path}: {exc.strerror}") from None
+    if len(data) > limit:  # it grew after fstat
+        raise VaultError(too_large(path, len(data), limit))
+    return data
+
+
+def sha256_of(path: Path, limit: int) -> str:
+    """The SHA-256 of a regular file, read in blocks (never whole into memory)."""
+    digest = hashlib.sha256()
+    read = 0
+    with open_regular(path, limit) as handle:
+        try:
+            while block := handle.read(MB):
+                read += len(block)
+                if read > limit:
+                    raise VaultError(too_large(path, read, limit))
+                digest.update(block)
+        except OSError as exc:
+            raise VaultError(f"cannot read {path}: {exc.strerror}") from None
+    return digest.hexdigest()
+
+
+def same_file(held: list[DocumentVersion], filename: str) -> DocumentVersion | None:
+    """The document already holding these bytes under this file name, if any.
+
+    Identical bytes under an identical name are the same file archived before (an
+    import run again, or a second import racing the first); under another name they
+    are a copy, archived again only on purpose.
+    """
+    return next((v for v in held if v.filename == filename), None)
+
+
+def already_archived(holder: DocumentVersion) -> str:
+    """The refusal for bytes another document already holds."""
+    return (
+        f"identical bytes are already archived as {holder.id} v{holder.version} "
+        f"({holder.filename}); --allow-duplicate archives them anyway"
+    )
 
 
 def _filename(path: Path) -> str:
@@ -78,8 +167,9 @@ class Documents:
         lot: str | None = None,
         meta: dict[str, str] | None = None,
         actor: str | None = None,
+        allow_duplicate: bool = False,
     ) -> DocumentVersion:
-        """Archive a new document as version 1."""
+        """Archive a new document as version 1, unless another document has the same bytes."""
         vault = self.vault
         draft = DocumentVersion(
             id="",
@@ -99,11 +189,19 @@ class Documents:
             reason=None,
             meta=meta or {},
         )
-        data = read_file(path)
+        data = read_file(path, max_bytes(vault))
+        digest = hashlib.sha256(data).hexdigest()
         catalog = self.catalog
         with vault.writing():
+            held = catalog.holders([digest]).get(digest, [])
+            holder = same_file(held, draft.filename) or (held[0] if held else None)
+            if holder is not None and not allow_duplicate:
+                raise AlreadyArchived(f"{path}: {already_archived(holder)}")
             seq = catalog.next_seq()
-            return self._write(replace(draft, id=doc_id_for(seq), seq=seq), data)
+            draft = replace(
+                draft, id=doc_id_for(seq), seq=seq, duplicate_of=holder.id if holder else None
+            )
+            return self._write(draft, data)
 
     def revise(
         self,
@@ -122,7 +220,7 @@ class Documents:
         new_title, new_lot = values.title(title), values.lot(lot)
         who = values.user(actor) if actor else vault.actor
         filename = _filename(path)
-        data = read_file(path)
+        data = read_file(path, max_bytes(vault))
         with vault.writing():
             current = self._current(doc_id)
             if current.status == WITHDRAWN:
@@ -146,6 +244,8 @@ class Documents:
                 user=who,
                 reason=why,
                 meta=merged,
+                source_path=None,  # new bytes, given to add --id, not imported
+                duplicate_of=None,
                 commit="",
             )
             return self._write(version, data)
