@@ -98,7 +98,8 @@ def test_event_add_prints_its_milestones_with_rule_and_source(ind: Path) -> None
     assert "SAFETY_7D" in result.stdout and "21 CFR 312.32(c)(2)" in result.stdout
     assert "SAFETY_15D" in result.stdout and "21 CFR 312.32(c)(1)" in result.stdout
 
-    data = ok(ind, "event", "add", "IND-012345", "ind-received", "--on", "2026-01-05")
+    ok(ind, "app", "new", "ind", "7", "--program", "AAV-2")
+    data = ok(ind, "event", "add", "IND-000007", "ind-received", "--on", "2026-01-05")
     assert data["event"]["id"] == "EV-000004"
     rules = {m["rule"]: m for m in data["milestones"]}
     assert rules["IND_EFFECTIVE"]["due"] == "2026-02-04"
@@ -109,14 +110,14 @@ def test_event_add_prints_its_milestones_with_rule_and_source(ind: Path) -> None
 def test_event_ids_are_unique_across_applications(ind: Path) -> None:
     ok(ind, "app", "new", "bla", "125123", "--program", "CART-19")
     data = ok(
-        ind, "event", "add", "BLA-125123", "bla-received", "--on", "2027-01-31",
+        ind, "event", "add", "BLA-125123", "bla-received", "--on", "2026-01-31",
         "--review", "priority",
     )  # fmt: skip
     assert data["event"]["id"] == "EV-000003"
     assert {m["rule"]: m["due"] for m in data["milestones"]} == {
-        "BLA_FILING": "2027-04-01",
-        "BLA_DAY74": "2027-04-15",
-        "BLA_PRIORITY": "2027-10-01",
+        "BLA_FILING": "2026-04-01",
+        "BLA_DAY74": "2026-04-15",
+        "BLA_PRIORITY": "2026-10-01",
     }
 
 

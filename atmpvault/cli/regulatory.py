@@ -21,15 +21,36 @@ from atmpvault.cli.base import (
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
     from atmpvault.archive.regulatory.applications import Event
-    from atmpvault.archive.regulatory.calendar import Milestone
+    from atmpvault.archive.regulatory.calendar import Milestone, Problem
 
 DEFAULT_DAYS = 30
+MAX_DAYS = 36600  # a century: a window past any date the vault accepts, and no overflow
 
 
-def _today(value: str | None) -> date:
+def _today(vault: Vault, value: str | None) -> date:
     from atmpvault.archive.core import values
 
-    return values.day(value, "--today") if value else values.now().date()
+    return values.day(value, "--today", vault.config.dates) if value else values.now().date()
+
+
+def _day(vault: Vault, value: str, what: str) -> date:
+    from atmpvault.archive.core import values
+
+    return values.day(value, what, vault.config.dates)
+
+
+def _report_problems(problems: Sequence[Problem], warn_only: bool = False) -> None:
+    """Name every record left out of the calendar on stderr; then, unless only a warning
+    (the write itself succeeded), exit 1: the listing above is incomplete."""
+    from atmpvault.errors import VaultError
+
+    for problem in problems:
+        click.echo(f"atmpvault: {'warning: ' if warn_only else ''}{problem}", err=True)
+    if problems and not warn_only:
+        raise VaultError(
+            f"{len(problems)} record(s) left out of the milestones (named above); "
+            "the rest are listed"
+        )
 
 
 def _show_milestones(rows: Sequence[Milestone]) -> None:
@@ -67,18 +88,21 @@ def _event_line(event: Event) -> str:
 
 
 def _report_event(vault: Vault, event: Event, today: date, as_json: bool) -> None:
-    """The event and the milestones it now derives."""
-    from atmpvault.archive.regulatory.calendar import milestones
+    """The event and the milestones it now derives; a warning names any record of its
+    application whose milestones cannot be derived (the event itself is recorded)."""
+    from atmpvault.archive.regulatory.calendar import milestone_calendar
 
-    derived = [m for m in milestones(vault, today, app=event.app) if m.event == event.id]
+    found = milestone_calendar(vault, today, app=event.app)
+    derived = [m for m in found.milestones if m.event == event.id]
     if as_json:
         emit_json({"event": event.to_json(), "milestones": [m.to_json() for m in derived]})
-        return
-    click.echo(_event_line(event))
-    if derived:
-        _show_milestones(derived)
     else:
-        click.echo("no milestones derived from this event")
+        click.echo(_event_line(event))
+        if derived:
+            _show_milestones(derived)
+        else:
+            click.echo("no milestones derived from this event")
+    _report_problems(found.problems, warn_only=True)
 
 
 # -- applications ---------------------------------------------------------------------------
@@ -164,9 +188,10 @@ def app_show(
     """
     from atmpvault.archive.regulatory.calendar import app_view
 
-    view = app_view(vault, application, _today(today), when_option(as_of))
+    view = app_view(vault, application, _today(vault, today), when_option(as_of))
     if as_json:
         emit_json(view.to_json())
+        _report_problems(view.problems)
         return
     a = view.application
     click.echo(f"{a.id}  {a.label}  program {a.program}  {a.status}")
@@ -176,6 +201,7 @@ def app_show(
     click.echo(f"\nopen milestones ({len(view.milestones)}):")
     if view.milestones:
         _show_milestones(view.milestones)
+    _report_problems(view.problems)
 
 
 # -- events -----------------------------------------------------------------------------------
@@ -239,6 +265,10 @@ def event_add(
 ) -> None:
     """Record an event and print the milestones it derives, each with rule and source.
 
+    An event reports what has happened, so its date may not be in the future (only
+    protocol-change-planned may); ind-received, ind-effective, bla-received and
+    bla-approved happen once per application: correct their date with `event correct`.
+
     \b
         atmpvault event add IND-012345 ind-received --on 2026-01-05
         atmpvault event add IND-012345 meeting-request-received --on 2026-03-02 --meeting-type C
@@ -246,13 +276,12 @@ def event_add(
         atmpvault event add IND-012345 fda-letter-received --on 2026-04-01 \\
             --letter-kind information-request --response-days 30 --doc DOC-000042
     """
-    from atmpvault.archive.core.values import day
     from atmpvault.archive.regulatory.applications import Regulatory
 
     recorded = Regulatory(vault).add_event(
         application,
         trigger,
-        day(on),
+        _day(vault, on, "--on"),
         review=review,
         meeting_type=meeting_type,
         response_days=response_days,
@@ -260,7 +289,7 @@ def event_add(
         doc=doc,
         note=note,
     )
-    _report_event(vault, recorded, _today(today), as_json)
+    _report_event(vault, recorded, _today(vault, today), as_json)
 
 
 @event.command("ls")
@@ -320,11 +349,10 @@ def event_correct(
     \b
         atmpvault event correct EV-000001 --on 2026-01-06 --reason "FDA receipt date per acknowledgment letter"
     """
-    from atmpvault.archive.core.values import day
     from atmpvault.archive.regulatory.applications import Regulatory
 
-    corrected = Regulatory(vault).correct_event(event_id, day(on), reason)
-    _report_event(vault, corrected, _today(today), as_json)
+    corrected = Regulatory(vault).correct_event(event_id, _day(vault, on, "--on"), reason)
+    _report_event(vault, corrected, _today(vault, today), as_json)
 
 
 # -- the calendar -----------------------------------------------------------------------------
@@ -335,8 +363,8 @@ def event_correct(
 @click.option("--app", "application", metavar="APP", help="Only this application.")
 @click.option(
     "--days",
-    type=click.IntRange(min=0),
-    help=f"Overdue plus the next N days (default {DEFAULT_DAYS}).",
+    type=click.IntRange(min=0, max=MAX_DAYS),
+    help=f"Overdue plus the next N days (default {DEFAULT_DAYS}, at most {MAX_DAYS}).",
 )
 @click.option("--from", "start", metavar="DATE", help="Due on or after this date.")
 @click.option("--to", "end", metavar="DATE", help="Due on or before this date.")
@@ -377,6 +405,8 @@ def calendar_cmd(
 
     By default: everything overdue plus the next 30 days. The hidden option
     `--today DATE` takes another date as today, for tests and reproducible reports.
+    A record whose milestones cannot be derived (an event dated outside the vault's
+    date range) is named on stderr and the command exits 1; the rest are listed.
 
     \b
         atmpvault calendar
@@ -384,20 +414,19 @@ def calendar_cmd(
         atmpvault calendar --from 2026-01-01 --to 2026-12-31 --ics cart19-2026.ics
         atmpvault calendar --overdue --json
     """
-    from atmpvault.archive.core.values import day
-    from atmpvault.archive.regulatory.calendar import milestones
+    from atmpvault.archive.regulatory.calendar import milestone_calendar
     from atmpvault.errors import InvalidInput
 
-    now = _today(today)
+    now = _today(vault, today)
     if days is not None and (start or end):
         raise InvalidInput("use --days or --from/--to, not both")
-    first = day(start, "--from") if start else None
-    last = day(end, "--to") if end else None
+    first = _day(vault, start, "--from") if start else None
+    last = _day(vault, end, "--to") if end else None
     if days is not None:
         last = now + timedelta(days=days)
     elif first is None and last is None and not overdue:
         last = now + timedelta(days=DEFAULT_DAYS)
-    rows = milestones(
+    found = milestone_calendar(
         vault,
         now,
         program=program,
@@ -407,6 +436,7 @@ def calendar_cmd(
         overdue_only=overdue,
         kind=kind,
     )
+    rows = found.milestones
     if ics_path is not None:
         from atmpvault.archive.regulatory.ics import write_ics
 
@@ -418,6 +448,7 @@ def calendar_cmd(
         _show_milestones(rows)
     else:
         click.echo("no milestones in this window", err=True)
+    _report_problems(found.problems)
 
 
 def register(cli: click.Group) -> None:

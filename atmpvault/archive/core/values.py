@@ -5,7 +5,9 @@ Everything here raises InvalidInput (exit 2) before anything is written.
 
 from __future__ import annotations
 
+import calendar
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from atmpvault.errors import InvalidInput
@@ -121,13 +123,96 @@ def meta(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
 
 _DATE_RE = re.compile(r"\d{4}-?\d{2}-?\d{2}")
 
+EARLIEST = date(1990, 1, 1)
+YEARS_AHEAD = 10
+# The widest range a vault may configure: far enough from year 1 and year 9999 that the
+# milestone arithmetic (offsets of years, yearly series) never leaves what `date` holds.
+FIRST_ALLOWED = date(1900, 1, 1)
+MAX_YEARS_AHEAD = 100
+# A day's grace for "has happened": east of UTC it is already tomorrow.
+GRACE = timedelta(days=1)
 
-def day(value: str, what: str = "--on") -> date:
-    """A calendar date typed as YYYY-MM-DD (due dates, event dates, --today)."""
+
+@dataclass(frozen=True)
+class DateRange:
+    """The dates people may enter: from `earliest` to `years_ahead` years after today."""
+
+    earliest: date = EARLIEST
+    years_ahead: int = YEARS_AHEAD
+
+    def latest(self, today: date | None = None) -> date:
+        """The last date accepted on `today` (default: the real today)."""
+        base = today or now().date()
+        year = base.year + self.years_ahead
+        return date(year, base.month, min(base.day, calendar.monthrange(year, base.month)[1]))
+
+    def describe(self, today: date | None = None) -> str:
+        return f"{self.earliest.isoformat()} to {self.latest(today).isoformat()}"
+
+    def contains(self, found: date, today: date | None = None) -> bool:
+        return self.earliest <= found <= self.latest(today)
+
+    def check(self, found: date, what: str, happened: bool = False) -> date:
+        """`found` if plausible; InvalidInput naming the range (or the future) if not.
+
+        `happened`: the date reports something that has already happened, so it may not
+        be in the future (today in the real clock, whatever --today says).
+        """
+        today = now().date()
+        if happened and found > today + GRACE:
+            raise InvalidInput(
+                f"{what} {found.isoformat()} is in the future: give the date it happened"
+            )
+        if not self.contains(found, today):
+            raise InvalidInput(
+                f"{what} {found.isoformat()} is outside the dates this vault accepts, "
+                f'{self.describe(today)} (config/vault.json "dates")'
+            )
+        return found
+
+
+DEFAULT_DATES = DateRange()
+
+
+def day(
+    value: str, what: str = "--on", within: DateRange = DEFAULT_DATES, happened: bool = False
+) -> date:
+    """A calendar date typed as YYYY-MM-DD (due dates, event dates, --today), checked to
+    lie in the vault's date range (`within`) and, if `happened`, not in the future."""
     try:
-        return date.fromisoformat(value.strip())
+        found = date.fromisoformat(value.strip())
     except ValueError:
         raise InvalidInput(f"{what} {_shown(value)} is not a date: use YYYY-MM-DD") from None
+    return within.check(found, what, happened)
+
+
+def date_range(raw: object, origin: str) -> DateRange:
+    """The "dates" of a vault's configuration: {"earliest": "1990-01-01", "years_ahead": 10}."""
+    if raw is None:
+        return DEFAULT_DATES
+    if not isinstance(raw, dict) or set(raw) - {"earliest", "years_ahead"}:
+        raise InvalidInput(
+            f'{origin}: "dates" must be an object with "earliest" (YYYY-MM-DD) and '
+            f'"years_ahead" (0 to {MAX_YEARS_AHEAD}), e.g. {{"earliest": "1990-01-01", '
+            f'"years_ahead": 10}}'
+        )
+    earliest_raw = raw.get("earliest", EARLIEST.isoformat())
+    try:
+        earliest = date.fromisoformat(earliest_raw) if isinstance(earliest_raw, str) else None
+    except ValueError:
+        earliest = None
+    if earliest is None or not FIRST_ALLOWED <= earliest <= now().date():
+        raise InvalidInput(
+            f'{origin}: "dates"."earliest" {earliest_raw!r} must be a date (YYYY-MM-DD) from '
+            f"{FIRST_ALLOWED.isoformat()} to today"
+        )
+    ahead = raw.get("years_ahead", YEARS_AHEAD)
+    if isinstance(ahead, bool) or not isinstance(ahead, int) or not 0 <= ahead <= MAX_YEARS_AHEAD:
+        raise InvalidInput(
+            f'{origin}: "dates"."years_ahead" {ahead!r} must be a whole number of years '
+            f"from 0 to {MAX_YEARS_AHEAD}"
+        )
+    return DateRange(earliest, ahead)
 
 
 def when(value: str, start_of_day: bool = False) -> datetime:
@@ -143,7 +228,9 @@ def when(value: str, start_of_day: bool = False) -> datetime:
             day = date.fromisoformat(raw)
             return datetime.combine(day, time.min if start_of_day else time.max, tzinfo=UTC)
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "T", 1))
-    except ValueError:
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC)  # year 1 or 9999 with an offset overflows here
+    except (ValueError, OverflowError):
         raise InvalidInput(
             f"cannot read {_shown(value)} as a date: use YYYY-MM-DD or an ISO datetime "
             "such as 2026-03-01T14:30:00+01:00"
@@ -151,8 +238,11 @@ def when(value: str, start_of_day: bool = False) -> datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     if not start_of_day:
-        moment += _typed_span(raw) - timedelta(microseconds=1)
-    return moment.astimezone(UTC)
+        try:
+            moment += _typed_span(raw) - timedelta(microseconds=1)
+        except OverflowError:
+            raise InvalidInput(f"{_shown(value)} is past the last time a date can hold") from None
+    return moment
 
 
 _TIME_RE = re.compile(r"[T ]\d{2}(:?\d{2})?(:?\d{2})?(?:[.,](\d+))?")

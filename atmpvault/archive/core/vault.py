@@ -71,6 +71,8 @@ class VaultConfig:
     index_engine: str = "tantivy"
     # list name -> e-mail addresses, for notices (see archive/notices.py)
     distribution_lists: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # the dates people may enter (absent from the file: 1990-01-01 to 10 years ahead)
+    dates: values.DateRange = values.DEFAULT_DATES
 
     @classmethod
     def default(cls, domains: Iterable[Domain] = ()) -> VaultConfig:
@@ -89,6 +91,7 @@ class VaultConfig:
                 str(name): tuple(addresses)
                 for name, addresses in data.get("distribution_lists", {}).items()
             },
+            dates=_dates(data.get("dates")),
         )
 
     def serialise(self) -> bytes:
@@ -101,7 +104,20 @@ class VaultConfig:
             data["distribution_lists"] = {
                 name: list(addresses) for name, addresses in sorted(self.distribution_lists.items())
             }
+        if self.dates != values.DEFAULT_DATES:
+            data["dates"] = {
+                "earliest": self.dates.earliest.isoformat(),
+                "years_ahead": self.dates.years_ahead,
+            }
         return (json.dumps(data, indent=2) + "\n").encode("utf-8")
+
+
+def _dates(raw: object) -> values.DateRange:
+    """The configured date range; a broken one is refused by every command that reads it."""
+    try:
+        return values.date_range(raw, CONFIG_PATH)
+    except InvalidInput as exc:
+        raise VaultError(str(exc)) from None
 
 
 class Vault:

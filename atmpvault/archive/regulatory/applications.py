@@ -51,6 +51,13 @@ TRIGGERS: dict[str, tuple[str, ...]] = {
     "meeting-request-received": ("ind", "bla"),
     "fda-letter-received": ("ind", "bla"),
 }
+# Triggers that happen once in an application's life (FDA receives an IND or a BLA once,
+# an IND goes into effect once, a BLA is approved once): a second one is a mistake that
+# would move the effective date and the annual reports, so its date is corrected instead.
+ONCE = ("ind-received", "ind-effective", "bla-received", "bla-approved")
+# Triggers dated by a plan (the planned implementation of a protocol change): the only
+# events that may lie ahead; every other one reports something that has happened.
+PLANNED = ("protocol-change-planned",)
 REVIEWS = ("standard", "priority")
 MEETING_TYPES = ("A", "B", "B-EOP", "C", "D", "INTERACT")
 LETTER_KINDS = (
@@ -288,6 +295,7 @@ class Regulatory:
             )
         target = self.app(application)
         self._check_trigger(target, trigger)
+        self._check_date(trigger, on)
         review = choice(review, REVIEWS, "review")
         meeting_type = choice(
             meeting_type.upper() if meeting_type else None, MEETING_TYPES, "meeting type"
@@ -316,6 +324,7 @@ class Regulatory:
             from atmpvault.archive.documents.versions import Documents
 
             doc = Documents(self.vault).show(values.doc_id(doc)).id
+        self._check_once(target, trigger)
         event = Event(
             id=self._next_event_id(),
             app=target.id,
@@ -345,6 +354,27 @@ class Regulatory:
             raise InvalidInput(
                 f"{trigger} is not recorded against an {application.kind.upper()}; "
                 f"triggers for {application.id}: {', '.join(fitting)}"
+            )
+
+    def _check_date(self, trigger: str, on: date) -> None:
+        """A plausible date for the trigger: in the vault's range, not ahead unless planned."""
+        if trigger not in PLANNED and on > values.now().date() + values.GRACE:
+            raise InvalidInput(
+                f"--on {on.isoformat()} is in the future: {trigger} records something that "
+                f"has happened (only {', '.join(PLANNED)} may be dated ahead)"
+            )
+        self.vault.config.dates.check(on, "--on")
+
+    def _check_once(self, application: Application, trigger: str) -> None:
+        if trigger not in ONCE:
+            return
+        earlier = [e for e in self.events(application.id) if e.trigger == trigger]
+        if earlier:
+            first = earlier[0]
+            raise VaultError(
+                f"{application.id} already has {trigger} {first.id} on {first.on.isoformat()}, "
+                f"and it happens once: to change its date, run 'atmpvault event correct "
+                f"{first.id} --on YYYY-MM-DD --reason TEXT'"
             )
 
     @staticmethod
@@ -386,6 +416,7 @@ class Regulatory:
         reason = values.reason(reason)
         with self.vault.unit("event-correct", "", reason=reason) as unit:
             current = self.event(event)
+            self._check_date(current.trigger, on)
             if on == current.on:
                 raise VaultError(f"{current.id} is already dated {on.isoformat()}")
             corrected = replace(

@@ -5,11 +5,15 @@ can be tested with dated cases. What does not depend on today (every one-off mil
 and the base of each yearly series) is projected into the catalog as events are written
 (see tables.py); `milestones`, the façade the CLI and the alerts call, queries that
 projection and expands the yearly series for the dates asked about.
+
+One record never takes the calendar down: an event whose milestones fall outside the
+years a date holds, or dated outside the vault's date range (an absurd date an earlier
+release accepted), is left out with its milestones and named as a Problem; the rest is
+derived and shown (`milestone_calendar`).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
@@ -19,6 +23,7 @@ from atmpvault.archive.core import values
 from atmpvault.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from atmpvault.archive.core.values import DateRange
     from atmpvault.archive.core.vault import Vault
     from atmpvault.archive.regulatory.applications import Application, Event, Regulatory
 
@@ -80,6 +85,34 @@ class Series:
     base: date
 
 
+@dataclass(frozen=True)
+class Problem:
+    """A record whose milestones cannot be derived: they are left out, and it is named."""
+
+    app: str
+    record: str
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"app": self.app, "record": self.record, "problem": self.message}
+
+    def __str__(self) -> str:
+        return f"{self.record} ({self.app}): {self.message}"
+
+
+def correct_hint(event: str) -> str:
+    return f"correct it with 'atmpvault event correct {event} --on YYYY-MM-DD --reason TEXT'"
+
+
+class _Underivable(Exception):
+    """One event's milestones fall outside the dates a calendar can hold."""
+
+    def __init__(self, event: EventFacts, rule: Rule) -> None:
+        super().__init__(event.id)
+        self.event = event
+        self.rule = rule
+
+
 def derive(
     app: AppFacts,
     events: Iterable[EventFacts],
@@ -93,23 +126,60 @@ def derive(
     One-off milestones are all returned. A yearly rule yields, while the application is
     active, the current cycle's report (the latest anniversary on or before `today`)
     and the next one, plus any other cycle falling due inside [start, end] when `end`
-    is given.
+    is given. Events whose milestones cannot be computed are left out (see derive_fixed).
     """
-    fixed, series = derive_fixed(app, events, rules)
+    return derive_checked(app, events, rules, today, start, end)[0]
+
+
+def derive_checked(
+    app: AppFacts,
+    events: Iterable[EventFacts],
+    rules: Rules,
+    today: date,
+    start: date | None = None,
+    end: date | None = None,
+) -> tuple[list[Milestone], list[Problem]]:
+    """`derive`, with the events it had to leave out."""
+    fixed, series, problems = derive_fixed(app, events, rules)
     found = [dated(m, today) for m in fixed]
     if app.active:
         for each in series:
             found.extend(expand(app, each, today, start, end))
     found.sort(key=lambda m: (m.due, m.app, m.rule, m.event))
-    return found
+    return found, problems
 
 
 def derive_fixed(
     app: AppFacts, events: Iterable[EventFacts], rules: Rules
-) -> tuple[list[Milestone], list[Series]]:
+) -> tuple[list[Milestone], list[Series], list[Problem]]:
     """What does not depend on today: the one-off milestones (days_left 0) and the yearly
-    series with their bases."""
-    ordered = sorted(events, key=lambda e: (e.on, e.id))
+    series with their bases; and the events left out because a milestone they trigger
+    falls outside the years a date can hold (an absurd date in an old vault). Such an
+    event is left out whole, and the rest derived again without it, so no milestone
+    rests on it."""
+    remaining = sorted(events, key=lambda e: (e.on, e.id))
+    problems: list[Problem] = []
+    while True:
+        try:
+            fixed, series = _derive_fixed(app, remaining, rules)
+        except _Underivable as exc:
+            bad = exc.event
+            problems.append(
+                Problem(
+                    app.id,
+                    bad.id,
+                    f"{bad.trigger} on {bad.on.isoformat()}: rule {exc.rule.id} falls outside "
+                    f"the dates a calendar can hold; {correct_hint(bad.id)}",
+                )
+            )
+            remaining = [e for e in remaining if e.id != bad.id]
+            continue
+        return fixed, series, problems
+
+
+def _derive_fixed(
+    app: AppFacts, ordered: Sequence[EventFacts], rules: Rules
+) -> tuple[list[Milestone], list[Series]]:
     dues: dict[tuple[str, str], date] = {}  # (event, rule) -> due, for anchored rules
     fixed: list[Milestone] = []
     series: list[Series] = []
@@ -125,10 +195,14 @@ def derive_fixed(
                 base = _anchor_date(dues, event.id, targets)
             if base is None:
                 continue
-            if rule.repeat == "yearly":
-                series.append(Series(rule, event, base))
-                continue
-            due = rule.offset.apply(base, event)
+            try:
+                if rule.repeat == "yearly":
+                    add_months(base, 12)  # its first anniversary must exist
+                    series.append(Series(rule, event, base))
+                    continue
+                due = rule.offset.apply(base, event)
+            except (OverflowError, ValueError):
+                raise _Underivable(event, rule) from None
             if due is not None:
                 dues[(event.id, rule.id)] = due
                 fixed.append(_made(app, rule, event, due))
@@ -183,7 +257,10 @@ def _yearly(
     anniversaries: list[date] = []
     cycle = 1
     while True:
-        anniversary = add_months(base, 12 * cycle)
+        try:
+            anniversary = add_months(base, 12 * cycle)
+        except ValueError:  # after year 9999: the series ends with the calendar
+            break
         anniversaries.append(anniversary)
         if anniversary > today and (end is None or anniversary > end):
             break
@@ -192,15 +269,33 @@ def _yearly(
     past = [i for i, a in enumerate(anniversaries) if a <= today]
     if past:
         keep.add(past[-1])
-    keep.add(next(i for i, a in enumerate(anniversaries) if a > today))
-    dues = [rule.offset.apply(a, event) for a in anniversaries]
+    following = next((i for i, a in enumerate(anniversaries) if a > today), None)
+    if following is not None:
+        keep.add(following)
+    dues = [_offset(rule, a, event) for a in anniversaries]
     if end is not None:
         low = start or today
         keep.update(i for i, d in enumerate(dues) if d is not None and low <= d <= end)
     return [(i + 1, d) for i, d in enumerate(dues) if i in keep and d is not None]
 
 
+def _offset(rule: Rule, base: date, event: EventFacts) -> date | None:
+    """The due date, or None where it would fall after year 9999."""
+    try:
+        return rule.offset.apply(base, event)
+    except (OverflowError, ValueError):
+        return None
+
+
 # -- the façade -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """Milestones in date order, and the records whose milestones are left out."""
+
+    milestones: list[Milestone]
+    problems: list[Problem]
 
 
 def milestones(
@@ -218,8 +313,28 @@ def milestones(
 
     `start`/`end` bound the due date (inclusive); `overdue_only` keeps those due before
     `today`. The CLI's default window (everything overdue plus the next 30 days) is
-    `milestones(vault, today, end=today + timedelta(days=30))`.
+    `milestones(vault, today, end=today + timedelta(days=30))`. Records whose milestones
+    cannot be derived are left out; `milestone_calendar` names them.
     """
+    return milestone_calendar(
+        vault, today, program, app, start, end, overdue_only, kind, as_of
+    ).milestones
+
+
+def milestone_calendar(
+    vault: Vault,
+    today: date,
+    program: str | None = None,
+    app: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    overdue_only: bool = False,
+    kind: str | None = None,
+    as_of: str | None = None,
+) -> Calendar:
+    """`milestones`, with the problems: every event dated outside the vault's date range
+    (its milestones would be absurd: overdue by centuries) or whose milestones fall
+    outside the dates a calendar can hold. One bad record never hides the rest."""
     from atmpvault.archive.regulatory.applications import Regulatory
 
     if kind is not None and kind not in KINDS:
@@ -229,22 +344,36 @@ def milestones(
     if start is not None and end is not None and start > end:
         raise InvalidInput(f"the window starts ({start}) after it ends ({end})")
     registry = Regulatory(vault)
+    dates = vault.config.dates
     if as_of is not None:
-        found = _derived(vault, registry, today, program, app, start, end, as_of)
+        found, problems = _derived(vault, registry, today, program, app, start, end, as_of)
     else:
         if app is not None:
             registry.app(app)  # NotFound names the applications there are
-        found = _projected(vault, today, program, app, start, end)
+        found, problems = _projected(vault, today, program, app, start, end, dates)
+    problems += [_outside(dates, m.app, m.event, m.trigger, m.trigger_date) for m in found
+                 if not dates.contains(m.trigger_date)]  # fmt: skip
     found = [
         m
         for m in found
-        if (kind is None or m.kind == kind)
+        if dates.contains(m.trigger_date)
+        and (kind is None or m.kind == kind)
         and (start is None or m.due >= start)
         and (end is None or m.due <= end)
         and (not overdue_only or m.due < today)
     ]
     found.sort(key=lambda m: (m.due, m.app, m.rule, m.event))
-    return found
+    unique = {(p.app, p.record): p for p in reversed(problems)}  # the first said of each
+    return Calendar(found, sorted(unique.values(), key=lambda p: (p.app, p.record)))
+
+
+def _outside(dates: DateRange, app: str, event: str, trigger: str, on: date) -> Problem:
+    return Problem(
+        app,
+        event,
+        f"{trigger} on {on.isoformat()} is outside the dates this vault accepts "
+        f"({dates.describe()}), so its milestones are left out; {correct_hint(event)}",
+    )
 
 
 @dataclass(frozen=True)
@@ -263,55 +392,21 @@ def _projected(
     app: str | None,
     start: date | None,
     end: date | None,
-) -> list[Milestone]:
+    dates: DateRange,
+) -> tuple[list[Milestone], list[Problem]]:
     """Milestones from the catalog's projection: one query over due dates, plus the
-    yearly series of active applications expanded for these dates."""
-    import sqlalchemy as sa
+    yearly series of active applications expanded for these dates; and the problems
+    the projection recorded or that an event's date outside `dates` makes."""
+    from atmpvault.archive.regulatory.tables import read_projected
 
-    from atmpvault.archive.core.catalog import records
-    from atmpvault.archive.regulatory.applications import ACTIVE, Event
-    from atmpvault.archive.regulatory.kinds import APP_KIND
-    from atmpvault.archive.regulatory.tables import (
-        milestone_from_row,
-        milestones,
-        series,
-        stored_rules,
-    )
-
-    fixed = sa.select(milestones)
-    yearly = sa.select(series).where(
-        series.c.app.in_(
-            sa.select(records.c.id).where(
-                records.c.kind == APP_KIND.name,
-                records.c.latest.is_(True),
-                records.c.status == ACTIVE,
-            )
-        )
-    )
-    for table, query in ((milestones, "fixed"), (series, "yearly")):
-        clauses = []
-        if app is not None:
-            clauses.append(table.c.app == app)
-        if program is not None:
-            clauses.append(table.c.program == program)
-        if query == "fixed":
-            fixed = fixed.where(*clauses)
-        else:
-            yearly = yearly.where(*clauses)
-    if start is not None:
-        fixed = fixed.where(milestones.c.due >= start.isoformat())
-    if end is not None:
-        fixed = fixed.where(milestones.c.due <= end.isoformat())
     with vault.catalog.connect() as conn:
-        rules = stored_rules(conn)
-        found = [dated(milestone_from_row(row), today) for row in conn.execute(fixed)]
-        for row in conn.execute(yearly):
-            each = Series(
-                rules.get(row.rule), Event.from_json(json.loads(row.event_body)),
-                date.fromisoformat(row.base),
-            )  # fmt: skip
-            found.extend(expand(_App(row.app, row.program), each, today, start, end))
-    return found
+        rows = read_projected(conn, program, app, start, end, dates.earliest, dates.latest())
+    found = [dated(m, today) for m in rows.fixed]
+    for app_id, app_program, each in rows.yearly:
+        found.extend(expand(_App(app_id, app_program), each, today, start, end))
+    problems = [Problem(*row) for row in rows.problems]
+    problems += [_outside(dates, *row) for row in rows.outside]
+    return found, problems
 
 
 def _derived(
@@ -323,7 +418,7 @@ def _derived(
     start: date | None,
     end: date | None,
     as_of: str,
-) -> list[Milestone]:
+) -> tuple[list[Milestone], list[Problem]]:
     """Milestones derived afresh from the records as they stood at `as_of`."""
     apps = [registry.app(app, as_of)] if app is not None else registry.apps(as_of)
     if program is not None:
@@ -333,9 +428,13 @@ def _derived(
     for event in registry.events(app, as_of=as_of):
         by_app.setdefault(event.app, []).append(event)
     found: list[Milestone] = []
+    problems: list[Problem] = []
     for application in apps:
-        found.extend(derive(application, by_app.get(application.id, []), rules, today, start, end))
-    return found
+        events = by_app.get(application.id, [])
+        made, left_out = derive_checked(application, events, rules, today, start, end)
+        found += made
+        problems += left_out
+    return found, problems
 
 
 # Kinds of milestone that stay open once their date passes, until done (an obligation).
@@ -349,12 +448,14 @@ class AppView:
     application: Application
     events: list[Event]
     milestones: list[Milestone]
+    problems: list[Problem]
 
     def to_json(self) -> dict[str, Any]:
         return {
             "application": self.application.to_json(),
             "events": [e.to_json() for e in self.events],
             "milestones": [m.to_json() for m in self.milestones],
+            "problems": [p.to_json() for p in self.problems],
         }
 
 
@@ -366,6 +467,6 @@ def app_view(vault: Vault, app: str, today: date, as_of: str | None = None) -> A
     registry = Regulatory(vault)
     application = registry.app(app, as_of)
     events = registry.events(application.id, as_of=as_of)
-    found = milestones(vault, today, app=application.id, as_of=as_of)
-    open_ = [m for m in found if m.due >= today or m.kind in OBLIGATIONS]
-    return AppView(application, events, open_)
+    found = milestone_calendar(vault, today, app=application.id, as_of=as_of)
+    open_ = [m for m in found.milestones if m.due >= today or m.kind in OBLIGATIONS]
+    return AppView(application, events, open_, found.problems)

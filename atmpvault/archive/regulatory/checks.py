@@ -1,5 +1,6 @@
 """The regulatory workflow's part of `verify`: every finalised sequence keeps its tag,
-and the tag points at the commit that finalised it."""
+and the tag points at the commit that finalised it; the projected milestones are what
+the records derive; and every record whose milestones cannot be derived is named."""
 
 from __future__ import annotations
 
@@ -28,7 +29,19 @@ class RegulatoryChecks:
                 self.finalised.setdefault(change.id, (str(body.get("tag")), commit.sha))
 
     def finish(self) -> list[str]:
-        return self._tags() + self._milestones()
+        return self._tags() + self._milestones() + self._underivable()
+
+    def _underivable(self) -> list[str]:
+        """Records the calendar leaves out, as the projection recorded them."""
+        import sqlalchemy as sa
+
+        from atmpvault.archive.regulatory.tables import underivable
+
+        with self.vault.catalog.connect() as conn:
+            rows = conn.execute(
+                sa.select(underivable).order_by(underivable.c.app, underivable.c.record)
+            ).all()
+        return [f"{r.record} ({r.app}): milestones cannot be derived: {r.problem}" for r in rows]
 
     def _milestones(self) -> list[str]:
         """The projected milestones are what the records and rules derive now."""
@@ -40,6 +53,7 @@ class RegulatoryChecks:
             milestones,
             series,
             stored_rules,
+            underivable,
         )
         from atmpvault.errors import InvalidRules
 
@@ -48,20 +62,22 @@ class RegulatoryChecks:
                 rules = stored_rules(conn)
             except InvalidRules:
                 return []  # nothing derives from unusable rules; the calendar says why
-            fixed, yearly = derive_all(conn, rules)
+            fixed, yearly, problems = derive_all(conn, rules)
+            derived = (
+                (milestones, list(map(milestone_row, fixed))),
+                (series, yearly),
+                (underivable, problems),
+            )
             want = {
-                (table.name, tuple(sorted(row.items())))
-                for table, rows in ((milestones, map(milestone_row, fixed)), (series, yearly))
-                for row in rows
+                (table.name, tuple(sorted(row.items()))) for table, rows in derived for row in rows
             }
             have = {
                 (table.name, tuple(sorted(dict(row._mapping).items())))
-                for table in (milestones, series)
+                for table, _rows in derived
                 for row in conn.execute(sa.select(table))
             }
         return [
-            f"catalog {name} row {dict(row).get('app')} {dict(row).get('rule')} "
-            f"{dict(row).get('event')} is {what}"
+            f"catalog {name} row {_key(dict(row))} is {what}"
             for what, rows in (("not what the records derive", have - want),
                                ("missing", want - have))
             for name, row in sorted(rows)
@@ -82,6 +98,10 @@ class RegulatoryChecks:
                     f"tag {tag} points at {found[:12]}, not at {sha[:12]} that finalised {name}"
                 )
         return problems
+
+
+def _key(row: dict[str, object]) -> str:
+    return " ".join(str(row[k]) for k in ("app", "rule", "event", "record") if k in row)
 
 
 def verify(vault: Vault) -> RegulatoryChecks:

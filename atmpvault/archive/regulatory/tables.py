@@ -6,13 +6,17 @@ every yearly series. A calendar is then one indexed query over due dates, whatev
 number of events, plus the yearly series expanded for the dates asked about. An
 application is derived again whenever one of its records changes; every application is,
 when the vault's rules file changes. A rules file that cannot be used is remembered
-with its problem, which every calendar then reports.
+with its problem, which every calendar then reports. A record that cannot be derived
+(an event whose milestones fall outside the years a date holds, a record that cannot
+be read) is kept in milestone_problems with its id, and the rest is derived: one bad
+record never stops the catalog catching up.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +37,7 @@ if TYPE_CHECKING:
     from atmpvault.archive.regulatory.applications import Application, Event
     from atmpvault.archive.regulatory.calendar import Milestone, Series
 
-SCHEMA = "1"
+SCHEMA = "2"
 
 milestones = sa.Table(
     "milestones",
@@ -59,7 +63,18 @@ series = sa.Table(
     sa.Column("event", sa.String(20), primary_key=True),
     sa.Column("program", sa.String(40), nullable=False),
     sa.Column("base", sa.String(10), nullable=False),
+    sa.Column("trigger", sa.String(40), nullable=False),
+    sa.Column("trigger_date", sa.String(10), nullable=False),
     sa.Column("event_body", sa.Text, nullable=False),
+)
+
+underivable = sa.Table(
+    "milestone_problems",
+    metadata,
+    sa.Column("app", sa.String(20), primary_key=True),
+    sa.Column("record", sa.String(20), primary_key=True),
+    sa.Column("program", sa.String(40), nullable=False),
+    sa.Column("problem", sa.Text, nullable=False),
 )
 
 rules_state = sa.Table(
@@ -90,8 +105,8 @@ def project(conn: Any, commits: Sequence[CommitChanges], context: Any) -> None:
     except InvalidRules:
         return  # the calendar reports the problem; fixing the file derives everything again
     apps = None if rules_changed else sorted(changed)
-    fixed, yearly = derive_all(conn, rules, apps)
-    for table in (milestones, series):
+    fixed, yearly, problems = derive_all(conn, rules, apps)
+    for table in (milestones, series, underivable):
         query = table.delete()
         if apps is not None:
             query = query.where(table.c.app.in_(apps))
@@ -100,39 +115,150 @@ def project(conn: Any, commits: Sequence[CommitChanges], context: Any) -> None:
         conn.execute(milestones.insert(), [milestone_row(m) for m in fixed])
     if yearly:
         conn.execute(series.insert(), yearly)
+    if problems:
+        conn.execute(underivable.insert(), problems)
+
+
+# What reading a stored record can raise when a field is missing or not of its type.
+_UNREADABLE = (KeyError, TypeError, ValueError, OverflowError, AttributeError)
 
 
 def derive_all(
     conn: Any, rules: Rules, apps: Iterable[str] | None = None
-) -> tuple[list[Milestone], list[dict[str, Any]]]:
-    """The fixed milestones and yearly series rows of these applications (None: all)."""
+) -> tuple[list[Milestone], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The fixed milestones, yearly series rows and problem rows of these applications
+    (None: all)."""
     from atmpvault.archive.regulatory.applications import Application, Event
     from atmpvault.archive.regulatory.calendar import derive_fixed
 
     wanted = None if apps is None else list(apps)
-    app_query = sa.select(records.c.body).where(
+    columns = (records.c.id, records.c.ref, records.c.body)
+    app_query = sa.select(*columns).where(
         records.c.kind == APP_KIND.name, records.c.latest.is_(True)
     )
-    event_query = sa.select(records.c.body).where(
+    event_query = sa.select(*columns).where(
         records.c.kind == EVENT_KIND.name, records.c.latest.is_(True)
     )
     if wanted is not None:
         app_query = app_query.where(records.c.id.in_(wanted))
         event_query = event_query.where(records.c.ref.in_(wanted))
     by_app: dict[str, list[Event]] = {}
-    for (body,) in conn.execute(event_query):
-        event = Event.from_json(json.loads(body))
+    unread: dict[str, list[tuple[str, str]]] = {}  # app -> (record, why)
+    for record, ref, body in conn.execute(event_query):
+        try:
+            event = Event.from_json(json.loads(body))
+        except _UNREADABLE as exc:
+            unread.setdefault(str(ref), []).append((record, _unreadable(exc)))
+            continue
         by_app.setdefault(event.app, []).append(event)
     fixed: list[Milestone] = []
     yearly: list[dict[str, Any]] = []
-    for (body,) in conn.execute(app_query):
-        application = Application.from_json(json.loads(body))
+    problems: list[dict[str, Any]] = []
+    for record, _ref, body in conn.execute(app_query):
+        try:
+            application = Application.from_json(json.loads(body))
+        except _UNREADABLE as exc:
+            problems.append(_problem_row(record, record, "", _unreadable(exc)))
+            continue
         events = by_app.get(application.id, [])
-        one_off, cycles = derive_fixed(application, events, rules)
+        one_off, cycles, left_out = derive_fixed(application, events, rules)
         fixed += one_off
         bodies = {e.id: e for e in events}
         yearly += [_series_row(application, s, bodies[s.event.id]) for s in cycles]
-    return fixed, yearly
+        problems += [
+            _problem_row(application.id, p.record, application.program, p.message) for p in left_out
+        ]
+        problems += [
+            _problem_row(application.id, event_id, application.program, why)
+            for event_id, why in unread.get(application.id, [])
+        ]
+    return fixed, yearly, problems
+
+
+def _unreadable(exc: Exception) -> str:
+    return f"the record cannot be read ({type(exc).__name__}: {exc}); nothing is derived from it"
+
+
+def _problem_row(app: str, record: str, program: str, problem: str) -> dict[str, Any]:
+    return {"app": app, "record": record, "program": program, "problem": problem}
+
+
+@dataclass(frozen=True)
+class Projected:
+    """What one calendar query reads of the projection (see read_projected)."""
+
+    fixed: list[Milestone]  # undated: the caller counts the days left
+    yearly: list[tuple[str, str, Series]]  # (app, program, series)
+    problems: list[tuple[str, str, str]]  # (app, record, problem)
+    outside: list[tuple[str, str, str, date]]  # (app, event, trigger, its date)
+
+
+def read_projected(
+    conn: Any,
+    program: str | None,
+    app: str | None,
+    start: date | None,
+    end: date | None,
+    earliest: date,
+    latest: date,
+) -> Projected:
+    """The one-off milestones due in [start, end] and the yearly series of active
+    applications, of events dated in [earliest, latest]; the recorded problems; and the
+    events dated outside [earliest, latest], which the calendar leaves out and names."""
+    from atmpvault.archive.regulatory.applications import ACTIVE, Event
+    from atmpvault.archive.regulatory.calendar import Series
+
+    def scoped(table: sa.Table) -> list[Any]:
+        clauses = []
+        if app is not None:
+            clauses.append(table.c.app == app)
+        if program is not None:
+            clauses.append(table.c.program == program)
+        return clauses
+
+    low, high = earliest.isoformat(), latest.isoformat()
+
+    def inside(table: sa.Table) -> Any:
+        return table.c.trigger_date.between(low, high)
+
+    fixed = sa.select(milestones).where(*scoped(milestones), inside(milestones))
+    if start is not None:
+        fixed = fixed.where(milestones.c.due >= start.isoformat())
+    if end is not None:
+        fixed = fixed.where(milestones.c.due <= end.isoformat())
+    active = sa.select(records.c.id).where(
+        records.c.kind == APP_KIND.name, records.c.latest.is_(True), records.c.status == ACTIVE
+    )
+    yearly = sa.select(series).where(*scoped(series), inside(series), series.c.app.in_(active))
+    rules = stored_rules(conn)
+    found = Projected(
+        fixed=[milestone_from_row(row) for row in conn.execute(fixed)],
+        yearly=[
+            (
+                row.app,
+                row.program,
+                Series(
+                    rules.get(row.rule),
+                    Event.from_json(json.loads(row.event_body)),
+                    date.fromisoformat(row.base),
+                ),
+            )
+            for row in conn.execute(yearly)
+        ],  # fmt: skip
+        problems=[
+            (row.app, row.record, row.problem)
+            for row in conn.execute(sa.select(underivable).where(*scoped(underivable)))
+        ],
+        outside=[],
+    )
+    for table in (milestones, series):
+        query = sa.select(table.c.app, table.c.event, table.c.trigger, table.c.trigger_date)
+        query = query.where(*scoped(table), sa.not_(inside(table))).distinct()
+        found.outside.extend(
+            (row.app, row.event, row.trigger, date.fromisoformat(row.trigger_date))
+            for row in conn.execute(query)
+        )
+    return found
 
 
 def _store_rules(conn: Any, raw: bytes | None) -> None:
@@ -174,6 +300,8 @@ def _series_row(app: Application, s: Series, event: Event) -> dict[str, Any]:
         "event": s.event.id,
         "program": app.program,
         "base": s.base.isoformat(),
+        "trigger": event.trigger,
+        "trigger_date": event.on.isoformat(),
         "event_body": json.dumps(event.to_json(), sort_keys=True),
     }
 

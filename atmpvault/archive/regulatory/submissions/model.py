@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from html import escape
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -125,12 +125,10 @@ def operation(value: str) -> str:
     return value
 
 
-def calendar_date(value: str, what: str) -> date:
-    """A calendar date given as YYYY-MM-DD, not after tomorrow (UTC)."""
-    found = values.day(value, what)
-    if found > values.now().date() + timedelta(days=1):
-        raise InvalidInput(f"{what} {found.isoformat()} is in the future")
-    return found
+def calendar_date(value: str, what: str, within: values.DateRange = values.DEFAULT_DATES) -> date:
+    """A date something happened (submitted, acknowledged), as YYYY-MM-DD: not in the
+    future (a day's grace east of UTC) and inside the vault's date range `within`."""
+    return values.day(value, what, within, happened=True)
 
 
 def parse_doc_ref(value: str) -> tuple[str, int | None]:

@@ -1,15 +1,23 @@
-"""Verifying a built sequence: every checksum re-computed, each difference named."""
+"""Verifying a built sequence: every checksum re-computed, every member accounted for,
+each difference named.
+
+The rule for the members of a zip is here, for every zip atmpvault reads or writes:
+each is a plain relative path (not absolute, no '..', no backslash, no empty or '.'
+part), named once, and not a symbolic link. A zip that breaks it is not trusted.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import re
+import stat
 import zipfile
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from atmpvault.archive.regulatory.submissions.ectd import (
     INDEX,
@@ -21,8 +29,46 @@ from atmpvault.archive.regulatory.submissions.model import (
 )
 from atmpvault.errors import IntegrityError, NotFound
 
-if TYPE_CHECKING:
-    pass
+_DRIVE_RE = re.compile(r"[A-Za-z]:")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+# -- the members of a zip -------------------------------------------------------------------
+
+
+def member_problem(name: str) -> str | None:
+    """Why a member's name is not a plain relative path inside the archive, or None."""
+    if name.startswith(("/", "\\")) or _DRIVE_RE.match(name):
+        return f"{name!r}: an absolute path"
+    if "\\" in name:
+        return f"{name!r}: a backslash in the name (a Windows folder separator)"
+    if _CONTROL_RE.search(name):
+        return f"{name!r}: control characters in the name"
+    parts = name[:-1].split("/") if name.endswith("/") else name.split("/")
+    if ".." in parts:
+        return f"{name!r}: climbs out of the archive ('..')"
+    if any(part in ("", ".") for part in parts):
+        return f"{name!r}: an empty or '.' folder in the path"
+    return None
+
+
+def is_symlink(info: zipfile.ZipInfo) -> bool:
+    """A member stored as a symbolic link (its unix mode in the high bits)."""
+    return stat.S_ISLNK(info.external_attr >> 16)
+
+
+def zip_member_problems(infos: Sequence[zipfile.ZipInfo]) -> list[str]:
+    """Every member of a zip that breaks the rule above, each named once."""
+    problems = []
+    for info in infos:
+        problem = member_problem(info.filename)
+        if problem is None and is_symlink(info):
+            problem = f"{info.filename}: a symbolic link"
+        if problem is not None:
+            problems.append(problem)
+    counts = Counter(info.filename for info in infos)
+    problems += [f"{name}: in the zip {n} times" for name, n in sorted(counts.items()) if n > 1]
+    return problems
 
 
 # -- verifying a build --------------------------------------------------------------------
@@ -49,13 +95,17 @@ class VerifyReport:
         }
 
 
-def _digests(path: Path) -> tuple[dict[str, tuple[str, str]], dict[str, bytes]]:
-    """Every file of a built dir or zip: relative path -> (md5, sha256); plus the small
-    backbone files' bytes. Paths are only ever looked up, never opened from the index."""
-    hashes: dict[str, tuple[str, str]] = {}
-    small: dict[str, bytes] = {}
+@dataclass
+class _Contents:
+    """Every regular file of a build with its (md5, sha256), the backbone files' bytes,
+    every member's name (folders too), and what is wrong with any member."""
 
-    def take(name: str, chunks: Iterator[bytes]) -> None:
+    hashes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    small: dict[str, bytes] = field(default_factory=dict)
+    names: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def take(self, name: str, chunks: Iterator[bytes]) -> None:
         md5, sha = hashlib.md5(), hashlib.sha256()
         buf = bytearray()
         keep = PurePosixPath(name).name in (INDEX, INDEX_MD5, MANIFEST)
@@ -64,33 +114,54 @@ def _digests(path: Path) -> tuple[dict[str, tuple[str, str]], dict[str, bytes]]:
             sha.update(chunk)
             if keep:
                 buf.extend(chunk)
-        hashes[name] = (md5.hexdigest(), sha.hexdigest())
+        self.hashes[name] = (md5.hexdigest(), sha.hexdigest())
         if keep:
-            small[name] = bytes(buf)
+            self.small[name] = bytes(buf)
 
+
+def _digests(path: Path) -> _Contents:
+    """Every member of a built dir or zip. Paths are only ever looked up, never opened
+    from the index; an unsafe member is named, never read."""
+    found = _Contents()
     if path.is_file():
         try:
             with zipfile.ZipFile(path) as archive:
-                for info in archive.infolist():
-                    if info.is_dir():
+                infos = archive.infolist()
+                found.problems += zip_member_problems(infos)
+                seen: set[str] = set()
+                for info in infos:
+                    name = info.filename
+                    found.names.append(name)
+                    unsafe = member_problem(name) is not None or is_symlink(info)
+                    if info.is_dir() or unsafe or name in seen:
                         continue
+                    seen.add(name)
                     with archive.open(info) as fh:
-                        take(info.filename, _chunks(fh))
-        except (zipfile.BadZipFile, OSError) as exc:
+                        found.take(name, _chunks(fh))
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise IntegrityError(f"{path} is not a readable zip: {exc}") from None
         except zipfile.LargeZipFile as exc:  # pragma: no cover - zip64 is supported
             raise IntegrityError(f"{path}: {exc}") from None
+        except NotImplementedError as exc:  # e.g. a compression method zipfile lacks
+            raise IntegrityError(f"{path}: a member cannot be read: {exc}") from None
     elif path.is_dir():
-        for dirpath, _dirs, names in os.walk(path):
-            for name in names:
+        for dirpath, dirs, names in os.walk(path):
+            for name in [*dirs, *names]:
                 full = Path(dirpath) / name
+                rel = full.relative_to(path).as_posix()
                 if full.is_symlink():
-                    continue
-                with full.open("rb") as fh:
-                    take(full.relative_to(path).as_posix(), _chunks(fh))
+                    found.problems.append(f"{rel}: a symbolic link")
+                elif name in names and not full.is_file():
+                    found.problems.append(f"{rel}: not a regular file")
+                elif name in names:
+                    found.names.append(rel)
+                    with full.open("rb") as fh:
+                        found.take(rel, _chunks(fh))
+                else:
+                    found.names.append(rel + "/")
     else:
         raise NotFound(f"no such built package: {path}")
-    return hashes, small
+    return found
 
 
 def _chunks(fh: IO[bytes]) -> Iterator[bytes]:
@@ -130,13 +201,20 @@ def parse_index(data: bytes) -> list[dict[str, str]]:
 
 def verify_build(path: Path) -> VerifyReport:
     """Re-check every checksum of a built sequence (folder or zip); list each difference."""
-    hashes, small = _digests(path)
+    contents = _digests(path)
+    hashes, small = contents.hashes, contents.small
     root = _sequence_root(hashes, path)
     name = root.rstrip("/") or path.name
     report = VerifyReport(str(path), name if SEQUENCE_RE.fullmatch(name) else None)
     inside = {name[len(root) :]: h for name, h in hashes.items() if name.startswith(root)}
     report.files = len(inside)
     problems = report.problems
+    problems += contents.problems
+    problems += [
+        f"{member}: outside the sequence folder {root}"
+        for member in contents.names
+        if not member.startswith(root) and member != root and member_problem(member) is None
+    ]
     index = small[root + INDEX]
     stated = small.get(root + INDEX_MD5)
     if stated is None:
