@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+from atmpvault.archive.core.configuration import CONFIG_PATH
 from atmpvault.archive.core.notices import DistributionLists, Notices
-from atmpvault.archive.core.vault import CONFIG_PATH, Vault
+from atmpvault.archive.core.vault import Vault
 from atmpvault.archive.domains import domains
 from atmpvault.archive.regulatory.alerts import ROUTES_PATH
 from atmpvault.config import Settings

@@ -187,7 +187,7 @@ class DistributionLists:
 
     def defined(self) -> dict[str, tuple[str, ...]]:
         """Every list as the tip has it now (the configuration read at open may be older)."""
-        from atmpvault.archive.core.vault import CONFIG_PATH, VaultConfig
+        from atmpvault.archive.core.configuration import CONFIG_PATH, VaultConfig
 
         raw = self.vault.read_file(CONFIG_PATH)
         return VaultConfig.parse(raw or b"{}").distribution_lists
@@ -224,7 +224,7 @@ class DistributionLists:
     def _change(
         self, name: str, addresses: tuple[str, ...] | None, reason: str, actor: str | None
     ) -> None:
-        from atmpvault.archive.core.vault import CONFIG_PATH, VaultConfig
+        from atmpvault.archive.core.configuration import CONFIG_PATH, VaultConfig
 
         vault = self.vault
         with vault.writing():

@@ -8,22 +8,22 @@ The vault is handed the workflows' Domain descriptors; it never imports a workfl
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import signal
 import subprocess
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
 
 from atmpvault.archive.core import values
 from atmpvault.archive.core.changes import Change, CommitChanges, UnitOfWork
+from atmpvault.archive.core.configuration import CONFIG_PATH, VaultConfig
 from atmpvault.archive.core.domain import Domain, check, record_kinds
 from atmpvault.archive.core.records import CORE_KINDS, RecordChange, kind_for
-from atmpvault.config import DEFAULT_DOCUMENT_TYPES, Settings
+from atmpvault.config import Settings
 from atmpvault.errors import (
     IntegrityError,
     InvalidInput,
@@ -55,69 +55,10 @@ class Projection(Protocol):
 
 REPO_DIR = "repo.git"
 CATALOG_FILE = "catalog.sqlite"
-CONFIG_PATH = "config/vault.json"
-CONFIG_FORMAT = 1
 _CATCH_UP_BATCH = 2000
 _PROGRESS_EVERY = 100  # commits between progress reports
 
 Progress = Callable[[int], None]  # told how many more units of work are done
-
-
-@dataclass(frozen=True)
-class VaultConfig:
-    """The vault's own configuration, versioned in the repository."""
-
-    document_types: tuple[str, ...]
-    index_engine: str = "tantivy"
-    # list name -> e-mail addresses, for notices (see archive/notices.py)
-    distribution_lists: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    # the dates people may enter (absent from the file: 1990-01-01 to 10 years ahead)
-    dates: values.DateRange = values.DEFAULT_DATES
-
-    @classmethod
-    def default(cls, domains: Iterable[Domain] = ()) -> VaultConfig:
-        """The configuration of a new vault: the default types, then those workflows add."""
-        types = list(DEFAULT_DOCUMENT_TYPES)
-        types += [t for d in domains for t in d.document_types if t not in types]
-        return cls(document_types=tuple(dict.fromkeys(types)))
-
-    @classmethod
-    def parse(cls, raw: bytes) -> VaultConfig:
-        data = json.loads(raw)
-        return cls(
-            document_types=tuple(data.get("document_types", DEFAULT_DOCUMENT_TYPES)),
-            index_engine=data.get("index", {}).get("engine", "tantivy"),
-            distribution_lists={
-                str(name): tuple(addresses)
-                for name, addresses in data.get("distribution_lists", {}).items()
-            },
-            dates=_dates(data.get("dates")),
-        )
-
-    def serialise(self) -> bytes:
-        data = {
-            "format": CONFIG_FORMAT,
-            "document_types": list(self.document_types),
-            "index": {"engine": self.index_engine},
-        }
-        if self.distribution_lists:
-            data["distribution_lists"] = {
-                name: list(addresses) for name, addresses in sorted(self.distribution_lists.items())
-            }
-        if self.dates != values.DEFAULT_DATES:
-            data["dates"] = {
-                "earliest": self.dates.earliest.isoformat(),
-                "years_ahead": self.dates.years_ahead,
-            }
-        return (json.dumps(data, indent=2) + "\n").encode("utf-8")
-
-
-def _dates(raw: object) -> values.DateRange:
-    """The configured date range; a broken one is refused by every command that reads it."""
-    try:
-        return values.date_range(raw, CONFIG_PATH)
-    except InvalidInput as exc:
-        raise VaultError(str(exc)) from None
 
 
 class Vault:

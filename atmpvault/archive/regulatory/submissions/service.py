@@ -418,7 +418,7 @@ class Packages:
         Run again on a finalised sequence whose tag was lost, it restores the tag.
         """
         app, seq = app_id(app), sequence(seq)
-        day = calendar_date(submitted, "--submitted")
+        day = calendar_date(submitted, "--submitted", self.vault.config.dates)
         vault = self.vault
         tag = tag_name(app, seq)
         subject = f"package finalise {app}/{seq}: submitted {day.isoformat()}"
@@ -480,7 +480,7 @@ class Packages:
     def acknowledge(self, app: str, seq: str, on: str) -> Package:
         """Record FDA's acknowledgement of a submitted sequence."""
         app, seq = app_id(app), sequence(seq)
-        day = calendar_date(on, "--on")
+        day = calendar_date(on, "--on", self.vault.config.dates)
         with self.vault.writing():
             package = self.get(app, seq)
             if package.status != SUBMITTED:
