@@ -319,42 +319,22 @@ class GitStore:
 
     def history(self, since: str | None = None, until: str | None = None) -> Iterator[CommitInfo]:
         """Commits after `since` up to `until` (default: the tip), oldest first."""
-        tip = until or self.head()
-        if tip is None:
-            return
-        span = f"{since}..{tip}" if since else tip
-        proc = subprocess.Popen(
-            [
-                "git",
-                f"--git-dir={self.path}",
-                "log",
-                "--first-parent",
-                "--reverse",
-                f"--format=%H{_FIELD}%ct{_FIELD}%B{_RECORD}",
-                span,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        assert proc.stdout is not None
-        buffer = ""
-        for raw in proc.stdout:
-            buffer += raw.decode("utf-8", "replace")
-            while _RECORD in buffer:
-                entry, buffer = buffer.split(_RECORD, 1)
-                yield _commit_info(entry)
-        err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
-        if proc.wait() != 0:
-            raise RepositoryError(f"git log failed: {err.strip()}")
+        return (info for info, _paths in self._log(since, until, with_paths=False))
 
     def changes(
         self, since: str | None = None, until: str | None = None
     ) -> Iterator[tuple[CommitInfo, tuple[str, ...]]]:
         """Like `history`, each commit with the paths it added or changed (one git process)."""
+        return self._log(since, until, with_paths=True)
+
+    def _log(
+        self, since: str | None, until: str | None, with_paths: bool
+    ) -> Iterator[tuple[CommitInfo, tuple[str, ...]]]:
         tip = until or self.head()
         if tip is None:
             return
         span = f"{since}..{tip}" if since else tip
+        paths = ["--no-renames", "--name-only"] if with_paths else []
         proc = subprocess.Popen(
             [
                 "git",
@@ -364,8 +344,7 @@ class GitStore:
                 "log",
                 "--first-parent",
                 "--reverse",
-                "--no-renames",
-                "--name-only",
+                *paths,
                 f"--format={_RECORD}%H{_FIELD}%ct{_FIELD}%B{_FIELD}",
                 span,
             ],
