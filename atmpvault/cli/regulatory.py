@@ -21,7 +21,7 @@ from atmpvault.cli.base import (
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
     from atmpvault.archive.regulatory.applications import Event
-    from atmpvault.archive.regulatory.calendar import Milestone, Problem
+    from atmpvault.archive.regulatory.calendar import AppView, Milestone, Problem
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 36600  # a century: a window past any date the vault accepts, and no overflow
@@ -191,8 +191,13 @@ def app_show(
     view = app_view(vault, application, _today(vault, today), when_option(as_of))
     if as_json:
         emit_json(view.to_json())
-        _report_problems(view.problems)
-        return
+    else:
+        show_app(view)
+    _report_problems(view.problems)
+
+
+def show_app(view: AppView) -> None:
+    """An application, its events and its open milestones, for people."""
     a = view.application
     click.echo(f"{a.id}  {a.label}  program {a.program}  {a.status}")
     click.echo(f"\nevents ({len(view.events)}):")
@@ -201,7 +206,6 @@ def app_show(
     click.echo(f"\nopen milestones ({len(view.milestones)}):")
     if view.milestones:
         _show_milestones(view.milestones)
-    _report_problems(view.problems)
 
 
 # -- events -----------------------------------------------------------------------------------

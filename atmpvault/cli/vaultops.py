@@ -172,7 +172,10 @@ def demo(ctx: click.Context, path: Path) -> None:
     """
     from dataclasses import replace
 
+    from atmpvault.archive.core import values
     from atmpvault.archive.demo.demo import build_demo
+    from atmpvault.archive.regulatory.calendar import app_view
+    from atmpvault.cli.regulatory import show_app
 
     settings = replace(settings_for(ctx), vault=path, user="demo.qa")
     with build_demo(settings) as (vault, story):
@@ -190,6 +193,8 @@ def demo(ctx: click.Context, path: Path) -> None:
         )
         click.echo(f"\n$ atmpvault --vault {path} show {story.revised} --as-of {story.as_of}")
         show_version(story.as_of_version.to_json())
+        click.echo(f"\n$ atmpvault --vault {path} app show {story.application}")
+        show_app(app_view(vault, story.application, values.now().date()))
         click.echo(f"\n$ atmpvault --vault {path} verify")
         problems = vault.verify()
         for problem in problems:

@@ -24,6 +24,7 @@ class DemoStory:
     history: list[DocumentVersion]
     as_of: str
     as_of_version: DocumentVersion
+    application: str  # an IND with events and a finalised sequence
 
 
 def _pdf(title: str, *paragraphs: str, pages: int = 1) -> bytes:
@@ -83,6 +84,7 @@ SEED: list[tuple[str, str, str, str | None, str, bytes]] = [
             "Batch record C19-2026-001",
             "Patient DIN W1234 26 000001. Transduction day 2.",
             "Expansion day 9: 2.1e9 viable cells, viability 93%.",
+            "Sterility, endotoxin and mycoplasma samples sent to QC.",
             pages=6,
         ),
     ),
@@ -161,6 +163,31 @@ SEED: list[tuple[str, str, str, str | None, str, bytes]] = [
 ]
 
 
+DEMO_IND = "IND-012345"
+
+
+def _regulatory(vault: Vault, ids: dict[str, str]) -> None:
+    """The CART-19 IND: received, an FDA information request, its original sequence."""
+    from datetime import date
+
+    from atmpvault.archive.regulatory.applications import Regulatory
+    from atmpvault.archive.regulatory.submissions.service import Packages
+
+    registry = Regulatory(vault)
+    registry.new_app("ind", "012345", "CART-19")
+    registry.add_event(DEMO_IND, "ind-received", date(2026, 1, 5))
+    registry.add_event(
+        DEMO_IND, "fda-letter-received", date(2026, 2, 10),
+        letter_kind="information-request", response_days=30,
+        doc=ids["fda-ir-2026-02.pdf"], note="CMC information request: vector copy number",
+    )  # fmt: skip
+    packages = Packages(vault)
+    packages.new(DEMO_IND, "0000", "original")
+    packages.add(DEMO_IND, "0000", ids["ind-012345-0000-cover.pdf"], "m1/us")
+    packages.add(DEMO_IND, "0000", ids["cart19-101-protocol.pdf"] + "@1", "m5/53")
+    packages.finalise(DEMO_IND, "0000", "2026-01-05")
+
+
 @contextmanager
 def build_demo(settings: Settings) -> Iterator[tuple[Vault, DemoStory]]:
     """Create the demo vault at settings.vault and tell its story."""
@@ -193,6 +220,7 @@ def build_demo(settings: Settings) -> Iterator[tuple[Vault, DemoStory]]:
             sop = work / "sop-014.md"
             sop.write_bytes(sop.read_bytes() + b"4. Label verification by a second person.\n")
             documents.revise(ids["sop-014.md"], sop, "Periodic review: add second-person check")
+            _regulatory(vault, ids)
             documents.withdraw(ids["fda-ir-2026-02.pdf"], "Filed in error under CART-19; refiled")
         history = documents.history(protocol)
         as_of = history[0].recorded_at
@@ -202,6 +230,7 @@ def build_demo(settings: Settings) -> Iterator[tuple[Vault, DemoStory]]:
             history=history,
             as_of=as_of,
             as_of_version=documents.show(protocol, as_of=as_of),
+            application=DEMO_IND,
         )
         yield vault, story
     finally:
