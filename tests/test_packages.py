@@ -15,6 +15,7 @@ from click.testing import Result
 
 from atmpvault.archive.core.pdf import make_pdf
 from atmpvault.archive.core.vault import Vault
+from atmpvault.archive.documents.versions import Documents
 from atmpvault.archive.domains import domains
 from atmpvault.archive.regulatory.submissions.model import (
     MAX_NAME,
@@ -107,6 +108,38 @@ def add(vault: Path, seq: str, doc: str, section: str, *extra: str, app: str = I
     return ok_json(
         run(vault, "package", "add", app, seq, doc, "--section", section, *extra, "--json")
     )
+
+
+def force_leaf(settings: Settings, seq: str, doc: str, section: str, app: str = IND) -> str:
+    """Append a `new` leaf to a sequence's record unchecked, as an older release could."""
+    with Vault.open(settings, domains()) as vault:
+        version = Documents(vault).show(doc)
+        path = record_path(app, seq)
+        raw = json.loads(vault.read_file(path) or b"")
+        leaf_id = f"leaf-{len(raw['leaves']) + 1:04d}"
+        raw["status"] = "in-preparation"
+        raw["leaves"].append(
+            {
+                "id": leaf_id,
+                "doc": version.id,
+                "version": version.version,
+                "sha256": version.sha256,
+                "commit": version.commit,
+                "filename": version.filename,
+                "section": section,
+                "href": f"{section}/{normalise_name(version.filename)}",
+                "operation": "new",
+                "title": version.title or version.filename,
+                "modifies": None,
+                "modifies_leaf": None,
+                "added_at": "2026-01-01T00:00:00Z",
+                "added_by": "older.release",
+            }
+        )
+        vault.commit_files(
+            {path: json.dumps(raw).encode()}, "an older release", {"Action": "package-add"}
+        )
+    return leaf_id
 
 
 def files_of(zip_path: Path) -> dict[str, bytes]:
@@ -481,13 +514,14 @@ def test_paths_over_150_characters_are_refused(vp: Path, tmp_path: Path) -> None
     ids=["encrypted", "pdf-1.3", "pdf-2.0", "javascript", "not-a-pdf"],
 )
 def test_pdfs_outside_fdas_specification_refuse_the_build(
-    vp: Path, tmp_path: Path, data: bytes, problem: str
+    vp: Path, tmp_path: Path, settings: Settings, data: bytes, problem: str
 ) -> None:
     good = archive(vp, tmp_path, "good.pdf", pdf("Good"))
     bad = archive(vp, tmp_path, "Bad File.pdf", data)
     new_sequence(vp, "0000")
     add(vp, "0000", good, "m3/32p")
-    add(vp, "0000", bad, "m3/32s")
+    # 'package add' refuses such a leaf now; a record an older release wrote may hold one.
+    assert force_leaf(settings, "0000", bad, "m3/32s") == "leaf-0002"
     out = tmp_path / "pkg.zip"
     message = refused(
         run(vp, "package", "build", IND, "0000", "-o", str(out)),

@@ -1,4 +1,4 @@
-"""Submission package commands: new, add, build, finalise, acknowledge, verify, ls, show."""
+"""Submission package commands: new, add, rm, build, finalise, acknowledge, verify, ls, show."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from atmpvault.cli.base import emit_json, json_option, pass_vault, table, user_option
+from atmpvault.cli.base import emit_json, json_option, pass_vault, say, table, user_option
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
@@ -29,6 +29,7 @@ def package() -> None:
     \b
         atmpvault package new IND-012345 --sequence 0001 --type protocol-amendment
         atmpvault package add IND-012345 0001 DOC-000007 --section m5/53/535
+        atmpvault package rm IND-012345 0001 leaf-0002 --reason "wrong version"
         atmpvault package build IND-012345 0001 -o IND-012345-0001.zip
         atmpvault package finalise IND-012345 0001 --submitted 2026-03-02
         atmpvault package verify IND-012345-0001.zip
@@ -92,19 +93,56 @@ def add(
 ) -> None:
     """Put an archived document version in a sequence (the latest version unless @N).
 
+    The leaf is checked as a build checks it (a PDF outside FDA's specification, a file
+    name taken, a path too long are refused). Two versions of one document both new, a
+    document of another program, or a non-PDF in m2-m5 are added with a warning.
+
     \b
         atmpvault package add IND-012345 0001 DOC-000007@2 --section m3/32p/32p1
         atmpvault package add IND-012345 0002 DOC-000009 --section m3/32p/32p1 \\
             --operation replace --modifies IND-012345/0001/m3/32p/32p1/description.pdf
     """
-    updated, leaf = _packages(vault).add(app, seq, doc, section, op, modifies, title)
+    added = _packages(vault).add(app, seq, doc, section, op, modifies, title)
+    leaf = added.leaf
+    for warning in added.warnings:
+        say(f"warning: {warning}")
     if as_json:
-        emit_json({"app": updated.app, "sequence": updated.sequence, **leaf.to_json()})
+        emit_json(added.to_json())
         return
     target = f"  modifies {leaf.modifies}" if leaf.modifies else ""
     click.echo(
-        f"{updated.name} {leaf.id}  {leaf.doc} v{leaf.version}  {leaf.operation}  "
+        f"{added.package.name} {leaf.id}  {leaf.doc} v{leaf.version}  {leaf.operation}  "
         f"{leaf.href or '(delete: no file)'}{target}"
+    )
+
+
+@package.command("rm")
+@click.argument("app")
+@click.argument("seq", metavar="NNNN")
+@click.argument("leaf_ref", metavar="LEAF")
+@click.option("--reason", required=True, help="Why the leaf is taken out (kept in the history).")
+@user_option
+@json_option
+@pass_vault
+def rm(
+    vault: Vault, app: str, seq: str, leaf_ref: str, reason: str, user: str | None, as_json: bool
+) -> None:
+    """Take a leaf (its id or path) out of a sequence that is not finalised yet.
+
+    The other leaves keep their ids; git keeps the sequence as it was. A submitted
+    sequence is changed only by a later one (--operation replace or delete).
+
+    \b
+        atmpvault package rm IND-012345 0001 leaf-0002 --reason "wrong version of the spec"
+    """
+    removed = _packages(vault).rm(app, seq, leaf_ref, reason)
+    if as_json:
+        emit_json(removed.to_json())
+        return
+    leaf = removed.leaf
+    click.echo(
+        f"{removed.package.name} {leaf.id} removed  {leaf.doc} v{leaf.version}  "
+        f"{leaf.href or '(delete: no file)'}  ({len(removed.package.leaves)} leaves left)"
     )
 
 

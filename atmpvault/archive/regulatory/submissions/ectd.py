@@ -159,9 +159,31 @@ def check_collisions(leaves: Iterable[Leaf]) -> None:
         seen[leaf.href] = leaf
 
 
+def leaf_file(vault: Vault, package: Package, leaf: Leaf) -> tuple[bytes, PdfCheck | None]:
+    """A leaf's bytes, checked as a build checks each leaf (a safe path, not the generated
+    backbone, the SHA-256 recorded when it was added), with its PDF check if it is a PDF."""
+    assert leaf.href is not None
+    check_href(leaf.href, package.sequence)
+    if leaf.href == REGIONAL:
+        raise VaultError(f"{REGIONAL} is generated; no leaf may take its place")
+    data = vault.store.read(leaf.commit, f"{doc_dir(leaf.doc)}/{CONTENT}")
+    if hashlib.sha256(data).hexdigest() != leaf.sha256:
+        raise IntegrityError(
+            f"{leaf.doc} v{leaf.version} does not match the SHA-256 recorded when it was "
+            f"added to {package.name} as {leaf.id}; run 'atmpvault verify'"
+        )
+    return data, check_pdf(leaf, data) if leaf.href.endswith(".pdf") else None
+
+
+def pdf_failures(failed: Iterable[PdfCheck]) -> str:
+    """The leaves that fail FDA's PDF specification, each with its problems, on one line."""
+    return "; ".join(
+        f"{c.leaf} {c.href} ({c.doc} v{c.version}): {', '.join(c.problems)}" for c in failed
+    )
+
+
 def lay_out(vault: Vault, package: Package) -> Layout:
     """Every file of the sequence in memory, checked; raises before anything is written."""
-    store = vault.store
     leaves = list(package.leaves)
     if not leaves:
         raise VaultError(f"{package.name} has no leaves yet; add documents with 'package add'")
@@ -170,26 +192,16 @@ def lay_out(vault: Vault, package: Package) -> Layout:
     for leaf in leaves:
         if leaf.href is None:
             continue
-        check_href(leaf.href, package.sequence)
-        data = store.read(leaf.commit, f"{doc_dir(leaf.doc)}/{CONTENT}")
-        if hashlib.sha256(data).hexdigest() != leaf.sha256:
-            raise IntegrityError(
-                f"{leaf.doc} v{leaf.version} does not match the SHA-256 recorded when it was "
-                f"added to {package.name} as {leaf.id}; run 'atmpvault verify'"
-            )
+        data, pdf = leaf_file(vault, package, leaf)
         layout.files[leaf.href] = data
-        if leaf.href.endswith(".pdf"):
-            layout.pdf_checks.append(check_pdf(leaf, data))
+        if pdf is not None:
+            layout.pdf_checks.append(pdf)
     failed = [c for c in layout.pdf_checks if not c.ok]
     if failed:
-        detail = "; ".join(
-            f"{c.leaf} {c.href} ({c.doc} v{c.version}): {', '.join(c.problems)}" for c in failed
-        )
         raise VaultError(
-            f"{package.name} does not meet FDA's PDF specification, nothing was built: {detail}"
+            f"{package.name} does not meet FDA's PDF specification, nothing was built: "
+            f"{pdf_failures(failed)}"
         )
-    if REGIONAL in layout.files:
-        raise VaultError(f"{REGIONAL} is generated; no leaf may take its place")
     layout.files[REGIONAL] = regional_xml(package)
     index = index_xml(package, layout.files)
     layout.files[INDEX] = index

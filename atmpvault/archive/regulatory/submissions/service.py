@@ -28,11 +28,15 @@ from atmpvault.archive.regulatory.kinds import PACKAGE_KIND
 from atmpvault.archive.regulatory.submissions.ectd import (
     INDEX_MD5,
     PdfCheck,
-    check_collisions,
-    check_href,
     lay_out,
     write_folder,
     write_zip,
+)
+from atmpvault.archive.regulatory.submissions.leaves import (
+    LeafChange,
+    check_leaf,
+    leaf_warnings,
+    make_leaf,
 )
 from atmpvault.archive.regulatory.submissions.model import (
     ACKNOWLEDGED,
@@ -45,7 +49,6 @@ from atmpvault.archive.regulatory.submissions.model import (
     Package,
     Submission,
     calendar_date,
-    normalise_name,
     operation,
     parse_doc_ref,
     record_path,
@@ -281,8 +284,9 @@ class Packages:
         op: str = "new",
         modifies: str | None = None,
         title: str | None = None,
-    ) -> tuple[Package, Leaf]:
-        """Pin a document version to a section of a sequence in preparation."""
+    ) -> LeafChange:
+        """Pin a document version to a section of a sequence in preparation, checked as a
+        build would check it; what may be a mistake is added with a warning."""
         app, seq = app_id(app), sequence(seq)
         doc, number = parse_doc_ref(doc_ref)
         where, op = section(section_path), operation(op)
@@ -305,17 +309,44 @@ class Packages:
             target, target_leaf = (
                 self._modified(package, modifies) if modifies is not None else (None, None)
             )
-            leaf = self._leaf(package, version, where, op, title, target, target_leaf)
-            check_collisions([*package.leaves, leaf])
-            if leaf.href is not None:
-                check_href(leaf.href, seq)
+            leaf = make_leaf(vault, package, version, where, op, title, target, target_leaf)
+            check_leaf(vault, package, leaf)
+            warnings = leaf_warnings(package, leaf, version, self._require_application(app))
             updated = replace(package, status=IN_PREPARATION, leaves=(*package.leaves, leaf))
             self._commit(
                 updated,
                 "package-add",
                 f"package add {doc} v{version.version} to {package.name} as {leaf.id} ({op})",
             )
-        return updated, leaf
+        return LeafChange(updated, leaf, tuple(warnings))
+
+    def rm(self, app: str, seq: str, leaf_ref: str, reason: str) -> LeafChange:
+        """Take a leaf out of a sequence in preparation; the other leaves keep their ids.
+
+        The record's earlier version, with the leaf, stays in the history. A finalised
+        sequence is changed only by a later sequence's replace or delete leaves.
+        """
+        app, seq = app_id(app), sequence(seq)
+        why = values.reason(reason)
+        vault = self.vault
+        with vault.unit("package-rm", f"package rm {leaf_ref} from {app}/{seq}", why) as unit:
+            package = self.get(app, seq)
+            if package.finalised:
+                raise VaultError(
+                    f"sequence is finalised: {package.name} was submitted on "
+                    f"{package.submitted}; change it with a replace or delete leaf in a "
+                    "later sequence"
+                )
+            found = [leaf for leaf in package.leaves if leaf_ref in (leaf.id, leaf.href)]
+            if not found:
+                raise NotFound(
+                    f"{package.name} has no leaf {leaf_ref[:80]!r}; see 'package show {app} {seq}'"
+                )
+            leaf = found[0]
+            updated = replace(package, leaves=tuple(x for x in package.leaves if x != leaf))
+            unit.subject = f"package rm {leaf.id} ({leaf.doc} v{leaf.version}) from {package.name}"
+            self._put(unit, updated)
+        return LeafChange(updated, leaf)
 
     def _version(self, doc: str, number: int | None) -> DocumentVersion:
         found = Documents(self.vault).show(doc, number)
@@ -355,35 +386,6 @@ class Packages:
                     raise VaultError(f"{ref} is a delete leaf; it has no file to modify")
                 return f"{app}/{seq}/{leaf.href}", leaf
         raise NotFound(f"{app}/{seq} has no leaf {leaf_ref!r}; see 'package show {app} {seq}'")
-
-    def _leaf(
-        self,
-        package: Package,
-        version: DocumentVersion,
-        where: str,
-        op: str,
-        title: str | None,
-        modifies: str | None,
-        target: Leaf | None,
-    ) -> Leaf:
-        number = len(package.leaves) + 1
-        href = None if op == "delete" else f"{where}/{normalise_name(version.filename)}"
-        return Leaf(
-            id=f"leaf-{number:04d}",
-            doc=version.id,
-            version=version.version,
-            sha256=version.sha256,
-            commit=version.commit,
-            filename=version.filename,
-            section=where,
-            href=href,
-            operation=op,
-            title=title or version.title or version.filename,
-            modifies=modifies,
-            modifies_leaf=target.id if target is not None else None,
-            added_at=values.iso(values.now()),
-            added_by=self.vault.actor,
-        )
 
     def build(self, app: str, seq: str, output: Path) -> BuildResult:
         """Lay out the sequence, check it, and write it to a folder or a .zip."""
