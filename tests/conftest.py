@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -47,14 +49,10 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
-    """None (SQLite inside the vault) or the URL of a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield None
-        return
-    if not PG_URL:
-        pytest.skip("ATMPVAULT_TEST_PG_URL is not set")
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL database, dropped afterwards."""
+    assert PG_URL, "ATMPVAULT_TEST_PG_URL is not set"
     import sqlalchemy as sa
 
     name = f"atmpvault_test_{uuid.uuid4().hex[:12]}"
@@ -68,6 +66,34 @@ def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str 
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None (SQLite inside the vault) or the URL of a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield None
+        return
+    if not PG_URL:
+        pytest.skip("ATMPVAULT_TEST_PG_URL is not set")
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def catalog_vault(tmp_path: Path, catalog_url: str | None) -> Path:
+    """A vault created through the CLI with its catalog at `catalog_url`.
+
+    `init` is told the URL by ATMPVAULT_CATALOG_URL; the vault's settings file then
+    names it, so every later command finds the catalog the way a team's would.
+    """
+    path = tmp_path / "vault"
+    env = {"ATMPVAULT_CATALOG_URL": catalog_url} if catalog_url else {}
+    result = run(path, "init", env=env)
+    assert result.exit_code == 0, result.output
+    if catalog_url:
+        (path / "settings.json").write_text(json.dumps({"catalog_url": catalog_url}))
+    return path
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import date
 from email import policy
 from email.parser import BytesParser
@@ -22,6 +21,7 @@ from atmpvault.archive.regulatory.alerts import (
     thresholds,
 )
 from atmpvault.archive.regulatory.applications import Regulatory
+from atmpvault.archive.regulatory.calendar import Milestone
 from atmpvault.config import Settings
 from tests.conftest import run
 from tests.test_notices import SmtpServer, smtp_server, start_server  # noqa: F401  (fixture)
@@ -71,31 +71,28 @@ def test_default_routes(rule: str, expected: tuple[str, ...]) -> None:
     assert routed_lists(rule, DEFAULT_ROUTES) == expected
 
 
-@dataclass(frozen=True)
-class Due:
-    """A milestone as the calendar gives it (only the fields alerts read)."""
-
-    rule: str
-    due: date
-    days_left: int
-    app: str = "IND-012345"
-    program: str = "CART-19"
-    kind: str = "sponsor-due"
-    source: str = "21 CFR 312.33"
-    trigger: str = "ind-received"
-    trigger_date: date = date(2026, 1, 5)
-    event: str = "EV-000001"
-    produces: str = "a report"
+def owed_milestone(rule: str, due: date, days_left: int, kind: str = "sponsor-due") -> Milestone:
+    """A milestone as the calendar gives it, for an IND received 2026-01-05."""
+    return Milestone(
+        app="IND-012345", program="CART-19", rule=rule, kind=kind, due=due, days_left=days_left,
+        source="21 CFR 312.33", trigger="ind-received", trigger_date=date(2026, 1, 5),
+        event="EV-000001", produces="a report",
+    )  # fmt: skip
 
 
 def test_plan_marks_new_sent_and_unrouted() -> None:
     today = date(2026, 3, 1)
+    # The plan needs no clock: days_left comes with each milestone, counted from today.
     owed = [
-        Due("SAFETY_15D", date(2026, 3, 4), 3),
-        Due("PAS", date(2026, 2, 20), -9),
-        Due("IND_ANNUAL", date(2026, 3, 25), 24),
-        Due("BLA_STANDARD", date(2026, 9, 1), 184),  # outside the window: no alert
+        owed_milestone(rule, due, (due - today).days)
+        for rule, due in [
+            ("SAFETY_15D", date(2026, 3, 4)),
+            ("PAS", date(2026, 2, 20)),
+            ("IND_ANNUAL", date(2026, 3, 25)),
+            ("BLA_STANDARD", date(2026, 9, 1)),  # outside the window: no alert
+        ]
     ]
+    assert [m.days_left for m in owed] == [3, -9, 24, 184]
     both = {"manufacturing-leadership": "NTC-1", "regulatory-leadership": "NTC-1"}
     sent = {"milestone/IND-012345/EV-000001/PAS/2026-02-20/overdue": both}
     routes = {"regulatory-leadership": ("SAFETY_15D", "PAS"), "manufacturing-leadership": ("PAS",)}
@@ -110,7 +107,6 @@ def test_plan_marks_new_sent_and_unrouted() -> None:
         alerts[1].subject == "[atmpvault] Due in 3 days: SAFETY_15D for IND-012345 (due 2026-03-04)"
     )
     assert alerts[0].subject.startswith("[atmpvault] OVERDUE 9 days ago: PAS")
-    assert today  # the plan needs no clock: days_left comes with each milestone
 
 
 # -- end to end through the CLI, with a real SMTP server --------------------------------------
@@ -246,7 +242,9 @@ def test_outbox_without_smtp(vault_path: Path) -> None:
     }
     assert {n["delivery"] for n in notices(vault_path)} == {"outbox"}
     # The outbox counts as sent: no duplicates there either.
-    run(vault_path, "alerts", "--today", "2026-04-20", "--days", "15", "--send")
+    again = run(vault_path, "alerts", "--today", "2026-04-20", "--days", "15", "--send")
+    assert again.exit_code == 0, again.stderr
+    assert "0 alert(s) sent, 2 already sent" in again.stdout
     assert len(list((vault_path / "outbox").glob("*.eml"))) == 2
 
 
@@ -359,7 +357,7 @@ def test_no_vault_is_a_clear_error(tmp_path: Path) -> None:
 def test_subjects(kind: str, days_left: int, subject: str) -> None:
     from atmpvault.archive.regulatory.alerts import subject_for, threshold_for
 
-    milestone = Due("R", date(2026, 3, 1), days_left, kind=kind)
+    milestone = owed_milestone("R", date(2026, 3, 1), days_left, kind=kind)
     threshold = threshold_for(days_left, 30)
     assert threshold is not None
     assert subject_for(milestone, threshold) == subject

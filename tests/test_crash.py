@@ -190,29 +190,75 @@ def test_killed_writer_does_not_leave_the_lock_stuck(
     assert_retrievable(vault, done)
 
 
+def lock_holders(vault: Path) -> set[int]:
+    """The processes holding the vault's write lock now (Linux /proc/locks)."""
+    inode = (vault / "lock").stat().st_ino
+    holders = set()
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "FLOCK" in fields and "->" not in fields and fields[-3].endswith(f":{inode}"):
+            holders.add(int(fields[-4]))
+    return holders
+
+
+def wait_for_lock(vault: Path, proc: subprocess.Popen[bytes]) -> bool:
+    """Wait until `proc` holds the write lock (True), or has ended without it (False)."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.pid in lock_holders(vault):
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.0005)
+    raise AssertionError("the writer never took the write lock")
+
+
+def start_add(vault: Path, path: Path, **env: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*CLI, "--vault", str(vault), *add_args(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(ATMPVAULT_LOCK_TIMEOUT="20", **env),
+        start_new_session=True,
+    )
+
+
 def test_adds_killed_at_random_moments_lose_nothing_reported(tmp_path: Path) -> None:
+    """Kills at random moments inside the write (the lock is seen held when they land),
+    mixed with kills at each named crash point."""
     vault = tmp_path / "vault"
     assert run(vault, "init").exit_code == 0
     rng = random.Random(1729)
     done: dict[str, bytes] = {}
 
+    # How long one add holds the write lock, to aim the kills inside that window.
     path = new_file(tmp_path, "first.bin", rng)
-    started = time.monotonic()
-    first = cli(vault, *add_args(path))
-    one_add = time.monotonic() - started
-    assert first.returncode == 0, first.stderr.decode()
-    done[json.loads(first.stdout)["id"]] = path.read_bytes()
+    proc = start_add(vault, path)
+    assert wait_for_lock(vault, proc)
+    taken = time.monotonic()
+    while proc.pid in lock_holders(vault):
+        time.sleep(0.0005)
+    locked = time.monotonic() - taken
+    out, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0, err.decode()
+    done[json.loads(out)["id"]] = path.read_bytes()
 
-    for n in range(15):
+    points = ["before-commit", "after-commit", "after-catalog"]
+    landed = 0
+    for n in range(18):
         path = new_file(tmp_path, f"doc-{n}.bin", rng, size=rng.randrange(1, 200_000))
-        proc = subprocess.Popen(
-            [*CLI, "--vault", str(vault), *add_args(path)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=cli_env(ATMPVAULT_LOCK_TIMEOUT="20"),
-            start_new_session=True,
-        )
-        time.sleep(rng.uniform(0, one_add * 1.2))
+        before = head(vault)
+        if n % 3 == 2:  # a kill at a named crash point, each point in turn
+            point = points[n // 3 % 3]
+            proc = start_add(vault, path, ATMPVAULT_FAULT=point)
+            out, err = proc.communicate(timeout=TIMEOUT)
+            assert (proc.returncode, out) == (-signal.SIGKILL, b""), (point, err.decode())
+            assert (head(vault) != before) is (point != "before-commit"), point
+            continue
+        proc = start_add(vault, path)
+        assert wait_for_lock(vault, proc), proc.communicate()[1].decode()
+        time.sleep(rng.uniform(0, locked * 0.8))
+        mid_write = proc.pid in lock_holders(vault)
         # A power cut: the writer and any git process it started die together.
         try:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -224,6 +270,11 @@ def test_adds_killed_at_random_moments_lose_nothing_reported(tmp_path: Path) -> 
             doc_id = json.loads(out)["id"]
             assert doc_id not in done, f"{doc_id} was handed out twice"
             done[doc_id] = path.read_bytes()
+        elif mid_write:
+            assert out == b"", "a writer killed mid-write must not have reported success"
+            landed += 1
+    # Most random kills must land inside the write, or this test proves little.
+    assert landed >= 6, f"only {landed} of 12 random kills landed while the lock was held"
 
     assert_verify_clean(vault)
     assert_retrievable(vault, done)

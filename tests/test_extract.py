@@ -195,7 +195,10 @@ def test_invalid_json_is_indexed_as_text() -> None:
 
 def test_deeply_nested_json_does_not_crash() -> None:
     result = extract(b"[" * 100_000 + b"]" * 100_000, "deep.json")
-    assert isinstance(result, Extraction)
+    assert result == Extraction(text="", searchable=False, reason="too deeply nested to extract")
+    # Nesting a parser handles is extracted as usual.
+    shallow = extract(b"[" * 50 + b'"L-0042"' + b"]" * 50, "shallow.json")
+    assert (shallow.text, shallow.searchable) == ("L-0042", True)
 
 
 def test_xml() -> None:

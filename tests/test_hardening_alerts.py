@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from atmpvault.archive.core.configuration import CONFIG_PATH
 from atmpvault.archive.core.notices import DistributionLists, Notices
@@ -22,9 +21,9 @@ from tests.conftest import run
 from tests.test_alerts import alerts, envelope_for, notices, setup_vault
 from tests.test_notices import (  # noqa: F401  (fixture)
     Collector,
+    LoopbackController,
     SmtpServer,
     context,
-    free_port,
     smtp_server,
     with_lists,
 )
@@ -86,11 +85,16 @@ class Picky(Collector):
 @pytest.fixture
 def picky() -> Iterator[tuple[Picky, dict[str, str]]]:
     handler = Picky()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller = LoopbackController(handler)
     controller.start()
     try:
-        yield handler, {"ATMPVAULT_SMTP_HOST": "127.0.0.1", "ATMPVAULT_SMTP_PORT": str(port)}
+        yield (
+            handler,
+            {
+                "ATMPVAULT_SMTP_HOST": "127.0.0.1",
+                "ATMPVAULT_SMTP_PORT": str(controller.port),
+            },
+        )
     finally:
         controller.stop()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import socket
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from email import policy
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
 
@@ -38,12 +39,14 @@ EVIL = '<script>alert("x")</script>'
 
 @dataclass
 class Collector:
-    """An aiosmtpd handler that keeps every envelope it is given."""
+    """An aiosmtpd handler that keeps every envelope it is given, and whether it came over TLS."""
 
     envelopes: list[Envelope] = field(default_factory=list)
+    over_tls: list[bool] = field(default_factory=list)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:
         self.envelopes.append(envelope)
+        self.over_tls.append(session.ssl is not None)
         return "250 Message accepted for delivery"
 
     def messages(self) -> list[EmailMessage]:
@@ -51,6 +54,22 @@ class Collector:
             BytesParser(policy=policy.default).parsebytes(bytes(e.original_content or b""))  # type: ignore[misc]
             for e in self.envelopes
         ]
+
+
+class LoopbackController(Controller):
+    """An aiosmtpd server on 127.0.0.1, on a port the kernel picks as it binds.
+
+    Asking for a free port first and binding to it later races with every other test
+    process doing the same; port 0 cannot collide, and the port is read back once bound.
+    """
+
+    def __init__(self, handler: Any, **kwargs: Any) -> None:
+        super().__init__(handler, hostname="127.0.0.1", port=0, **kwargs)
+
+    def _trigger_server(self) -> None:
+        assert self.server is not None
+        self.port = int(self.server.sockets[0].getsockname()[1])
+        super()._trigger_server()
 
 
 @dataclass
@@ -63,21 +82,15 @@ class SmtpServer:
         return {"ATMPVAULT_SMTP_HOST": "127.0.0.1", "ATMPVAULT_SMTP_PORT": str(self.port)}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(authenticator: Any = None) -> SmtpServer:
+def start_server(authenticator: Any = None, **smtp: Any) -> SmtpServer:
+    """A running loopback server; `smtp` goes to aiosmtpd's SMTP (tls_context, ...)."""
     collector = Collector()
-    port = free_port()
-    extra: dict[str, Any] = {}
     if authenticator is not None:
-        extra = {"authenticator": authenticator, "auth_require_tls": False, "auth_required": True}
-    controller = Controller(collector, hostname="127.0.0.1", port=port, **extra)
+        smtp = {"authenticator": authenticator, "auth_require_tls": False, "auth_required": True,
+                **smtp}  # fmt: skip
+    controller = LoopbackController(collector, **smtp)
     controller.start()
-    return SmtpServer(controller, collector, port)
+    return SmtpServer(controller, collector, controller.port)
 
 
 @pytest.fixture
@@ -247,6 +260,117 @@ def test_lists_keep_the_rest_of_the_configuration(vault: Vault) -> None:
     with Vault.open(vault.settings, domains()) as again:
         assert again.config.distribution_lists == {"ra": ("qa@example.org",)}
         assert again.config.index_engine == engine and again.config.document_types == types
+
+
+# -- STARTTLS against a real server with a certificate made here --------------------------------
+
+
+@pytest.fixture
+def test_ca() -> trustme.CA:
+    """A private certificate authority, trusted by no one until a test says so."""
+    return trustme.CA()
+
+
+def start_tls_server(ca: trustme.CA, name: str = "127.0.0.1") -> SmtpServer:
+    """A loopback server that refuses mail before STARTTLS and LOGIN outside TLS."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(name).configure_cert(context)
+
+    def authenticator(
+        server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        return AuthResult(success=data.login == b"alerts" and data.password == b"s3cret")
+
+    return start_server(
+        tls_context=context,
+        require_starttls=True,
+        authenticator=authenticator,
+        auth_require_tls=True,
+    )
+
+
+def trust(ca: trustme.CA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trust `ca` the way a site trusts its own CA: OpenSSL's SSL_CERT_FILE."""
+    bundle = tmp_path / "site-ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+
+
+def test_starttls_to_a_server_the_site_trusts(
+    vault: Vault, test_ca: trustme.CA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trust(test_ca, tmp_path, monkeypatch)
+    server = start_tls_server(test_ca)
+    try:
+        with_lists(vault)
+        tls = {"smtp_starttls": True, "smtp_user": "alerts", "smtp_password": "s3cret"}
+        with smtp_vault(vault, server, **tls) as v:
+            notice = Notices(v).send(
+                "k/1", ["regulatory-leadership"], "regulatory/milestone-alert", "s", context()
+            )
+    finally:
+        server.controller.stop()
+    assert notice.delivery == "smtp"
+    assert server.collector.over_tls == [True]
+    (message,) = server.collector.messages()
+    assert message["X-Atmpvault-Notice"] == notice.id
+
+
+@pytest.mark.parametrize("trusted, name", [(False, "127.0.0.1"), (True, "mail.example.org")])
+def test_starttls_refuses_a_certificate_it_cannot_verify(
+    vault: Vault,
+    test_ca: trustme.CA,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    trusted: bool,
+    name: str,
+) -> None:
+    """An unknown CA, or a trusted one's certificate for another host: nothing is sent."""
+    if trusted:
+        trust(test_ca, tmp_path, monkeypatch)
+    else:
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    with_lists(vault)
+    head = vault.store.head()
+    server = start_tls_server(test_ca, name)
+    try:
+        with (
+            smtp_vault(vault, server, smtp_starttls=True, smtp_user="alerts",
+                       smtp_password="s3cret") as v,
+            pytest.raises(DeliveryFailed, match="certificate verify failed") as caught,
+        ):  # fmt: skip
+            Notices(v).send(
+                "k/1", ["regulatory-leadership"], "regulatory/milestone-alert", "s", context()
+            )
+        assert "nothing was recorded as sent" in str(caught.value)
+    finally:
+        server.controller.stop()
+    assert server.collector.envelopes == []
+    assert vault.store.head() == head
+    with Vault.open(vault.settings, domains()) as again:
+        assert not Notices(again).already_sent("k/1")
+        assert Notices(again).all() == []
+
+
+def test_alerts_by_starttls_through_the_cli(
+    vault_path: Path, test_ca: trustme.CA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trust(test_ca, tmp_path, monkeypatch)
+    server = start_tls_server(test_ca)
+    try:
+        run(vault_path, "app", "new", "ind", "012345", "--program", "CART-19")
+        run(vault_path, "event", "add", "IND-012345", "ind-received", "--on", "2026-01-05")
+        assert run(vault_path, "lists", "set", "regulatory-leadership", "ra@example.org",
+                   "--reason", "RA").exit_code == 0  # fmt: skip
+        env = {**server.env(), "ATMPVAULT_SMTP_STARTTLS": "true",
+               "ATMPVAULT_SMTP_USER": "alerts", "ATMPVAULT_SMTP_PASSWORD": "s3cret"}  # fmt: skip
+        sent = run(vault_path, "alerts", "--today", "2026-01-20", "--send", "--json", env=env)
+    finally:
+        server.controller.stop()
+    assert sent.exit_code == 0, sent.stderr
+    assert [a["status"] for a in json.loads(sent.stdout)] == ["sent"]
+    assert server.collector.over_tls == [True]
+    assert server.collector.envelopes[0].rcpt_tos == ["ra@example.org"]
 
 
 # -- sending -----------------------------------------------------------------------------------

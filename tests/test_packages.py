@@ -437,11 +437,15 @@ def test_a_document_not_in_the_archive_is_refused(vp: Path, tmp_path: Path) -> N
 def test_sections_are_validated(vp: Path, tmp_path: Path, section: str) -> None:
     doc = archive(vp, tmp_path, "spec.pdf", pdf("Spec"))
     new_sequence(vp, "0000")
-    result = run(vp, "package", "add", IND, "0000", doc, "--section", section)
-    if section == "/m3/32p":  # surrounding slashes are trimmed
-        assert result.exit_code == 0, result.stderr
+    result = run(vp, "package", "add", IND, "0000", doc, "--section", section, "--json")
+    if section == "/m3/32p":  # surrounding slashes are trimmed, and the trimmed one stored
+        leaf = ok_json(result)
+        assert (leaf["section"], leaf["href"]) == ("m3/32p", "m3/32p/spec.pdf")
+        (stored,) = ok_json(run(vp, "package", "show", IND, "0000", "--json"))["leaves"]
+        assert (stored["section"], stored["href"]) == ("m3/32p", "m3/32p/spec.pdf")
         return
     refused(result, 2, "invalid section")
+    assert ok_json(run(vp, "package", "show", IND, "0000", "--json"))["leaves"] == []
 
 
 def test_file_names_that_collide_after_normalising_are_refused(vp: Path, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from atmpvault.archive.regulatory.applications import TRIGGERS, Application, Event
 from atmpvault.archive.regulatory.calendar import Milestone, derive
-from atmpvault.archive.regulatory.rules import Rules, add_months, packaged_rules, parse_rules
+from atmpvault.archive.regulatory.rules import add_months, packaged_rules, parse_rules
 from atmpvault.errors import InvalidInput
 
 RULES = packaged_rules()
@@ -447,6 +447,11 @@ def test_anchor_cycles_and_bad_json_are_refused() -> None:
 
 
 def test_rules_lookup_names_unknown_rule() -> None:
-    with pytest.raises(InvalidInput, match="unknown rule 'IND_EFFECTIV'"):
+    with pytest.raises(InvalidInput, match="unknown rule 'IND_EFFECTIV'") as caught:
         RULES.get("IND_EFFECTIV")
-    assert isinstance(RULES, Rules)
+    assert "IND_EFFECTIVE" in str(caught.value)  # the message lists the rules there are
+    found = RULES.get("IND_EFFECTIVE")
+    assert (found.id, found.triggers, found.kind, found.source) == (
+        "IND_EFFECTIVE", ("ind-received",), "status", "21 CFR 312.40(b)",
+    )  # fmt: skip
+    assert found.offset.describe() == "+30 days"
