@@ -291,7 +291,10 @@ def test_log_filters_by_kind_and_id(regulatory: tuple[Path, dict[str, str]]) -> 
         ("event-add", "EV-000002", 1),
     ]
     docs = ok(vault, "log", "--doc", "DOC-000001", "--json")
-    assert [(e["doc"], e["kind"], e["version"]) for e in docs] == [("DOC-000001", "document", 1)]
+    assert [(e["doc"], e["kind"], e["version"]) for e in docs] == [
+        ("DOC-000001", "document", 1),
+        (None, "package", 2),  # the package-add that pinned it
+    ]
     apps = ok(vault, "log", "--kind", "application", "--json")
     assert [e["id"] for e in apps] == [IND, BLA]
     bad = run(vault, "log", "--kind", "spaceship")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -114,16 +115,68 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+ELLIPSIS = "\u2026"
+MIN_CUT = 10  # a text column is never cut narrower than this (or its header)
+
+
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
-    """A plain aligned table for people."""
-    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    """A plain aligned table for people, fitted to the terminal's width (see `fit`)."""
+    cells = [[_cell(v) for v in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in cells:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    widths = fit(widths, headers, cells, terminal_width())
+    line = "  ".join(_cut(h, w).ljust(w) for h, w in zip(headers, widths, strict=True))
     click.echo(line.rstrip())
     for row in cells:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        click.echo(
+            "  ".join(_cut(c, w).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+def _cell(value: Any) -> str:
+    # One line per row: a reason typed with a newline must not break the table.
+    return "" if value is None else " ".join(str(value).splitlines())
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + ELLIPSIS
+
+
+def fit(
+    widths: list[int], headers: Sequence[str], cells: list[list[str]], limit: int | None
+) -> list[int]:
+    """Column widths that fit `limit`: the widest text column is cut first, one at a time.
+
+    Only columns of text (some cell holds a space: a title, a reason, a summary) are cut:
+    ids, times and commits are copied from listings, and a cut one would name nothing.
+    When even that is not enough the table is left wider than the terminal.
+    """
+    if limit is None:
+        return widths
+    widths = list(widths)
+    text = [any(" " in row[i] for row in cells) for i in range(len(widths))]
+    floors = [min(w, max(len(h), MIN_CUT)) for w, h in zip(widths, headers, strict=True)]
+    excess = sum(widths) + 2 * (len(widths) - 1) - limit
+    while excess > 0:
+        cuttable = [i for i, w in enumerate(widths) if text[i] and w > floors[i]]
+        if not cuttable:
+            break
+        widest = max(cuttable, key=lambda i: (widths[i], i))
+        widths[widest] -= 1
+        excess -= 1
+    return widths
+
+
+def terminal_width() -> int | None:
+    """The terminal's width ($COLUMNS first); None when stdout is not a terminal.
+
+    A pipe or a file gets every cell whole, whatever $COLUMNS says (test runners and
+    CI set it): scripts read tables too, and --json is not always what they use.
+    """
+    if not sys.stdout.isatty():
+        return None
+    return shutil.get_terminal_size().columns
 
 
 def when_option(value: str | None, start_of_day: bool = False) -> str | None:

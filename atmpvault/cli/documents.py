@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import click
 
 from atmpvault.archive.documents.versions import Documents
 from atmpvault.cli.base import (
+    distinct_times,
     emit_json,
     json_option,
     list_versions,
@@ -23,6 +24,7 @@ from atmpvault.errors import VaultError
 from atmpvault.files import atomic_write
 
 if TYPE_CHECKING:
+    from atmpvault.archive.core.records import FieldChange
     from atmpvault.archive.core.vault import Vault
 
 
@@ -210,12 +212,23 @@ class _Reader:
 @json_option
 @pass_vault
 def history(vault: Vault, doc_id: str, as_json: bool) -> None:
-    """Every version of a document, oldest first, with who, when and why.
+    """Every version of a document, oldest first, with who, when, why and what changed.
+
+    CHANGES names each metadata field a version changed (title, lot, meta ...) as
+    old -> new; the content's change shows in SHA256.
 
     \b
         atmpvault history DOC-000007
     """
+    from itertools import pairwise
+
+    from atmpvault.archive.core.records import field_changes
+
     rows = Documents(vault).history(doc_id)
+    bodies = [r.to_json() for r in rows]
+    # Version 1 changes nothing; each later one against the version before it.
+    changes: list[list[FieldChange]] = [[]]
+    changes += [field_changes(old, new, HISTORY_FIELDS) for old, new in pairwise(bodies)]
     if as_json:
         keys = (
             "version",
@@ -228,12 +241,33 @@ def history(vault: Vault, doc_id: str, as_json: bool) -> None:
             "size",
             "commit",
         )
-        emit_json([{k: r.to_json()[k] for k in keys} for r in rows])
+        emit_json(
+            [
+                {**{k: b[k] for k in keys}, "changes": [c.to_json() for c in found]}
+                for b, found in zip(bodies, changes, strict=True)
+            ]
+        )
         return
+    times = distinct_times([r.recorded_at for r in rows])
     table(
-        [(r.version, r.recorded_at[:19], r.user, r.action, r.reason, r.sha256[:12]) for r in rows],
-        ["V", "RECORDED (UTC)", "USER", "ACTION", "REASON", "SHA256"],
+        [
+            (r.version, t, r.user, r.action, r.reason, r.sha256[:12], _changes(found))
+            for r, t, found in zip(rows, times, changes, strict=True)
+        ],
+        ["V", "RECORDED (UTC)", "USER", "ACTION", "REASON", "SHA256", "CHANGES"],
     )
+
+
+# The metadata a new version may change, as `history` shows it (content: its SHA-256).
+HISTORY_FIELDS = ("program", "type", "title", "lot", "filename", "status", "meta")
+
+
+def _changes(found: list[FieldChange]) -> str:
+    return "; ".join(f"{c.name}: {_shown(c.old)} \u2192 {_shown(c.new)}" for c in found)
+
+
+def _shown(value: Any) -> str:
+    return "(none)" if value in (None, "") else str(value)
 
 
 @click.command("ls")

@@ -71,6 +71,9 @@ def log(
 ) -> None:
     """The audit trail: every write of every document and record.
 
+    --id/--doc also lists the writes that put a record into another: a package-add
+    under the document version it pins, an event under the letter it records.
+
     \b
         atmpvault log --since 2026-01-01 --user "J. Rivera"
         atmpvault log --kind event --since 2026-03-01
@@ -98,10 +101,10 @@ def log(
     times = distinct_times([e.time for e in entries])
     table(
         [
-            (t, e.user, e.action, e.kind, e.id, e.version, e.reason, e.commit[:12])
+            (t, e.user, e.action, e.kind, e.id, e.version, e.reason, e.summary, e.commit[:12])
             for t, e in zip(times, entries, strict=True)
         ],
-        ["TIME (UTC)", "USER", "ACTION", "KIND", "ID", "V", "REASON", "COMMIT"],
+        ["TIME (UTC)", "USER", "ACTION", "KIND", "ID", "V", "REASON", "SUMMARY", "COMMIT"],
     )
 
 

@@ -1,14 +1,16 @@
 """The audit trail: every write of every record kind, answered from the catalog's audit
-table (a projection of git history that `verify` checks row by row)."""
+table (a projection of git history that `verify` checks row by row). A write concerns the
+records it touched and those it newly refers to (a package-add: the document it pins)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
 from atmpvault.archive.core.catalog import audit, touched_filter
+from atmpvault.archive.core.records import Reference
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.catalog import Catalog
@@ -28,6 +30,7 @@ class AuditEntry:
     summary: str
     kind: str | None = None
     id: str | None = None
+    refers_to: tuple[Reference, ...] = ()  # records this write newly refers to
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -41,6 +44,9 @@ class AuditEntry:
             "id": self.id,
             "version": self.version,
             "summary": self.summary,
+            "refers_to": [
+                {"kind": r.kind, "id": r.id, "version": r.version} for r in self.refers_to
+            ],
         }
 
     @classmethod
@@ -77,4 +83,10 @@ def entries(
         where.append(audit.c.actor == user)
     if kind is not None or record_id is not None:
         where.append(touched_filter(kind, record_id))
-    return [AuditEntry.from_row(row) for row in catalog.audit_rows(where)]
+    refs: dict[int, list[Reference]] = {}
+    for row in catalog.audit_refs(where):
+        refs.setdefault(row["seq"], []).append(Reference(row["kind"], row["id"], row["version"]))
+    return [
+        replace(AuditEntry.from_row(row), refers_to=tuple(refs.get(row["seq"], ())))
+        for row in catalog.audit_rows(where)
+    ]

@@ -3,7 +3,7 @@
 It remembers the last commit it applied, so it can always be caught up or rebuilt from
 the repository alone, and holds nothing the repository does not. The core's tables are
 the records of every generic kind (every version), the audit trail (one row per commit,
-and the records each touched) and the catalog's state; each workflow adds its own tables
+the records each touched, and the records each newly referred to) and the catalog's state; each workflow adds its own tables
 on the same metadata and projects its own commits into them (see core/domain.py).
 A catalog whose schema differs from the code's is emptied and replayed.
 """
@@ -19,13 +19,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from atmpvault.archive.core.changes import RECORDS_TRAILER, CommitChanges
+from atmpvault.archive.core.audit_rows import audit_row, reference_rows
+from atmpvault.archive.core.changes import CommitChanges
 from atmpvault.archive.core.domain import Domain, load
-from atmpvault.archive.core.records import Columns, Record
+from atmpvault.archive.core.records import Columns, Record, new_references
 from atmpvault.errors import IntegrityError, VaultError
 from atmpvault.repository.git import ObjectMissing
 
-CORE_SCHEMA = "2"
+CORE_SCHEMA = "3"
 # What reading a damaged database raises ("database disk image is malformed").
 DATABASE_ERRORS: tuple[type[Exception], ...] = (sa.exc.DatabaseError,)
 
@@ -87,7 +88,19 @@ audit_items = sa.Table(
     sa.Index("audit_items_kind_id", "kind", "id"),
 )
 
-CORE_TABLES = (records, audit, audit_items, state)
+# The records a commit's writes newly refer to (a package-add: the document version it
+# pins), so the trail of a document lists the writes that put it into a package.
+audit_refs = sa.Table(
+    "audit_refs",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("kind", sa.String(40), primary_key=True),
+    sa.Column("id", sa.String(100), primary_key=True),
+    sa.Column("version", sa.Integer),  # None: the record as a whole
+    sa.Index("audit_refs_kind_id", "kind", "id"),
+)
+
+CORE_TABLES = (records, audit, audit_items, audit_refs, state)
 
 
 class ProjectionContext:
@@ -226,11 +239,13 @@ class Catalog:
 
     def _project(self, conn: Connection, commits: Sequence[CommitChanges]) -> None:
         seq = conn.execute(sa.select(sa.func.max(audit.c.seq))).scalar() or 0
-        audit_rows, item_rows, record_rows = [], [], []
+        audit_rows, item_rows, record_rows, ref_rows = [], [], [], []
         heads = self._head_versions(conn, {(r.kind.name, r.id) for c in commits for r in c.records})
+        bodies: dict[tuple[str, str], dict[str, Any]] = {}  # the newest of this batch
         for commit in commits:
             seq += 1
             touched = []
+            refs: dict[tuple[str, str], dict[str, Any]] = {}
             for change in commit.records:
                 key = (change.kind.name, change.id)
                 version = heads.get(key, 0) + 1
@@ -238,11 +253,18 @@ class Catalog:
                 touched.append((change.kind.name, change.id, version))
                 if change.kind.generic:
                     record_rows.append(_record_row(change, version, seq, commit))
-            audit_rows.append(_audit_row(commit, seq, touched))
+                if change.kind.references is not None:
+                    before = bodies[key] if key in bodies else self._body(conn, key, version - 1)
+                    reference_rows(seq, new_references(change.kind, change.body, before), refs)
+                    bodies[key] = change.body
+            audit_rows.append(audit_row(commit, seq, touched))
             item_rows += [{"seq": seq, "kind": k, "id": i, "version": v} for k, i, v in touched]
+            ref_rows += [refs[key] for key in sorted(refs)]
         conn.execute(audit.insert(), audit_rows)
         if item_rows:
             conn.execute(audit_items.insert(), item_rows)
+        if ref_rows:
+            conn.execute(audit_refs.insert(), ref_rows)
         if record_rows:
             changed = {(r["kind"], r["id"]) for r in record_rows}
             for kind, rid in changed:
@@ -257,6 +279,18 @@ class Catalog:
             conn.execute(records.insert(), record_rows)
         for module in self._tables:
             module.project(conn, commits, self.context)
+
+    @staticmethod
+    def _body(conn: Connection, key: tuple[str, str], version: int) -> dict[str, Any] | None:
+        """The body of one version of a generic record (None: version 0, or none)."""
+        if version < 1:
+            return None
+        found = conn.execute(
+            sa.select(records.c.body).where(
+                records.c.kind == key[0], records.c.id == key[1], records.c.version == version
+            )
+        ).scalar_one_or_none()
+        return None if found is None else dict(json.loads(found))
 
     @staticmethod
     def _head_versions(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
@@ -403,6 +437,16 @@ class Catalog:
                 conn.execute(sa.select(sa.func.count()).select_from(audit_items)).scalar_one()
             )
 
+    def audit_refs(self, where: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        """The records commits newly referred to, by commit; `where` selects audit rows."""
+        query = sa.select(audit_refs)
+        clauses = list(where)
+        if clauses:
+            query = query.where(audit_refs.c.seq.in_(sa.select(audit.c.seq).where(*clauses)))
+        query = query.order_by(audit_refs.c.seq, audit_refs.c.kind, audit_refs.c.id)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
     def audit_items(self) -> list[dict[str, Any]]:
         """Every (commit, record) pair of the audit trail (for verify)."""
         query = sa.select(audit_items).order_by(
@@ -413,13 +457,17 @@ class Catalog:
 
 
 def touched_filter(kind: str | None, record_id: str | None) -> Any:
-    """An audit WHERE clause: the commit touched a record of this kind and/or id."""
-    items = sa.select(audit_items.c.seq)
-    if kind is not None:
-        items = items.where(audit_items.c.kind == kind)
-    if record_id is not None:
-        items = items.where(audit_items.c.id == record_id)
-    return audit.c.seq.in_(items)
+    """An audit WHERE clause: the commit touched a record of this kind and/or id, or (an id
+    given) newly referred to it: a package-add concerns the document it pins."""
+    found = []
+    for table in (audit_items, audit_refs) if record_id is not None else (audit_items,):
+        items = sa.select(table.c.seq)
+        if kind is not None:
+            items = items.where(table.c.kind == kind)
+        if record_id is not None:
+            items = items.where(table.c.id == record_id)
+        found.append(audit.c.seq.in_(items))
+    return sa.or_(*found)
 
 
 def _record_row(change: Any, version: int, seq: int, commit: CommitChanges) -> dict[str, Any]:
@@ -441,41 +489,6 @@ def _record_row(change: Any, version: int, seq: int, commit: CommitChanges) -> d
         "ref": columns.ref,
         "body": json.dumps(change.body, sort_keys=True, ensure_ascii=False),
     }
-
-
-def _audit_row(
-    commit: CommitChanges, seq: int, touched: list[tuple[str, str, int]]
-) -> dict[str, Any]:
-    t = commit.trailers
-    kind, rid, version = _primary(t, touched)
-    if version is None and "Version" in t:
-        version = int(t["Version"])
-    return {
-        "seq": seq,
-        "commit_sha": commit.sha,
-        "time": commit.recorded_at,
-        "actor": commit.actor,
-        "action": t.get("Action", ""),
-        "reason": t.get("Reason"),
-        "summary": commit.subject,
-        "kind": kind,
-        "id": rid,
-        "version": version,
-        "doc": t.get("Document"),
-    }
-
-
-def _primary(
-    trailers: dict[str, str], touched: list[tuple[str, str, int]]
-) -> tuple[str | None, str | None, int | None]:
-    """The record a write is about: the first its Records trailer lists, else the only one."""
-    if not touched:
-        return None, None, None
-    listed = trailers.get(RECORDS_TRAILER, "").split(",")[0].split()
-    for kind, rid, version in touched:
-        if listed[:2] == [kind, rid]:
-            return kind, rid, version
-    return touched[0]
 
 
 def _record(row: Any) -> Record:

@@ -16,9 +16,10 @@ import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
-from atmpvault.archive.core.catalog import DATABASE_ERRORS, _audit_row, _record_row, sqlite_damage
+from atmpvault.archive.core.audit_rows import audit_row, reference_rows
+from atmpvault.archive.core.catalog import DATABASE_ERRORS, _record_row, sqlite_damage
 from atmpvault.archive.core.domain import hooks
-from atmpvault.archive.core.records import RecordKind, kind_for
+from atmpvault.archive.core.records import RecordKind, kind_for, new_references
 from atmpvault.errors import VaultError
 from atmpvault.repository.git import Damage, ObjectDamaged, RepositoryError
 
@@ -184,6 +185,10 @@ class _Expected:
     def __init__(self) -> None:
         self.audit: list[dict[str, Any]] = []
         self.items: list[dict[str, Any]] = []
+        self.refs: list[dict[str, Any]] = []
+        self.bodies: dict[tuple[str, str], dict[str, Any]] = {}  # newest, of kinds with refs
+        # Commits whose references cannot be derived: an earlier version is damaged.
+        self.refs_unknown: set[int] = set()
         self.records: dict[tuple[str, str, int], dict[str, Any]] = {}
         self.heads: dict[tuple[str, str], int] = {}
         self.indexed: set[tuple[str, int]] = set()
@@ -198,6 +203,7 @@ class _Expected:
 
     def feed(self, seq: int, commit: CommitChanges) -> None:
         touched = []
+        refs: dict[tuple[str, str], dict[str, Any]] = {}
         for change in commit.records:
             key = (change.kind.name, change.id)
             version = self.heads.get(key, 0) + 1
@@ -210,6 +216,12 @@ class _Expected:
                 self.records[(key[0], key[1], version)] = _record_row(change, version, seq, commit)
             if change.kind.indexed:
                 self.indexed.add((change.id, version))
+            if change.kind.references is not None:
+                if version > 1 and key not in self.bodies:
+                    self.refs_unknown.add(seq)
+                before = self.bodies.get(key)
+                reference_rows(seq, new_references(change.kind, change.body, before), refs)
+                self.bodies[key] = change.body
         for key in self._skipped:  # its version and the audit trail are known; its row is not
             version = self.heads.get(key, 0) + 1
             self.heads[key] = version
@@ -218,8 +230,11 @@ class _Expected:
             if (key[0], key[1], version - 1) in self.records:
                 self.records[(key[0], key[1], version - 1)]["latest"] = False
             self.unchecked.add(f"{key[1]} v{version}")
+            self.bodies.pop(key, None)
+            self.refs_unknown.add(seq)
         self._skipped = []
-        self.audit.append(_audit_row(commit, seq, touched))
+        self.audit.append(audit_row(commit, seq, touched))
+        self.refs += [refs[key] for key in sorted(refs)]
 
 
 def _compare_rows(
@@ -279,6 +294,17 @@ def _compare_catalog(vault: Vault, head: str | None, expected: _Expected) -> lis
             )
     for seq, kind, rid in sorted(items):
         problems.append(f"catalog is missing audit item #{seq} {kind} {rid}")
+    refs = {(r["seq"], r["kind"], r["id"]): r for r in expected.refs}
+    for row in catalog.audit_refs():
+        ref = refs.pop((row["seq"], row["kind"], row["id"]), None)
+        if ref != row and row["seq"] not in expected.refs_unknown:
+            problems.append(
+                f"catalog audit reference #{row['seq']} {row['kind']} {row['id']} "
+                "is not what the repository recorded"
+            )
+    for seq, kind, rid in sorted(refs):
+        if seq not in expected.refs_unknown:
+            problems.append(f"catalog is missing audit reference #{seq} {kind} {rid}")
     return problems
 
 

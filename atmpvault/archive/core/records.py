@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from atmpvault.errors import RecordFormatError
 
@@ -35,6 +35,66 @@ def _no_columns(_body: Mapping[str, Any]) -> Columns:
     return Columns()
 
 
+class Reference(NamedTuple):
+    """A record a body refers to (a package leaf: a document version); version None: any."""
+
+    kind: str
+    id: str
+    version: int | None = None
+
+
+def new_references(
+    kind: RecordKind, body: Mapping[str, Any], before: Mapping[str, Any] | None
+) -> list[Reference]:
+    """What this version of a record refers to that its previous version (`before`) did not.
+
+    One per record referred to (its highest version), sorted, so the audit trail lists the
+    write that added a reference, not every later write that kept it.
+    """
+    if kind.references is None:
+        return []
+    earlier = set(kind.references(before)) if before is not None else set()
+    found: dict[tuple[str, str], Reference] = {}
+    for ref in kind.references(body):
+        if ref in earlier:
+            continue
+        known = found.get((ref.kind, ref.id))
+        if known is None or (ref.version or 0) > (known.version or 0):
+            found[(ref.kind, ref.id)] = ref
+    return [found[key] for key in sorted(found)]
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field whose value differs between two versions of a record."""
+
+    name: str  # "title", or "meta.site" for one key of a mapping field
+    old: Any
+    new: Any
+
+    def to_json(self) -> dict[str, Any]:
+        return {"field": self.name, "old": self.old, "new": self.new}
+
+
+def field_changes(
+    before: Mapping[str, Any], after: Mapping[str, Any], names: Iterable[str]
+) -> list[FieldChange]:
+    """The named fields that differ, in the order named; a mapping field (meta) by its keys."""
+    changes = []
+    for name in names:
+        old, new = before.get(name), after.get(name)
+        if isinstance(old, Mapping) or isinstance(new, Mapping):
+            old, new = dict(old or {}), dict(new or {})
+            changes += [
+                FieldChange(f"{name}.{key}", old.get(key), new.get(key))
+                for key in sorted(set(old) | set(new))
+                if old.get(key) != new.get(key)
+            ]
+        elif old != new:
+            changes.append(FieldChange(name, old, new))
+    return changes
+
+
 @dataclass(frozen=True)
 class RecordKind:
     """One kind of record a workflow keeps (application, event, deviation...).
@@ -44,6 +104,10 @@ class RecordKind:
     the root and the file (shards, an owning application) are free. Ids match
     `id_pattern`. Files written before formats were numbered carry no `format` and are
     read as `legacy_format`; `fields`, when given, is every key a body may have.
+    `references`, when given, names the records a body refers to (a package's leaves:
+    document versions), so the audit trail lists a write that adds a reference under the
+    record referred to as well; only a generic kind can declare them (its previous
+    version, to compare with, is in the catalog).
     """
 
     name: str
@@ -58,10 +122,13 @@ class RecordKind:
     # False: the owning workflow projects this kind into its own tables (documents).
     generic: bool = True
     indexed: bool = False  # every version is an entry of the full-text index
+    references: Callable[[Mapping[str, Any]], Iterable[Reference]] | None = None
     _id_re: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_id_re", re.compile(self.id_pattern))
+        if self.references is not None and not self.generic:
+            raise ValueError(f"{self.name}: only a generic record kind can declare references")
 
     def is_id(self, value: str) -> bool:
         """Whether `value` has the shape of this kind's ids."""

@@ -6,10 +6,11 @@ so every existing vault reads as it is.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from atmpvault.archive.core.records import Columns, RecordKind
+from atmpvault.archive.core.records import Columns, RecordKind, Reference
+from atmpvault.archive.documents.records import KIND as DOCUMENT_KIND
 
 APPS_ROOT = "regulatory/applications"
 EVENTS_ROOT = "regulatory/events"
@@ -26,6 +27,20 @@ def _event_columns(body: Mapping[str, Any]) -> Columns:
 
 def _package_columns(body: Mapping[str, Any]) -> Columns:
     return Columns(status=body.get("status"), ref=body.get("app"))
+
+
+def _event_references(body: Mapping[str, Any]) -> Iterator[Reference]:
+    if isinstance(body.get("doc"), str):  # the document it records (the FDA letter)
+        yield Reference(DOCUMENT_KIND.name, body["doc"])
+
+
+def _package_references(body: Mapping[str, Any]) -> Iterator[Reference]:
+    for leaf in body.get("leaves") or ():  # each pins one document version
+        # A hand-edited leaf must not stop catch-up: what cannot be read refers to nothing.
+        if isinstance(leaf, Mapping) and isinstance(leaf.get("doc"), str):
+            version = leaf.get("version")
+            number = version if isinstance(version, int) else None
+            yield Reference(DOCUMENT_KIND.name, leaf["doc"], number)
 
 
 APP_KIND = RecordKind(
@@ -66,6 +81,7 @@ EVENT_KIND = RecordKind(
     ),  # fmt: skip
     columns=_event_columns,
     indexed=True,
+    references=_event_references,
 )
 
 PACKAGE_KIND = RecordKind(
@@ -91,4 +107,5 @@ PACKAGE_KIND = RecordKind(
         }
     ),  # fmt: skip
     columns=_package_columns,
+    references=_package_references,
 )
