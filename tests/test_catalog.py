@@ -277,3 +277,22 @@ def test_separate_vaults_on_each_catalog_answer_alike(
     assert sorted(stable) == sorted(k for k in theirs if not k.startswith(("ls as-of", "as-of")))
     for key in stable:
         assert comparable(mine[key]) == comparable(theirs[key]), key
+
+
+def test_a_catalog_that_cannot_be_reached_is_one_line(tmp_path: Path) -> None:
+    """A PostgreSQL URL naming no database is refused in one line, password hidden."""
+    import sqlalchemy as sa
+
+    from tests.conftest import PG_URL, run
+
+    if not PG_URL:
+        pytest.skip("ATMPVAULT_TEST_PG_URL is not set")
+
+    url = sa.engine.make_url(PG_URL).set(database="atmpvault_no_such_db", password="s3cret")
+    vault = tmp_path / "vault"
+    assert run(vault, "init").exit_code == 0
+    result = run(vault, "ls", env={"ATMPVAULT_CATALOG_URL": url.render_as_string(False)})
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr and "s3cret" not in result.stderr
+    assert result.stderr.startswith("atmpvault: cannot open the catalog at postgresql+psycopg://")
+    assert "atmpvault_no_such_db" in result.stderr and len(result.stderr.splitlines()) == 1

@@ -139,7 +139,16 @@ class Catalog:
             raise VaultError(f"cannot use catalog URL {url!r}: {exc}") from exc
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        self._open()
+        try:
+            self._open()
+        except sa.exc.DBAPIError as exc:  # unreachable server, no such database, refused login
+            self.engine.dispose()
+            detail = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else exc
+            raise VaultError(f"cannot open the catalog at {self._shown()}: {detail}") from exc
+
+    def _shown(self) -> str:
+        """The catalog's URL without its password."""
+        return self.engine.url.render_as_string(hide_password=True)
 
     def _with_tables(self) -> list[Domain]:
         return [d for d in self.domains if d.tables is not None]
