@@ -27,7 +27,9 @@ ENGINES = ["tantivy", "whoosh"]
 TIMEOUT = 120
 
 # "kind" says what a hit is: "document" here; records (events...) are hits of their own kind.
-HIT_KEYS = {"kind", "id", "version", "title", "program", "type", "lot", "score", "snippet"}
+HIT_KEYS = {
+    "kind", "id", "version", "title", "program", "type", "lot", "status", "score", "snippet",
+}  # fmt: skip
 
 
 # -- helpers ------------------------------------------------------------------------------

@@ -97,6 +97,7 @@ def search(
                         "program": h.program,
                         "type": h.type,
                         "lot": h.lot,
+                        "status": h.status,
                         "score": round(h.score, 4),
                         "snippet": h.snippet,
                     }
@@ -110,8 +111,10 @@ def search(
     for hit in result.hits:
         lot_text = f"  lot {hit.lot}" if hit.lot else ""
         kind = "" if hit.kind == "document" else f"{hit.kind} "
+        status = "" if hit.status == "active" else f"  [{hit.status.upper()}]"
         click.echo(
-            f"\n{kind}{hit.id} v{hit.version}  {hit.score:.2f}  {hit.program}  {hit.type}{lot_text}"
+            f"\n{kind}{hit.id} v{hit.version}{status}  {hit.score:.2f}  {hit.program}  "
+            f"{hit.type}{lot_text}"
             f"\n  {hit.title or ''}"
         )
         if hit.snippet:
