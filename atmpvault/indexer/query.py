@@ -434,6 +434,8 @@ def parse(query: str, tag_fields: frozenset[str] = frozenset()) -> Node:
 
     Names in `tag_fields` (lowercase) are accepted as fields; their leaves name TAGS.
     """
+    if bad := [i for i, c in enumerate(query) if "\ud800" <= c <= "\udfff"]:
+        raise QueryError(f"position {bad[0] + 1} is not text (a byte that is not UTF-8?)")
     return _Parser(query, tag_fields).parse()
 
 

@@ -267,21 +267,21 @@ class GitStore:
             sha, kind, size, stream = self.repo.git.stream_object_data(f"{commit}:{path}")
         except Exception as exc:
             raise self._unreadable(commit, path, exc) from exc
-        if kind not in ("blob", b"blob"):
-            stream.read()
-            _check_kind(kind, commit, path)
-        digest = hashlib.sha1(b"blob %d\0" % size)
-        written = 0
+        digest, written = hashlib.sha1(b"blob %d\0" % size), 0
         try:
-            while block := stream.read(min(chunk, size - written)) if written < size else b"":
-                digest.update(block)
-                out.write(block)
-                written += len(block)
-            stream.read()
+            if _text(kind) == "blob":  # a reader that died on a damaged object gives b""
+                while written < size and (block := stream.read(min(chunk, size - written))):
+                    digest.update(block)
+                    out.write(block)
+                    written += len(block)
         except Exception as exc:
             raise self._unreadable(commit, path, exc) from exc
+        finally:
+            if stream._nbr != stream._size:  # cut short: drop the reader, now out of step,
+                stream._nbr = stream._size  # and end the stream, whose finalizer would read
+                self.close()  # the closed pipe at exit ("Exception ignored ... closed file")
+        _check_kind(kind, commit, path)
         if written != size or digest.hexdigest() != _text(sha):
-            self.close()
             raise ObjectDamaged(
                 f"object {_text(sha)} ({path} at {commit[:12]}) is corrupt",
                 _text(sha), path, commit,

@@ -14,8 +14,10 @@ is held for the whole import.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
+import io
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
@@ -165,12 +167,8 @@ def plan_manifest(
 ) -> list[ImportItem]:
     """The rows of a CSV manifest; a malformed row is refused with its line number."""
     base = manifest.parent.resolve()
-    try:
-        handle = manifest.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise VaultError(f"cannot read manifest {manifest}: {exc.strerror}") from None
     items = []
-    with handle:
+    with io.StringIO(_manifest_text(manifest), newline="") as handle:
         reader = csv.DictReader(handle)
         columns = reader.fieldnames or []
         required = ["path"] + [
@@ -217,6 +215,40 @@ def plan_manifest(
         except csv.Error as exc:
             raise InvalidInput(f"manifest {manifest} line {reader.line_num}: {exc}") from None
     return items
+
+
+def _manifest_text(manifest: Path) -> str:
+    """The manifest's text: UTF-8 (with or without a BOM) or UTF-16 with a BOM.
+
+    Anything else (Latin-1, Windows-1252, UTF-16 without a BOM) is refused as a whole,
+    naming the first line that is not text in that encoding: guessing would archive
+    documents under titles and paths nobody wrote.
+    """
+    try:
+        data = manifest.read_bytes()
+    except OSError as exc:
+        raise VaultError(f"cannot read manifest {manifest}: {exc.strerror}") from None
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding, name = "utf-16", "UTF-16"
+    else:
+        encoding, name = "utf-8", "UTF-8"
+        data = data.removeprefix(codecs.BOM_UTF8)
+    advice = "save it as UTF-8, or UTF-16 with a byte order mark"
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].decode(encoding, "replace").count("\n") + 1
+        raise InvalidInput(
+            f"manifest {manifest} line {line}: not {name} text "
+            f"(byte 0x{data[exc.start]:02x}); {advice}"
+        ) from None
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise InvalidInput(
+            f"manifest {manifest} line {line}: contains a NUL character "
+            f"(UTF-16 without a byte order mark?); {advice}"
+        )
+    return text.removeprefix("\ufeff")
 
 
 def _manifest_path(base: Path, raw: str) -> Path:
