@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from atmpvault.repository.lock import WriteLock
-from tests.conftest import CLI, run
+from tests.conftest import CLI, cli_env, run
 
 # One writer process: waits for the starting gun, then adds its documents one by one
 # through a single long-lived Vault, printing one JSON line per document archived.
@@ -165,3 +165,34 @@ def test_a_writer_that_waits_too_long_gives_up_and_writes_nothing(
     assert head(vault) == before
     assert json.loads(run(vault, "ls", "--json").stdout) == []
     assert run(vault, "verify").exit_code == 0
+
+
+def test_an_open_vault_does_not_hold_the_index_writer_between_writes(
+    tmp_path: Path, sample_pdf: Path
+) -> None:
+    """A long-lived process that indexed once must not lock every other one out of the index."""
+    from atmpvault.archive.core.vault import Vault
+    from atmpvault.archive.documents.versions import Documents
+    from atmpvault.archive.domains import domains
+    from atmpvault.config import Settings
+    from atmpvault.indexer.index import SearchFilters
+
+    path = tmp_path / "vault"
+    with Vault.create(Settings(vault=path, user="qa.long"), domains()) as long_lived:
+        Documents(long_lived).add(sample_pdf, "CART-19", "batch-record")
+        # Searching catches the index up: this process wrote to the index, then let go.
+        assert long_lived.search("viability", SearchFilters()).total == 1
+        other = tmp_path / "other.txt"
+        other.write_text("viability of a second lot\n")
+        added = subprocess.run(
+            [*CLI, "--vault", str(path), "add", str(other), "--program", "CART-19",
+             "--type", "batch-record"],
+            capture_output=True, text=True, env=cli_env(), timeout=60,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        found = subprocess.run(
+            [*CLI, "--vault", str(path), "search", "viability", "--json"],
+            capture_output=True, text=True, env=cli_env(), timeout=60,
+        )  # fmt: skip
+        assert found.returncode == 0 and "Traceback" not in found.stderr, found.stderr
+        assert json.loads(found.stdout)["total"] == 2

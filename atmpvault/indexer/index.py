@@ -277,6 +277,11 @@ class Index:
         self._session_keys.clear()
         self._save_state()  # after the engine: a crash between leaves a replayable gap
 
+    def release(self) -> None:
+        """Give up the engine's writer, so another process can write; commit first."""
+        self.rollback()
+        self._engine.release()
+
     def rollback(self) -> None:
         """Forget additions since the last commit."""
         self._engine.rollback()

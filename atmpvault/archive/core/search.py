@@ -99,6 +99,11 @@ class SearchProjection:
             self.index.commit(self._pending)
             self._pending = None
 
+    def release(self) -> None:
+        """Commit what is pending and give up the index writer: the vault lock is going."""
+        self.flush()
+        self.index.release()
+
     def reset(self) -> None:
         self._pending = None
         self.index.reset()

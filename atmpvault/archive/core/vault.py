@@ -274,7 +274,7 @@ class Vault:
         try:
             self._replay_into([projection], head)
         finally:
-            self._lock.release()
+            self._unlock()
 
     def _replay_into(
         self, targets: list[Projection], head: str, progress: Progress | None = None
@@ -412,6 +412,9 @@ class Vault:
                 index.close()
         try:
             projection = self.search_projection
+            # An index opened earlier by this vault may lag writes made since, here or by
+            # another process: bring it up, unless a writer is busy.
+            self._catch_up(projection, wait=False)
         except IntegrityError as exc:
             if self._search is None:
                 raise
@@ -442,6 +445,15 @@ class Vault:
             if catch_up:
                 self.catch_up()
             yield
+        finally:
+            self._unlock()
+
+    def _unlock(self) -> None:
+        """Let the next writer in: the index's pending work committed, its writer let go
+        (an index writer outliving the lock would lock every other process out of it)."""
+        try:
+            if self._search is not None:
+                self._search.release()
         finally:
             self._lock.release()
 

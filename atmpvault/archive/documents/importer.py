@@ -22,6 +22,7 @@ import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -392,25 +393,31 @@ def run_import(
     `allow_duplicate` archived anyway (recording which document they duplicate).
     """
     actor = vault.actor
-    since_flush = 0
     limit = max_bytes(vault)
     fresh = _unarchived(vault, items, report, progress, allow_duplicate)
-    for batch in _prepared(fresh, workers or os.cpu_count() or 1, limit):
-        ready = []
-        for item, prepared in batch:
-            if prepared.error:
-                report.refuse(item, prepared.error)
-            else:
-                ready.append((item, prepared))
-        if ready:
-            since_flush += len(ready)
-            flush = since_flush >= INDEX_COMMIT_EVERY
-            _write_batch(vault, ready, actor, report, flush, allow_duplicate)
-            since_flush = 0 if flush else since_flush
-        if progress:
-            progress(len(batch))
-    with vault.writing(catch_up=False):
-        vault.search_projection.flush()
+    # The lock is held for a group of batches, so the index commits once a group (an
+    # engine commit costs as much as indexing thousands of documents); releasing it
+    # commits the index and lets other writers in.
+    held = ExitStack()
+    in_group = 0
+    with held:
+        for batch in _prepared(fresh, workers or os.cpu_count() or 1, limit):
+            ready = []
+            for item, prepared in batch:
+                if prepared.error:
+                    report.refuse(item, prepared.error)
+                else:
+                    ready.append((item, prepared))
+            if ready:
+                if in_group == 0:
+                    held.enter_context(vault.writing())
+                _write_batch(vault, ready, actor, report, allow_duplicate)
+                in_group += len(ready)
+                if in_group >= INDEX_COMMIT_EVERY:
+                    held.close()
+                    in_group = 0
+            if progress:
+                progress(len(batch))
     return report
 
 
@@ -419,10 +426,10 @@ def _write_batch(
     batch: Iterable[tuple[ImportItem, _Prepared]],
     actor: str,
     report: ImportReport,
-    flush: bool,
     allow_duplicate: bool,
 ) -> None:
-    """One lock, one fast-import stream, one catalog transaction, one index commit.
+    """One fast-import stream, one catalog transaction, its index entries (committed when
+    the lock is let go).
 
     Under the lock, with the catalog brought to the last commit, every file is checked
     again against what is archived now (another import may have written it while this
@@ -486,7 +493,7 @@ def _write_batch(
             return
         commits = vault.commit_units(units)
         vault.search_projection.apply_deferred(
-            commits, commits[-1].sha, units[0].parent, defer=not flush
+            commits, commits[-1].sha, units[0].parent, defer=True
         )
         report.imported += len(units)
         report.documents.extend(staged)

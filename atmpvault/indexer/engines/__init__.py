@@ -64,6 +64,10 @@ class Engine(Protocol):
         """Forget everything put since the last commit."""
         ...
 
+    def release(self) -> None:
+        """Give up the engine's writer lock (after a commit), so another process can write."""
+        ...
+
     def search(
         self, node: Node, filters: SearchFilters, limit: int, facets: bool
     ) -> EngineResult: ...

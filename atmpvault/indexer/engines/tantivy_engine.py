@@ -169,11 +169,15 @@ class TantivyEngine:
         self._dirty = False
         self._refresh()
 
-    def close(self) -> None:
+    def release(self) -> None:
+        """Let another process write: drop the writer (and its lock) once committed."""
         if self._writer is not None:
             self.rollback()
             self._writer.wait_merging_threads()  # releases the writer's lock
             self._writer = None
+
+    def close(self) -> None:
+        self.release()
 
     # --- reading -------------------------------------------------------------------------
 

@@ -161,6 +161,10 @@ class WhooshEngine:
         self.index = whoosh.index.create_in(str(self.directory), _schema())
         self.searcher = self.index.searcher()
 
+    def release(self) -> None:
+        """Nothing to let go: a writer (and its lock) lives only inside `commit`."""
+        self.rollback()
+
     def close(self) -> None:
         self.rollback()
         self.searcher.close()
