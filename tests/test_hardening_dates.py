@@ -12,7 +12,8 @@ import pytest
 from click.testing import Result
 
 from atmpvault.archive.core import values
-from atmpvault.archive.core.vault import CONFIG_PATH, Vault
+from atmpvault.archive.core.configuration import CONFIG_PATH
+from atmpvault.archive.core.vault import Vault
 from atmpvault.archive.domains import domains
 from atmpvault.archive.regulatory.applications import Application, Event, event_path
 from atmpvault.archive.regulatory.calendar import derive_checked

@@ -8,7 +8,6 @@ from typing import IO, TYPE_CHECKING, Any, cast
 
 import click
 
-from atmpvault.archive.documents.versions import Documents
 from atmpvault.cli.base import (
     distinct_times,
     emit_json,
@@ -21,11 +20,11 @@ from atmpvault.cli.base import (
     when_option,
 )
 from atmpvault.errors import VaultError
-from atmpvault.files import atomic_write
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.records import FieldChange
     from atmpvault.archive.core.vault import Vault
+    from atmpvault.archive.documents.versions import Documents
 
 
 @click.command()
@@ -79,7 +78,7 @@ def add(
             raise InvalidInput("--reason is required when archiving a new version (--id)")
         if allow_duplicate:
             raise InvalidInput("--allow-duplicate applies to new documents, not to --id")
-        version = Documents(vault).revise(doc_id, file, reason, title, lot, extra)
+        version = _documents(vault).revise(doc_id, file, reason, title, lot, extra)
     else:
         if program is None or doc_type is None:
             raise InvalidInput(
@@ -87,7 +86,7 @@ def add(
             )
         if reason is not None:
             raise InvalidInput("--reason applies to new versions (--id); version 1 needs none")
-        version = Documents(vault).add(
+        version = _documents(vault).add(
             file, program, doc_type, title, lot, extra, allow_duplicate=allow_duplicate
         )
     result = {
@@ -122,7 +121,7 @@ def show(vault: Vault, doc_id: str, number: int | None, as_of: str | None, as_js
         raise InvalidInput("use --version or --as-of, not both")
     from atmpvault.archive.regulatory.submissions.service import Packages
 
-    found = Documents(vault).show(doc_id, number, when_option(as_of))
+    found = _documents(vault).show(doc_id, number, when_option(as_of))
     data = found.to_json()
     data["sequences"] = [
         s.to_json() for s in Packages(vault).submissions_of(found.id, found.version)
@@ -165,16 +164,18 @@ def get(
     at = when_option(as_of)
     if output is None:
         sink = _Reader(sys.stdout.buffer)
-        Documents(vault).get(doc_id, cast(IO[bytes], sink), number, at)
+        _documents(vault).get(doc_id, cast(IO[bytes], sink), number, at)
         sink.flush()
         if sink.gone:
             raise BrokenPipeError  # the reader stopped early (| head): the boundary exits quietly
         return
-    found = Documents(vault).show(doc_id, number, at)
+    found = _documents(vault).show(doc_id, number, at)
     target = output / found.filename if output.is_dir() else output
     try:
+        from atmpvault.files import atomic_write
+
         with atomic_write(target) as out:
-            Documents(vault).get(doc_id, out, found.version)
+            _documents(vault).get(doc_id, out, found.version)
     except OSError as exc:
         raise VaultError(f"cannot write {target}: {exc.strerror}") from None
     click.echo(f"{found.id} v{found.version} -> {target}", err=True)
@@ -224,7 +225,7 @@ def history(vault: Vault, doc_id: str, as_json: bool) -> None:
 
     from atmpvault.archive.core.records import field_changes
 
-    rows = Documents(vault).history(doc_id)
+    rows = _documents(vault).history(doc_id)
     bodies = [r.to_json() for r in rows]
     # Version 1 changes nothing; each later one against the version before it.
     changes: list[list[FieldChange]] = [[]]
@@ -308,7 +309,7 @@ def ls(
         lot=values.lot(lot),
         unsearchable=unsearchable,
     )
-    rows = Documents(vault).ls(filters, when_option(as_of))
+    rows = _documents(vault).ls(filters, when_option(as_of))
     if app is not None or seq is not None:
         from atmpvault.archive.regulatory.submissions.service import Packages
 
@@ -331,7 +332,7 @@ def withdraw(vault: Vault, doc_id: str, reason: str, user: str | None, as_json: 
     \b
         atmpvault withdraw DOC-000003 --reason "superseded by SOP-112 rev 4"
     """
-    version = Documents(vault).withdraw(doc_id, reason)
+    version = _documents(vault).withdraw(doc_id, reason)
     if as_json:
         emit_json(
             {
@@ -343,6 +344,12 @@ def withdraw(vault: Vault, doc_id: str, reason: str, user: str | None, as_json: 
         )
     else:
         click.echo(f"{version.id} v{version.version} withdrawn  commit {version.commit[:12]}")
+
+
+def _documents(vault: Vault) -> Documents:
+    from atmpvault.archive.documents.versions import Documents
+
+    return Documents(vault)
 
 
 def register(cli: click.Group) -> None:

@@ -156,7 +156,9 @@ class Catalog:
     def _open(self) -> None:
         """Create the tables, or replace them if they were made for another schema."""
         found = self._stored_schema()
-        if found is not None and found != self.schema:
+        if found == self.schema:
+            return  # made for this schema: every table is there
+        if found is not None:
             self.rebuilt_because = (
                 f"the catalog's schema {found} is not {self.schema}"
                 if found
@@ -174,10 +176,19 @@ class Catalog:
         if not inspector.has_table("catalog_state"):
             return None
         with self.engine.connect() as conn:
-            value = conn.execute(
-                sa.text("SELECT value FROM catalog_state WHERE key = 'schema'")
-            ).scalar_one_or_none()
-        return "" if value is None else str(value)
+            rows: dict[str, str] = dict(
+                conn.execute(
+                    sa.text(
+                        "SELECT key, value FROM catalog_state "
+                        "WHERE key IN ('schema', 'last_commit')"
+                    )
+                ).all()
+            )
+        if "schema" in rows:
+            return str(rows["schema"])
+        # No schema: an earlier release's catalog (it has applied commits), or one another
+        # process is creating this moment (nothing applied yet), which must not be dropped.
+        return "" if "last_commit" in rows else None
 
     def _drop_all(self) -> None:
         inspector = sa.inspect(self.engine)

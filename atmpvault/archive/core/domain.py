@@ -14,17 +14,17 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from atmpvault.archive.core.records import RecordKind
-
 if TYPE_CHECKING:
     from atmpvault.archive.core.changes import CommitChanges
+    from atmpvault.archive.core.records import RecordKind
 
 
 @dataclass(frozen=True)
 class Domain:
     """One workflow, as the core sees it.
 
-    - `record_kinds`: the records it keeps (projected by the core unless not `generic`).
+    - `record_kinds`: "module:NAME" of the tuple of records it keeps (projected by the core
+      unless not `generic`); named, not imported, so `--help` loads no record code.
     - `document_types`: types it adds to the vault's default vocabulary.
     - `tables`: module defining its catalog tables on core.catalog's metadata, with
       `SCHEMA` (a version string), `project(conn, commits, ctx)` and optionally `reset`.
@@ -39,7 +39,7 @@ class Domain:
     """
 
     name: str
-    record_kinds: tuple[RecordKind, ...] = ()
+    record_kinds: str | None = None  # "module:TUPLE" of its RecordKinds
     document_types: tuple[str, ...] = ()
     tables: str | None = None
     index: str | None = None
@@ -70,7 +70,8 @@ def record_kinds(domains: Iterable[Domain]) -> tuple[RecordKind, ...]:
     kinds: dict[str, RecordKind] = {}
     roots: dict[str, str] = {}
     for domain in domains:
-        for kind in domain.record_kinds:
+        declared: tuple[RecordKind, ...] = load(domain.record_kinds) if domain.record_kinds else ()
+        for kind in declared:
             if kind.name in kinds or kind.root in roots:
                 clash = kind.name if kind.name in kinds else roots[kind.root]
                 raise ValueError(
@@ -88,8 +89,7 @@ def check(domains: tuple[Domain, ...]) -> tuple[Domain, ...]:
         for needed in domain.depends_on:
             if needed not in names[: names.index(domain.name)]:
                 raise ValueError(f"workflow {domain.name} needs {needed} listed before it")
-    record_kinds(domains)
-    return domains
+    return domains  # their record kinds are checked for clashes when a vault opens
 
 
 Projector = Callable[[Any, "list[CommitChanges]", Any], None]

@@ -8,11 +8,10 @@ reads and writes records only through their kind, so it knows no workflow.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from atmpvault.errors import RecordFormatError
@@ -123,16 +122,14 @@ class RecordKind:
     generic: bool = True
     indexed: bool = False  # every version is an entry of the full-text index
     references: Callable[[Mapping[str, Any]], Iterable[Reference]] | None = None
-    _id_re: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_id_re", re.compile(self.id_pattern))
         if self.references is not None and not self.generic:
             raise ValueError(f"{self.name}: only a generic record kind can declare references")
 
     def is_id(self, value: str) -> bool:
         """Whether `value` has the shape of this kind's ids."""
-        return self._id_re.fullmatch(value) is not None
+        return re.fullmatch(self.id_pattern, value) is not None
 
     def id_of(self, path: str) -> str | None:
         """The id of the record stored at `path`, or None if no record of this kind is there."""
@@ -144,21 +141,23 @@ class RecordKind:
             if name != self.filename:
                 return None
             candidate = folder.rpartition("/")[2]
-            return candidate if self._id_re.fullmatch(candidate) else None
+            return candidate if re.fullmatch(self.id_pattern, candidate) else None
         if not rest.endswith(".json"):
             return None
         stem = rest[: -len(".json")]
-        if self._id_re.fullmatch(stem):
+        if re.fullmatch(self.id_pattern, stem):
             return stem
         last = stem.rpartition("/")[2]
-        return last if self._id_re.fullmatch(last) else None
+        return last if re.fullmatch(self.id_pattern, last) else None
 
     def path_for(self, record_id: str) -> str:
         """Where a new record of this kind is written (sharded like documents)."""
-        if not self._id_re.fullmatch(record_id):
+        if not re.fullmatch(self.id_pattern, record_id):
             raise ValueError(f"{record_id!r} is not a {self.name} id")
         folder = self.root
         if self.sharded:
+            import hashlib  # only writers need it; the CLI starts without it
+
             shard = hashlib.sha1(record_id.encode("utf-8")).hexdigest()
             folder = f"{self.root}/{shard[0]}/{shard[1:3]}"
         if self.filename is not None:

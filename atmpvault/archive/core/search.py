@@ -65,7 +65,7 @@ class SearchProjection:
     def __init__(self, index: Index, vault: Vault) -> None:
         self.index = index
         self.context = IndexContext(vault)
-        self._hooks = hooks(vault.domains, "index")
+        self._domains = vault.domains
         self._pending: str | None = None  # applied but not yet committed to the engine
 
     def last_commit(self) -> str | None:
@@ -86,7 +86,7 @@ class SearchProjection:
         if self.last_commit() != expected:
             return
         docs: list[IndexDoc] = []
-        for hook in self._hooks:
+        for hook in hooks(self._domains, "index"):  # loaded when first needed, not to search
             docs.extend(hook(self.context, commits))
         self.index.add(docs)
         self._pending = head

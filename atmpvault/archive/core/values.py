@@ -5,7 +5,6 @@ Everything here raises InvalidInput (exit 2) before anything is written.
 
 from __future__ import annotations
 
-import calendar
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -144,6 +143,8 @@ class DateRange:
         """The last date accepted on `today` (default: the real today)."""
         base = today or now().date()
         year = base.year + self.years_ahead
+        import calendar  # only date arithmetic needs it; the CLI starts without it
+
         return date(year, base.month, min(base.day, calendar.monthrange(year, base.month)[1]))
 
     def describe(self, today: date | None = None) -> str:

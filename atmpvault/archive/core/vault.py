@@ -18,11 +18,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
 
-from atmpvault.archive.core import values
-from atmpvault.archive.core.changes import Change, CommitChanges, UnitOfWork
-from atmpvault.archive.core.configuration import CONFIG_PATH, VaultConfig
 from atmpvault.archive.core.domain import Domain, check, record_kinds
-from atmpvault.archive.core.records import CORE_KINDS, RecordChange, kind_for
 from atmpvault.config import Settings
 from atmpvault.errors import (
     IntegrityError,
@@ -39,6 +35,9 @@ from atmpvault.repository.lock import LockTimeout, WriteLock
 if TYPE_CHECKING:
     from atmpvault.archive.core.audit import AuditEntry
     from atmpvault.archive.core.catalog import Catalog
+    from atmpvault.archive.core.changes import Change, CommitChanges, UnitOfWork
+    from atmpvault.archive.core.configuration import VaultConfig
+    from atmpvault.archive.core.records import RecordChange, RecordKind
     from atmpvault.archive.core.search import SearchProjection
     from atmpvault.indexer.index import SearchFilters, SearchResult
 
@@ -73,7 +72,6 @@ class Vault:
         self.settings = settings
         self.path = settings.vault
         self.domains = check(domains)
-        self.kinds = CORE_KINDS + record_kinds(self.domains)
         self.say = say or (lambda _message: None)  # one-line notices for the user
         self.store = GitStore(self.path / REPO_DIR)
         self._lock = WriteLock(self.path / "lock", settings.lock_timeout)
@@ -124,6 +122,9 @@ class Vault:
         path.mkdir(parents=True, exist_ok=True)
         vault = cls(settings, domains)
         vault.store = GitStore.create(path / REPO_DIR)
+        from atmpvault.archive.core import values
+        from atmpvault.archive.core.configuration import CONFIG_PATH, VaultConfig
+
         config = replace(VaultConfig.default(domains), index_engine=index_engine)
         with vault.unit(
             "init", "Initialise the vault", reason="vault created",
@@ -166,8 +167,17 @@ class Vault:
     # -- configuration and identity ----------------------------------------------------
 
     @cached_property
+    def kinds(self) -> tuple[RecordKind, ...]:
+        """Every kind of record: the core's own, then each workflow's (clashes refused)."""
+        from atmpvault.archive.core.records import CORE_KINDS
+
+        return CORE_KINDS + record_kinds(self.domains)
+
+    @cached_property
     def actor(self) -> str:
         """Who is acting: --user, else ATMPVAULT_USER, else git's user.name, else the login."""
+        from atmpvault.archive.core import values
+
         if self.settings.user:
             return values.user(self.settings.user)
         result = subprocess.run(["git", "config", "user.name"], capture_output=True)
@@ -176,6 +186,8 @@ class Vault:
 
     @cached_property
     def config(self) -> VaultConfig:
+        from atmpvault.archive.core.configuration import CONFIG_PATH, VaultConfig
+
         head = self.store.head()
         if head is None:
             return VaultConfig.default(self.domains)
@@ -192,7 +204,9 @@ class Vault:
 
     def record_id(self, value: str) -> str:
         """The id of a document or of a record of any kind; InvalidInput if it is neither."""
-        if len(value) > values.MAX_CODE or not any(k.is_id(value) for k in self.kinds):
+        from atmpvault.archive.core.values import MAX_CODE
+
+        if len(value) > MAX_CODE or not any(k.is_id(value) for k in self.kinds):
             raise InvalidInput(
                 f"invalid document id {value[:40]!r}: use a document's id such as DOC-000042, "
                 "or a record's such as EV-000007 or IND-012345/0001"
@@ -326,6 +340,9 @@ class Vault:
         A record whose object is damaged stops the replay (IntegrityError), unless
         `on_damage` is given: then it is told, and the commit is given without it.
         """
+        from atmpvault.archive.core.changes import CommitChanges
+        from atmpvault.archive.core.records import RecordChange, kind_for
+
         try:
             for info, paths in self.store.changes(since, until):
                 found = []
@@ -472,6 +489,8 @@ class Vault:
         is what it writes on. An error inside the block writes nothing.
         """
         with self.writing():
+            from atmpvault.archive.core.changes import UnitOfWork
+
             unit = UnitOfWork(self, action, actor or self.actor, reason)
             unit.subject = subject
             unit.trailers.update(trailers or {})
@@ -496,6 +515,8 @@ class Vault:
 
     def _records_of(self, unit: UnitOfWork) -> tuple[RecordChange, ...]:
         """Every record a unit writes, as a replay would read it back (format-checked)."""
+        from atmpvault.archive.core.records import RecordChange, kind_for
+
         found = []
         for path, raw in sorted(unit.files.items()):  # in git's order, as a replay reads them
             match = kind_for(self.kinds, path) if raw is not None else None

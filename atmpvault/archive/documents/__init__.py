@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from atmpvault.archive.core.domain import Domain
-from atmpvault.archive.documents.records import KIND
 
 DOMAIN = Domain(
     name="documents",
-    record_kinds=(KIND,),
+    record_kinds="atmpvault.archive.documents.records:KINDS",
     tables="atmpvault.archive.documents.tables",
     index="atmpvault.archive.documents.indexing:index",
     verify="atmpvault.archive.documents.checks:verify",

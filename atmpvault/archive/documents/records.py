@@ -104,3 +104,5 @@ KIND = RecordKind(
     generic=False,
     indexed=True,
 )
+
+KINDS = (KIND,)

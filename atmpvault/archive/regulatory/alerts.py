@@ -43,7 +43,7 @@ from atmpvault.archive.core.notices import (
     Notices,
     list_name,
 )
-from atmpvault.archive.core.records import Columns, RecordKind
+from atmpvault.archive.regulatory.kinds import RUN_KIND
 from atmpvault.errors import (
     DeliveryFailed,
     InvalidInput,
@@ -74,21 +74,6 @@ RULE_ID_RE = re.compile(r"[A-Z][A-Z0-9_]*")
 # into effect or a CBE-30 waiting period ends, so their past-date alert is not "overdue".
 PASSING_KINDS = ("status", "gate")
 MAX_SHOWN = 3  # undelivered alerts named in the one-line error; the rest are counted
-
-
-def _run_columns(body: Mapping[str, Any]) -> Columns:
-    return Columns(status="undelivered", due=body.get("today"))
-
-
-# A run of `alerts --send` that could not deliver everything: when, by whom, the notices
-# it did send, and each alert it could not take to every list routed, with why.
-RUN_KIND = RecordKind(
-    name="alert-run",
-    root="regulatory/alert-runs",
-    id_pattern=r"ALR-[0-9]{8}-[0-9]{6}-[0-9A-F]{6}",
-    fields=frozenset({"id", "today", "days", "ran_at", "actor", "sent", "undelivered"}),
-    columns=_run_columns,
-)
 
 
 @dataclass(frozen=True)

@@ -109,3 +109,20 @@ PACKAGE_KIND = RecordKind(
     columns=_package_columns,
     references=_package_references,
 )
+
+
+def _run_columns(body: Mapping[str, Any]) -> Columns:
+    return Columns(status="undelivered", due=body.get("today"))
+
+
+# A run of `alerts --send` that could not deliver everything: when, by whom, the notices
+# it did send, and each alert it could not take to every list routed, with why.
+RUN_KIND = RecordKind(
+    name="alert-run",
+    root="regulatory/alert-runs",
+    id_pattern=r"ALR-[0-9]{8}-[0-9]{6}-[0-9A-F]{6}",
+    fields=frozenset({"id", "today", "days", "ran_at", "actor", "sent", "undelivered"}),
+    columns=_run_columns,
+)
+
+KINDS = (APP_KIND, EVENT_KIND, PACKAGE_KIND, RUN_KIND)
