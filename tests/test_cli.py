@@ -830,3 +830,15 @@ def test_non_ascii_text_round_trips_through_json(vault_path: Path, sample_pdf: P
     record = show(vault_path, added["id"])
     assert record["title"] == "Protocole de libération – lot µ-7"
     assert record["meta"] == {"site": "Zürich"}
+
+
+def test_h_is_help_and_vault_may_follow_the_command(vault_path: Path, tmp_path: Path) -> None:
+    for args in (["-h"], ["ls", "-h"], ["package", "add", "-h"]):
+        shown = run(None, *args)
+        assert shown.exit_code == 0 and shown.stdout.startswith("Usage: "), args
+    before = ok_json(run(vault_path, "ls", "--json"))
+    after = run(None, "ls", "--json", "--vault", str(vault_path))
+    assert after.exit_code == 0, after.stderr
+    assert json.loads(after.stdout) == before
+    equals = run(None, "log", f"--vault={vault_path}", "--json")
+    assert equals.exit_code == 0 and json.loads(equals.stdout)[0]["action"] == "init"

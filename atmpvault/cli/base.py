@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 class VaultGroup(click.Group):
     """Turns domain errors into one line on stderr and their exit code."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, vault_first(args))
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -39,7 +42,19 @@ class VaultGroup(click.Group):
             ctx.exit(1)
 
 
-@click.group(cls=VaultGroup)
+def vault_first(args: list[str]) -> list[str]:
+    """`--vault PATH` is taken after the command too (`atmpvault ls --vault V`): moved first."""
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "--vault" and i + 1 < len(args):
+            return [arg, args[i + 1], *args[:i], *args[i + 2 :]]
+        if arg.startswith("--vault="):
+            return [arg, *args[:i], *args[i + 1 :]]
+    return list(args)
+
+
+@click.group(cls=VaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--vault",
     "vault_path",

@@ -24,18 +24,13 @@ import sqlalchemy as sa
 
 from atmpvault.archive.core.catalog import metadata, records
 from atmpvault.archive.regulatory.kinds import APP_KIND, EVENT_KIND
-from atmpvault.archive.regulatory.rules import (
-    VAULT_RULES_PATH,
-    Rules,
-    packaged_rules,
-    parse_rules,
-)
 from atmpvault.errors import InvalidRules
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.changes import CommitChanges
     from atmpvault.archive.regulatory.applications import Application, Event
     from atmpvault.archive.regulatory.calendar import Milestone, Series
+    from atmpvault.archive.regulatory.rules import Rules
 
 SCHEMA = "2"
 
@@ -87,6 +82,8 @@ rules_state = sa.Table(
 
 def project(conn: Any, commits: Sequence[CommitChanges], context: Any) -> None:
     """Derive again the applications these commits changed (all of them, if the rules)."""
+    from atmpvault.archive.regulatory.rules import VAULT_RULES_PATH
+
     changed: set[str] = set()
     rules_changed = False
     for commit in commits:
@@ -270,6 +267,8 @@ def _store_rules(conn: Any, raw: bytes | None) -> None:
 
 def stored_rules(conn: Any) -> Rules:
     """The rules in force at the catalog's commit; InvalidRules if they cannot be used."""
+    from atmpvault.archive.regulatory.rules import VAULT_RULES_PATH, packaged_rules, parse_rules
+
     raw = conn.execute(
         sa.select(rules_state.c.value).where(rules_state.c.key == "vault")
     ).scalar_one_or_none()
