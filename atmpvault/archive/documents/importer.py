@@ -20,6 +20,7 @@ import hashlib
 import io
 import os
 import stat
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import ExitStack
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 
 BATCH = 256
 INDEX_COMMIT_EVERY = 2048  # documents between engine commits (uncommitted ones are held in memory)
+GROUP_SECONDS = 5.0  # longest an import holds the lock before letting other writers in
 CHUNK = 16  # files per task sent to a worker
 MANIFEST_COLUMNS = ("path", "program", "type", "title", "lot")
 
@@ -397,9 +399,10 @@ def run_import(
     fresh = _unarchived(vault, items, report, progress, allow_duplicate)
     # The lock is held for a group of batches, so the index commits once a group (an
     # engine commit costs as much as indexing thousands of documents); releasing it
-    # commits the index and lets other writers in.
+    # commits the index and lets other writers in, at the latest after GROUP_SECONDS so
+    # an `add` beside a long import waits seconds, not its lock timeout.
     held = ExitStack()
-    in_group = 0
+    in_group, since = 0, 0.0
     with held:
         for batch in _prepared(fresh, workers or os.cpu_count() or 1, limit):
             ready = []
@@ -411,9 +414,10 @@ def run_import(
             if ready:
                 if in_group == 0:
                     held.enter_context(vault.writing())
+                    since = time.monotonic()
                 _write_batch(vault, ready, actor, report, allow_duplicate)
                 in_group += len(ready)
-                if in_group >= INDEX_COMMIT_EVERY:
+                if in_group >= INDEX_COMMIT_EVERY or time.monotonic() - since > GROUP_SECONDS:
                     held.close()
                     in_group = 0
             if progress:
