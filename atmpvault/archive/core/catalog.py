@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -422,23 +422,6 @@ class Catalog:
         with self.engine.connect() as conn:
             found = conn.execute(query).scalar()
         return None if found is None else str(found)
-
-    def dump_records(self) -> Iterator[Record]:
-        """Every version of every generic record, by kind, id and version (for verify)."""
-        query = sa.select(records).order_by(records.c.kind, records.c.id, records.c.version)
-        with self.engine.connect() as conn:
-            for row in conn.execute(query):
-                yield _record(row)
-
-    def latest_flags(self) -> dict[tuple[str, str], int]:
-        """(kind, id) -> the version flagged latest (for verify)."""
-        query = sa.select(records.c.kind, records.c.id, records.c.version).where(
-            records.c.latest.is_(True)
-        )
-        with self.engine.connect() as conn:
-            return {(k, i): v for k, i, v in conn.execute(query)}
-
-    # -- audit ----------------------------------------------------------------------
 
     def audit_rows(self, where: Iterable[Any] = ()) -> list[dict[str, Any]]:
         """Audit rows, oldest first, with the records each commit touched."""

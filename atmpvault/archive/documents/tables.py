@@ -236,10 +236,6 @@ class DocumentCatalog:
                         held.append(_version(row))
         return found
 
-    def count_versions(self) -> int:
-        with self.engine.connect() as conn:
-            return conn.execute(sa.select(sa.func.count()).select_from(versions)).scalar_one()
-
     def dump(self) -> Iterator[DocumentVersion]:
         """Every version, in document then version order (for verify)."""
         query = sa.select(versions).order_by(versions.c.doc_id, versions.c.version)
