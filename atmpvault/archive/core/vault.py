@@ -286,7 +286,11 @@ class Vault:
         if not self._acquire(blocking=wait):
             return
         try:
-            self._replay_into([projection], head)
+            # The tip read above may predate a writer that finished meanwhile (and moved
+            # the projection past it): only the tip read under the lock is the one to reach.
+            head = self.store.head()
+            if head is not None and projection.last_commit() != head:
+                self._replay_into([projection], head)
         finally:
             self._unlock()
 
