@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import TYPE_CHECKING
 
 import click
 
-from atmpvault.cli.base import emit_json, json_option, pass_vault, table, user_option
+from atmpvault.cli.base import (
+    emit_json,
+    json_option,
+    pass_vault,
+    table,
+    today_for,
+    today_option,
+    user_option,
+)
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
 
 
 # -- alerts ------------------------------------------------------------------------------------
-
-
-def _today(value: str | None) -> date:
-    from atmpvault.archive.core import values
-
-    return values.day(value, "--today") if value else values.now().date()
 
 
 @click.group("alerts", invoke_without_command=True)
@@ -31,7 +32,7 @@ def _today(value: str | None) -> date:
     help="Alert milestones due within this many days (and every overdue one).",
 )
 @click.option("--send", is_flag=True, help="Send the new alerts (without it: a dry run).")
-@click.option("--today", "today_text", hidden=True, metavar="DATE", help="Pretend today is DATE.")
+@today_option
 @user_option
 @json_option
 @click.pass_context
@@ -39,7 +40,7 @@ def alerts_group(
     ctx: click.Context,
     days: int,
     send: bool,
-    today_text: str | None,
+    today: str | None,
     user: str | None,
     as_json: bool,
 ) -> None:
@@ -59,17 +60,17 @@ def alerts_group(
     """
     if ctx.invoked_subcommand is not None:
         return
-    ctx.invoke(_run_alerts, days=days, send=send, today_text=today_text, user=user, as_json=as_json)
+    ctx.invoke(_run_alerts, days=days, send=send, today=today, user=user, as_json=as_json)
 
 
 @pass_vault
 def _run_alerts(
-    vault: Vault, days: int, send: bool, today_text: str | None, user: str | None, as_json: bool
+    vault: Vault, days: int, send: bool, today: str | None, user: str | None, as_json: bool
 ) -> None:
     from atmpvault.archive.regulatory.alerts import Alerts
     from atmpvault.errors import VaultError
 
-    run = Alerts(vault).run(_today(today_text), days, send=send)
+    run = Alerts(vault).run(today_for(vault, today), days, send=send)
     failure = run.failure()
     if as_json:
         emit_json([a.to_json() for a in run.alerts])

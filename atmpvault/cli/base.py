@@ -13,6 +13,7 @@ import shutil
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -111,6 +112,21 @@ def say(message: str) -> None:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
+
+
+def today_for(vault: Vault, value: str | None) -> date:
+    """`--today` as typed (inside the vault's date range), else the real today."""
+    from atmpvault.archive.core import values
+
+    return values.day(value, "--today", vault.config.dates) if value else values.now().date()
+
+
+today_option = click.option(
+    "--today",
+    hidden=True,
+    metavar="DATE",
+    help="Take this date as today (for tests and reproducible reports).",
+)
 user_option = click.option(
     "--user", help="Who is acting (default: $ATMPVAULT_USER, git user.name)."
 )

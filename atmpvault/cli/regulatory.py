@@ -14,6 +14,8 @@ from atmpvault.cli.base import (
     json_option,
     pass_vault,
     table,
+    today_for,
+    today_option,
     user_option,
     when_option,
 )
@@ -25,12 +27,6 @@ if TYPE_CHECKING:
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 36600  # a century: a window past any date the vault accepts, and no overflow
-
-
-def _today(vault: Vault, value: str | None) -> date:
-    from atmpvault.archive.core import values
-
-    return values.day(value, "--today", vault.config.dates) if value else values.now().date()
 
 
 def _day(vault: Vault, value: str, what: str) -> date:
@@ -167,12 +163,7 @@ def app_ls(vault: Vault, as_json: bool) -> None:
 @app.command("show")
 @click.argument("application", metavar="APP")
 @click.option("--as-of", metavar="WHEN", help="The application as it stood then.")
-@click.option(
-    "--today",
-    hidden=True,
-    metavar="DATE",
-    help="Take this date as today (for tests and reproducible reports).",
-)
+@today_option
 @json_option
 @pass_vault
 def app_show(
@@ -188,7 +179,7 @@ def app_show(
     """
     from atmpvault.archive.regulatory.calendar import app_view
 
-    view = app_view(vault, application, _today(vault, today), when_option(as_of))
+    view = app_view(vault, application, today_for(vault, today), when_option(as_of))
     if as_json:
         emit_json(view.to_json())
     else:
@@ -246,9 +237,7 @@ def event() -> None:
 )
 @click.option("--doc", metavar="DOC", help="The archived document, e.g. the FDA letter.")
 @click.option("--note", help="A short note.")
-@click.option(
-    "--today", hidden=True, metavar="DATE", help="Pin today (tests, reproducible reports)."
-)
+@today_option
 @user_option
 @json_option
 @pass_vault
@@ -293,7 +282,7 @@ def event_add(
         doc=doc,
         note=note,
     )
-    _report_event(vault, recorded, _today(vault, today), as_json)
+    _report_event(vault, recorded, today_for(vault, today), as_json)
 
 
 @event.command("ls")
@@ -333,9 +322,7 @@ def event_ls(vault: Vault, application: str, as_json: bool) -> None:
 @click.argument("event_id", metavar="EVENT")
 @click.option("--on", "on", required=True, metavar="DATE", help="The right date, YYYY-MM-DD.")
 @click.option("--reason", required=True, help="Why the date changes.")
-@click.option(
-    "--today", hidden=True, metavar="DATE", help="Pin today (tests, reproducible reports)."
-)
+@today_option
 @user_option
 @json_option
 @pass_vault
@@ -356,7 +343,7 @@ def event_correct(
     from atmpvault.archive.regulatory.applications import Regulatory
 
     corrected = Regulatory(vault).correct_event(event_id, _day(vault, on, "--on"), reason)
-    _report_event(vault, corrected, _today(vault, today), as_json)
+    _report_event(vault, corrected, today_for(vault, today), as_json)
 
 
 # -- the calendar -----------------------------------------------------------------------------
@@ -384,12 +371,7 @@ def event_correct(
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also write the milestones as an iCalendar (.ics) file.",
 )
-@click.option(
-    "--today",
-    hidden=True,
-    metavar="DATE",
-    help="Take this date as today (for tests and reproducible reports).",
-)
+@today_option
 @json_option
 @pass_vault
 def calendar_cmd(
@@ -421,7 +403,7 @@ def calendar_cmd(
     from atmpvault.archive.regulatory.calendar import milestone_calendar
     from atmpvault.errors import InvalidInput
 
-    now = _today(vault, today)
+    now = today_for(vault, today)
     if days is not None and (start or end):
         raise InvalidInput("use --days or --from/--to, not both")
     first = _day(vault, start, "--from") if start else None
