@@ -1,0 +1,221 @@
+"""Tests for one-line changes the rest of the suite let through (issue 8, item 16).
+
+Each test fails when one line of verify, import or the search projection is changed;
+each was checked by making that change by hand. Damage is made on real vaults, with
+git's own plumbing or through the index engine, never by mocking a store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from atmpvault.archive.core.vault import Vault
+from atmpvault.archive.documents.records import CONTENT, doc_dir
+from atmpvault.archive.domains import domains
+from atmpvault.config import Settings
+from tests.conftest import run
+from tests.test_verify import git
+
+ARGS = ("--program", "CART-19", "--type", "batch-record")
+
+
+def write(path: Path, data: bytes | str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    return path
+
+
+def ok(vault: Path, *args: str) -> Any:
+    result = run(vault, *args, "--json")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def problems(vault: Path) -> tuple[int, list[str]]:
+    """`verify`'s exit code and the problems it names."""
+    result = run(vault, "verify", "--json")
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.exit_code, json.loads(result.stdout)["problems"]
+
+
+def make_vault(path: Path, tmp_path: Path, engine: str = "tantivy") -> Path:
+    """Two batch records, neither revised."""
+    assert run(path, "init", "--index-engine", engine).exit_code == 0
+    for n in (1, 2):
+        src = write(tmp_path / "src" / f"BR-{n:04d}.txt", f"Batch record L-{n:04d} viability 9{n}%")
+        ok(path, "add", str(src), *ARGS, "--lot", f"L-{n:04d}")
+    return path
+
+
+# -- verify compares every version's bytes with its record ----------------------------------
+
+
+def commit_tree_with(vault: Path, files: dict[str, bytes], message: str) -> str:
+    """A commit on the branch tip whose tree is the tip's with `files` written, made with
+    git plumbing (hash-object, a scratch index, write-tree, commit-tree, update-ref)."""
+    repo = vault / "repo.git"
+    tip = git(vault, "rev-parse", "refs/heads/main")
+    env = {**os.environ, "GIT_INDEX_FILE": str(vault / "scratch-index")}
+
+    def plumb(*args: str, data: bytes | None = None) -> str:
+        return subprocess.run(
+            ["git", f"--git-dir={repo}", *args],
+            input=data, capture_output=True, check=True, env=env,
+        ).stdout.decode().strip()  # fmt: skip
+
+    plumb("read-tree", tip)
+    for path, data in files.items():
+        oid = plumb("hash-object", "-w", "--stdin", data=data)
+        plumb("update-index", "--add", "--cacheinfo", f"100644,{oid},{path}")
+    tree = plumb("write-tree")
+    commit = plumb("commit-tree", tree, "-p", tip, "-m", message)
+    plumb("update-ref", "refs/heads/main", commit, tip)
+    (vault / "scratch-index").unlink()
+    return commit
+
+
+def test_a_version_whose_bytes_disagree_with_its_record_is_named(tmp_path: Path) -> None:
+    # git finds nothing wrong here: every object is sound. Only the SHA-256 that
+    # record.json gives, compared with the bytes stored beside it, tells.
+    vault = make_vault(tmp_path / "vault", tmp_path)
+    folder = doc_dir("DOC-000001")
+    record = json.loads(git(vault, "show", f"main:{folder}/record.json"))
+    content = git(vault, "show", f"main:{folder}/{CONTENT}").encode()
+    swapped = content.replace(b"91%", b"19%")
+    assert swapped != content and len(swapped) == len(content) == record["size"]
+    when = "2026-11-30T12:00:00.000000+00:00"
+    record.update(version=2, action="revise", reason="periodic review", recorded_at=when)
+    commit_tree_with(
+        vault,
+        {
+            f"{folder}/{CONTENT}": swapped,
+            f"{folder}/text": swapped,
+            f"{folder}/record.json": json.dumps(record, indent=1, sort_keys=True).encode(),
+        },
+        "revise DOC-000001 v2: BR-0001\n\nAction: revise\nDocument: DOC-000001\nVersion: 2\n"
+        f"Actor: qa.tester\nReason: periodic review\nRecorded-At: {when}\n",
+    )
+    assert ok(vault, "history", "DOC-000001")[-1]["version"] == 2  # a valid commit
+
+    code, found = problems(vault)
+
+    assert code == 3, found
+    assert len(found) == 1, found
+    assert found[0].startswith("DOC-000001 v2 (commit ")
+    assert (
+        f"content SHA-256 is {hashlib.sha256(swapped).hexdigest()}, recorded {record['sha256']}"
+        in found[0]
+    )
+
+
+# -- verify compares the index with history -------------------------------------------------
+
+
+def remove_index_entry(vault: Path, engine: str, doc_id: str, version: int) -> None:
+    """Delete one version from the index through its engine, leaving STATE.json as is."""
+    from atmpvault.indexer.engines import open_engine
+
+    eng: Any = open_engine(engine, vault / "index" / engine, create=False)
+    key = f"{doc_id}@{version}"
+    writer = eng.index.writer()
+    if engine == "tantivy":
+        writer.delete_documents_by_term("key", key)
+        writer.commit()
+        writer.wait_merging_threads()
+    else:
+        writer.delete_by_term("key", key)
+        writer.commit()
+    eng.close()
+
+
+@pytest.mark.parametrize("engine", ["tantivy", "whoosh"])
+def test_an_index_entry_removed_is_named(tmp_path: Path, engine: str) -> None:
+    vault = make_vault(tmp_path / "vault", tmp_path, engine)
+    assert problems(vault) == (0, [])
+    remove_index_entry(vault, engine, "DOC-000002", 1)
+    assert ok(vault, "search", "L-0002")["hits"] == []  # the index really lost it
+
+    code, found = problems(vault)
+
+    assert (code, found) == (3, ["index is missing DOC-000002 v1"])
+
+
+@pytest.mark.parametrize("engine", ["tantivy", "whoosh"])
+def test_an_index_entry_with_no_version_behind_it_is_named(tmp_path: Path, engine: str) -> None:
+    vault = make_vault(tmp_path / "vault", tmp_path, engine)
+    settings = Settings(vault=vault, user="qa.tester", lock_timeout=10)
+    with Vault.open(settings, domains()) as opened:
+        index = opened.search_projection.index
+        stray = index.fetch("DOC-000002", 1)
+        assert stray is not None
+        index.add([replace(stray, id="DOC-000009")])
+        index.commit(str(index.last_commit()))
+    assert [h["id"] for h in ok(vault, "search", "L-0002")["hits"]] == ["DOC-000002", "DOC-000009"]
+
+    code, found = problems(vault)
+
+    assert (code, found) == (3, ["index has DOC-000009 v1, which is not in the repository"])
+
+
+# -- import stays inside what it was given --------------------------------------------------
+
+
+def test_a_manifest_path_through_a_symbolic_link_out_of_its_folder_is_refused(
+    vault_path: Path, tmp_path: Path
+) -> None:
+    legacy = tmp_path / "legacy"
+    write(legacy / "BR-0042.txt", "batch record L-0042")
+    secret = write(tmp_path / "elsewhere" / "BR-0099.txt", "outside the manifest's folder")
+    (legacy / "linked-folder").symlink_to(secret.parent, target_is_directory=True)
+    (legacy / "link.txt").symlink_to(secret)
+    rows = ["path", "BR-0042.txt", "linked-folder/BR-0099.txt", "link.txt"]
+    manifest = write(legacy / "manifest.csv", "\n".join(rows) + "\n")
+
+    result = run(vault_path, "import", "--manifest", str(manifest), *ARGS, "--json")
+
+    assert result.exit_code == 1, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["imported"] == 1
+    assert summary["refused"] == [
+        {
+            "path": "linked-folder/BR-0099.txt",
+            "error": "manifest.csv line 3: path 'linked-folder/BR-0099.txt' "
+            "leads outside the manifest's folder",
+        },
+        {
+            "path": "link.txt",
+            "error": "manifest.csv line 4: path 'link.txt' leads outside the manifest's folder",
+        },
+    ]
+    assert [d["filename"] for d in ok(vault_path, "ls")] == ["BR-0042.txt"]
+
+
+# -- the withdrawn status reaches the index -------------------------------------------------
+
+
+def test_search_by_status_finds_a_withdrawn_document_and_only_it(
+    vault_path: Path, tmp_path: Path
+) -> None:
+    for n in (1, 2):
+        src = write(tmp_path / f"BR-{n:04d}.txt", f"Batch record L-{n:04d} viability")
+        ok(vault_path, "add", str(src), *ARGS)
+    ok(vault_path, "withdraw", "DOC-000002", "--reason", "entered against the wrong lot")
+
+    for _ in ("as written", "after a rebuild"):
+        withdrawn = ok(vault_path, "search", "status:withdrawn")["hits"]
+        assert [(h["id"], h["version"], h["status"]) for h in withdrawn] == [
+            ("DOC-000002", 2, "withdrawn")
+        ]
+        active = ok(vault_path, "search", "status:active")["hits"]
+        assert [(h["id"], h["status"]) for h in active] == [("DOC-000001", "active")]
+        text = run(vault_path, "search", "viability")
+        assert "DOC-000002 v2  [WITHDRAWN]" in text.stdout
+        ok(vault_path, "rebuild")
