@@ -219,3 +219,22 @@ def test_search_by_status_finds_a_withdrawn_document_and_only_it(
         text = run(vault_path, "search", "viability")
         assert "DOC-000002 v2  [WITHDRAWN]" in text.stdout
         ok(vault_path, "rebuild")
+
+
+def test_a_document_put_in_a_sequence_is_found_by_its_application_and_sequence(
+    vault_path: Path, tmp_path: Path
+) -> None:
+    # The version was indexed before it was put in the package: only the re-indexing
+    # of versions whose tags changed makes it findable by them.
+    for n in (1, 2):
+        src = write(tmp_path / f"BR-{n:04d}.txt", f"Batch record L-{n:04d} viability")
+        ok(vault_path, "add", str(src), *ARGS)
+    ok(vault_path, "app", "new", "bla", "125123", "--program", "CART-19")
+    ok(vault_path, "package", "new", "BLA-125123", "--sequence", "0001", "--type", "pas")
+    assert ok(vault_path, "search", "app:BLA-125123")["hits"] == []
+
+    ok(vault_path, "package", "add", "BLA-125123", "0001", "DOC-000002", "--section", "m3/32p")
+
+    for query in ("app:BLA-125123", "sequence:0001", "viability app:BLA-125123"):
+        hits = ok(vault_path, "search", query)["hits"]
+        assert [(h["id"], h["version"]) for h in hits] == [("DOC-000002", 1)], query
