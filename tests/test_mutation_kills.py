@@ -158,7 +158,10 @@ def test_an_index_entry_with_no_version_behind_it_is_named(tmp_path: Path, engin
         assert stray is not None
         index.add([replace(stray, id="DOC-000009")])
         index.commit(str(index.last_commit()))
-    assert [h["id"] for h in ok(vault, "search", "L-0002")["hits"]] == ["DOC-000002", "DOC-000009"]
+    assert sorted(h["id"] for h in ok(vault, "search", "L-0002")["hits"]) == [
+        "DOC-000002",
+        "DOC-000009",
+    ]  # equal scores: in the engine's order
 
     code, found = problems(vault)
 
