@@ -201,6 +201,31 @@ def test_a_manifest_path_through_a_symbolic_link_out_of_its_folder_is_refused(
     assert [d["filename"] for d in ok(vault_path, "ls")] == ["BR-0042.txt"]
 
 
+def test_a_manifest_import_records_where_each_file_was_and_names_refusals_by_line(
+    vault_path: Path, tmp_path: Path
+) -> None:
+    legacy = tmp_path / "legacy"
+    write(legacy / "records" / "BR-0042.txt", "batch record L-0042")
+    write(legacy / "copy-of-BR-0042.txt", "batch record L-0042")
+    rows = ["path", "records/BR-0042.txt", "copy-of-BR-0042.txt"]
+    manifest = write(legacy / "manifest.csv", "\n".join(rows) + "\n")
+
+    result = run(vault_path, "import", "--manifest", str(manifest), *ARGS, "--json")
+
+    assert result.exit_code == 1, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["refused"] == [
+        {
+            "path": str(legacy / "copy-of-BR-0042.txt"),
+            "error": "manifest.csv line 3: identical bytes are already archived as "
+            "DOC-000001 v1 (BR-0042.txt); --allow-duplicate archives them anyway",
+        }
+    ]
+    assert [(d["id"], d["source_path"]) for d in ok(vault_path, "ls")] == [
+        ("DOC-000001", "records/BR-0042.txt")
+    ]
+
+
 # -- the withdrawn status reaches the index -------------------------------------------------
 
 
