@@ -16,7 +16,7 @@ from atmpvault.archive.core.configuration import CONFIG_PATH
 from atmpvault.archive.core.vault import Vault
 from atmpvault.archive.domains import domains
 from atmpvault.archive.regulatory.applications import Application, Event, event_path
-from atmpvault.archive.regulatory.calendar import derive_checked
+from atmpvault.archive.regulatory.calendar import correct_hint, derive_checked
 from atmpvault.archive.regulatory.kinds import EVENT_KIND
 from atmpvault.archive.regulatory.rules import packaged_rules
 from atmpvault.config import Settings
@@ -319,6 +319,11 @@ def test_an_event_of_year_one_is_left_out_not_alerted(apps: Path) -> None:
     alerts = run(apps, "alerts", "--today", "2026-11-25")
     assert alerts.exit_code == 0, alerts.stderr
     assert "739" not in alerts.stdout and "EV-000001" not in alerts.stdout
+    shown = run(apps, "app", "show", IND, "--json")
+    [problem] = json.loads(shown.stdout)["problems"]
+    assert (problem["app"], problem["record"]) == (IND, "EV-000001")
+    assert problem["problem"].startswith("ind-received on 0001-01-01 is outside the dates")
+    assert problem["problem"].endswith(correct_hint("EV-000001"))
 
 
 def test_a_yearly_series_near_year_9999_is_left_out(apps: Path) -> None:

@@ -1,8 +1,10 @@
 """Tests for one-line changes the rest of the suite let through (issue 8, item 16).
 
-Each test fails when one line of verify, import or the search projection is changed;
-each was checked by making that change by hand. Damage is made on real vaults, with
-git's own plumbing or through the index engine, never by mocking a store.
+Each test fails when one line of verify, import, the search projection or the calendar
+is changed: those of verify, import and search were checked by making the change by
+hand, the calendar's were found by mutmut (see the README's Tests section). Damage is
+made on real vaults, with git's own plumbing or through the index engine, never by
+mocking a store.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import pytest
 from atmpvault.archive.core.vault import Vault
 from atmpvault.archive.documents.records import CONTENT, doc_dir
 from atmpvault.archive.domains import domains
+from atmpvault.archive.regulatory.calendar import derive
 from atmpvault.config import Settings
 from tests.conftest import run
+from tests.test_rules import RULES, D, application, due_dates, event
 from tests.test_verify import git
 
 ARGS = ("--program", "CART-19", "--type", "batch-record")
@@ -266,3 +270,78 @@ def test_a_document_put_in_a_sequence_is_found_by_its_application_and_sequence(
     for query in ("app:BLA-125123", "sequence:0001", "viability app:BLA-125123"):
         hits = ok(vault_path, "search", query)["hits"]
         assert [(h["id"], h["version"]) for h in hits] == [("DOC-000002", 1)], query
+
+
+# -- yearly reports: the cycle of today's anniversary, and a window reaching back -----------
+
+
+@pytest.mark.parametrize(
+    ("today", "expected"),
+    [
+        ("2026-01-09", [(3, "2025-03-11"), (4, "2026-03-11")]),
+        ("2026-01-10", [(4, "2026-03-11"), (5, "2027-03-11")]),  # the anniversary itself
+        ("2026-01-11", [(4, "2026-03-11"), (5, "2027-03-11")]),
+    ],
+)
+def test_the_current_annual_report_starts_on_the_anniversary(
+    today: str, expected: list[tuple[int, str]]
+) -> None:
+    # 21 CFR 312.33: the annual report is due within 60 days of the anniversary of the
+    # IND going into effect; on the anniversary itself that cycle is the current one.
+    found = derive(application(), [event(1, "ind-effective", "2022-01-10")], RULES, D(today))
+    assert [(m.cycle, m.due.isoformat()) for m in found if m.rule == "IND_ANNUAL"] == expected
+
+
+@pytest.mark.parametrize(
+    ("end", "expected"),
+    [
+        ("2026-12-31", ["2024-03-10", "2025-03-11", "2026-03-11", "2027-03-11"]),
+        ("2025-03-11", ["2024-03-10", "2025-03-11", "2026-03-11", "2027-03-11"]),  # cycle 3's
+        ("2025-03-10", ["2024-03-10", "2026-03-11", "2027-03-11"]),
+    ],
+)
+def test_a_window_reaching_back_lists_past_annual_reports_due_inside_it(
+    end: str, expected: list[str]
+) -> None:
+    # Cycles 4 and 5 (the current and the next) are listed whatever the window.
+    found = derive(
+        application(),
+        [event(1, "ind-effective", "2022-01-10")],
+        RULES,
+        D("2026-03-01"),
+        start=D("2024-03-10"),  # the due date of cycle 2 exactly
+        end=D(end),
+    )
+    assert due_dates(found, "IND_ANNUAL") == expected
+
+
+def test_calendar_from_a_past_date_lists_the_annual_reports_due_since(vault_path: Path) -> None:
+    ok(vault_path, "app", "new", "ind", "012345", "--program", "CART-19")
+    ok(vault_path, "event", "add", "IND-012345", "ind-effective", "--on", "2022-01-10")
+    window = ("--today", "2026-03-01", "--from", "2024-03-10", "--to", "2026-12-31")
+
+    rows = ok(vault_path, "calendar", *window)
+
+    assert [(m["rule"], m["cycle"], m["due"]) for m in rows] == [
+        ("IND_ANNUAL", 2, "2024-03-10"),
+        ("IND_ANNUAL", 3, "2025-03-11"),
+        ("IND_ANNUAL", 4, "2026-03-11"),
+    ]
+
+
+def test_app_show_lists_its_own_open_milestones_only(vault_path: Path) -> None:
+    ok(vault_path, "app", "new", "ind", "012345", "--program", "CART-19")
+    ok(vault_path, "app", "new", "bla", "125123", "--program", "CART-19")
+    ok(vault_path, "event", "add", "IND-012345", "ind-received", "--on", "2026-01-05")
+    ok(vault_path, "event", "add", "IND-012345", "fatal-safety-case", "--on", "2026-01-20")
+    ok(vault_path, "event", "add", "BLA-125123", "pas-received", "--on", "2026-01-20")
+
+    shown = ok(vault_path, "app", "show", "IND-012345", "--today", "2026-02-04")
+
+    # Open: due today or later, or an obligation past due; none of the BLA's.
+    assert [(m["app"], m["rule"], m["due"]) for m in shown["milestones"]] == [
+        ("IND-012345", "SAFETY_7D", "2026-01-27"),
+        ("IND-012345", "IND_EFFECTIVE", "2026-02-04"),
+        ("IND-012345", "SAFETY_15D", "2026-02-04"),
+        ("IND-012345", "IND_ANNUAL", "2027-04-05"),
+    ]
