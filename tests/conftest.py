@@ -8,11 +8,13 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
+from atmpvault.archive.core import values
 from atmpvault.archive.core.vault import Vault
 from atmpvault.archive.domains import domains
 from atmpvault.cli import cli
@@ -94,6 +96,36 @@ def catalog_vault(tmp_path: Path, catalog_url: str | None) -> Path:
     if catalog_url:
         (path / "settings.json").write_text(json.dumps({"catalog_url": catalog_url}))
     return path
+
+
+# A moment either side of midnight UTC, for writes that must straddle a day boundary
+# (vault dates are UTC days) whatever the wall-clock time the tests run at.
+BEFORE_MIDNIGHT = datetime(2026, 3, 1, 23, 59, 59, tzinfo=UTC)
+AFTER_MIDNIGHT = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+class Clock:
+    """The vault's clock (`values.now`) where a test sets it: each reading 1 ms on."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        self.at += timedelta(milliseconds=1)
+        return self.at
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """Every write of this test stamped by a Clock, set with `clock.at = ...`."""
+    pinned = Clock(BEFORE_MIDNIGHT)
+    monkeypatch.setattr(values, "now", pinned)
+    return pinned
+
+
+def day_of(recorded_at: str) -> date:
+    """The UTC day of a time the vault reported (recorded_at, a log entry's time)."""
+    return datetime.fromisoformat(recorded_at).astimezone(UTC).date()
 
 
 @pytest.fixture

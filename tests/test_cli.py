@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import pytest
 from click.testing import Result
 
 from atmpvault.cli import cli
-from tests.conftest import run
+from tests.conftest import AFTER_MIDNIGHT, Clock, day_of, run
 
 SHOW_KEYS = {
     "id",
@@ -241,11 +241,26 @@ def test_show_as_of_between_versions_returns_version_1(
     assert show(vault_path, doc, "--as-of", t2)["version"] == 2
 
 
-def test_show_as_of_today_as_a_date_returns_the_latest(
+def test_show_as_of_the_latest_versions_day_returns_it(
     two_versions: dict[str, Any], vault_path: Path
 ) -> None:
-    today = datetime.now(UTC).date().isoformat()
-    assert show(vault_path, two_versions["id"], "--as-of", today)["version"] == 2
+    doc = two_versions["id"]
+    day = day_of(show(vault_path, doc, "--version", "2")["recorded_at"])
+    assert show(vault_path, doc, "--as-of", day.isoformat())["version"] == 2
+
+
+def test_show_as_of_a_date_means_the_end_of_that_day(clock: Clock, tmp_path: Path) -> None:
+    # Version 1 a moment before midnight UTC, version 2 a moment after: one day each.
+    vault = tmp_path / "vault"
+    assert run(vault, "init").exit_code == 0
+    doc = add(vault, write(tmp_path, "v1.pdf", b"v1"))["id"]
+    clock.at = AFTER_MIDNIGHT
+    revise(vault, write(tmp_path, "v2.pdf", b"v2"), doc, "fix")
+    first = day_of(show(vault, doc, "--version", "1")["recorded_at"])
+    second = day_of(show(vault, doc, "--version", "2")["recorded_at"])
+    assert second == first + timedelta(days=1)
+    assert show(vault, doc, "--as-of", first.isoformat())["version"] == 1
+    assert show(vault, doc, "--as-of", second.isoformat())["version"] == 2
 
 
 def test_show_as_of_with_an_offset_is_converted_to_utc(
@@ -437,8 +452,8 @@ def test_ls_as_of_shows_the_archive_as_it_stood(vault_path: Path, tmp_path: Path
 
 
 def test_ls_as_of_with_a_filter(catalogue: dict[str, str], vault_path: Path) -> None:
-    today = datetime.now(UTC).date().isoformat()
-    rows = ok_json(run(vault_path, "ls", "--program", "AAV9-SMA", "--as-of", today, "--json"))
+    day = day_of(show(vault_path, catalogue["sop"])["recorded_at"]).isoformat()
+    rows = ok_json(run(vault_path, "ls", "--program", "AAV9-SMA", "--as-of", day, "--json"))
     assert ids(rows) == [catalogue["sop"]]
 
 
@@ -498,14 +513,24 @@ def test_log_since_and_until(vault_path: Path, tmp_path: Path) -> None:
     assert len(ok_json(run(vault_path, "log", "--since", between, "--json"))) == 2
 
 
-def test_log_since_and_until_as_dates_cover_whole_days(vault_path: Path, tmp_path: Path) -> None:
-    add(vault_path, write(tmp_path, "a.pdf", b"a"))
-    today = datetime.now(UTC).date()
-    tomorrow, yesterday = today + timedelta(days=1), today - timedelta(days=1)
-    assert len(ok_json(run(vault_path, "log", "--since", today.isoformat(), "--json"))) == 2
-    assert len(ok_json(run(vault_path, "log", "--until", today.isoformat(), "--json"))) == 2
-    assert ok_json(run(vault_path, "log", "--since", tomorrow.isoformat(), "--json")) == []
-    assert ok_json(run(vault_path, "log", "--until", yesterday.isoformat(), "--json")) == []
+def test_log_since_and_until_as_dates_cover_whole_days(clock: Clock, tmp_path: Path) -> None:
+    # init a moment before midnight UTC, the add a moment after: one day each.
+    vault = tmp_path / "vault"
+    assert run(vault, "init").exit_code == 0
+    clock.at = AFTER_MIDNIGHT
+    add(vault, write(tmp_path, "a.pdf", b"a"))
+    first, second = (day_of(e["time"]) for e in ok_json(run(vault, "log", "--json")))
+    assert second == first + timedelta(days=1)
+
+    def actions(option: str, day: date) -> list[str]:
+        return [e["action"] for e in ok_json(run(vault, "log", option, day.isoformat(), "--json"))]
+
+    assert actions("--since", first) == ["init", "add"]
+    assert actions("--until", second) == ["init", "add"]
+    assert actions("--since", second) == ["add"]  # from the very start of the day
+    assert actions("--until", first) == ["init"]  # to the very end of the day
+    assert actions("--since", second + timedelta(days=1)) == []
+    assert actions("--until", first - timedelta(days=1)) == []
 
 
 # -- withdraw -----------------------------------------------------------------------------
