@@ -14,14 +14,15 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from atmpvault.archive.core import values
 from atmpvault.archive.core.pdf import make_pdf
-from tests.conftest import CLI, cli_env, run
+from tests.conftest import AFTER_MIDNIGHT, BEFORE_MIDNIGHT, CLI, Clock, cli_env, day_of, run
 
 ENGINES = ["tantivy", "whoosh"]
 TIMEOUT = 120
@@ -101,8 +102,18 @@ class Corpus:
 
 @pytest.fixture(scope="module", params=ENGINES)
 def corpus(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Corpus:
-    """Four documents in two programs; DOC-000001 has two versions. Read-only for tests."""
-    engine: str = request.param
+    """Four documents in two programs; DOC-000001 has two versions. Read-only for tests.
+
+    Everything is recorded a moment before midnight UTC but DOC-000001's second version,
+    a moment after: the corpus spans two days whatever the time the tests run at.
+    """
+    clock = Clock(BEFORE_MIDNIGHT)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(values, "now", clock)
+        return build_corpus(request.param, tmp_path_factory, clock)
+
+
+def build_corpus(engine: str, tmp_path_factory: pytest.TempPathFactory, clock: Clock) -> Corpus:
     base = tmp_path_factory.mktemp(f"corpus-{engine}")
     vault = base / "vault"
     init(vault, engine)
@@ -143,6 +154,7 @@ def corpus(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             [["Batch record for lot C19-2026-001, approved.", "Cell viability 93% after thaw."]]
         ),
     )
+    clock.at = AFTER_MIDNIGHT
     result = run(vault, "add", str(br1_r2), "--id", "DOC-000001", "--reason", "QA approval")
     assert result.exit_code == 0, result.stderr
     recorded = {d["id"]: d["recorded_at"] for d in listed(vault)}
@@ -230,12 +242,16 @@ def test_since_and_until(corpus: Corpus) -> None:
         "DOC-000003",
         "DOC-000004",
     }
-    today = datetime.now(UTC).date()
-    day = at["DOC-000002"][:10]
-    assert ids(v, "*", "--since", day) == ALL  # a date as --since means its start
-    assert ids(v, "*", "--until", day) == ALL  # and as --until its end
+    # DOC-000001's latest version is recorded the day after all the others.
+    first, last = day_of(at["DOC-000002"]), day_of(at["DOC-000001"])
+    assert last == first + timedelta(days=1)
+    assert ids(v, "*", "--since", first.isoformat()) == ALL  # a date as --since means its start
+    assert ids(v, "*", "--until", last.isoformat()) == ALL  # and as --until its end
+    assert ids(v, "*", "--since", last.isoformat()) == {"DOC-000001"}
+    assert ids(v, "*", "--until", first.isoformat()) == ALL - {"DOC-000001"}
     assert ids(v, "*", "--until", "2001-01-01") == set()
-    assert ids(v, "*", "--since", (today + timedelta(days=2)).isoformat()) == set()
+    assert ids(v, "*", "--until", (first - timedelta(days=1)).isoformat()) == set()
+    assert ids(v, "*", "--since", (last + timedelta(days=1)).isoformat()) == set()
     bad = run(v, "search", "*", "--since", "yesterday")
     assert bad.exit_code == 2
     assert "Traceback" not in bad.output + bad.stderr
@@ -289,11 +305,15 @@ def test_each_query_form_works_through_the_cli(
     assert ids(corpus.vault, query) == expected
 
 
-def test_recorded_at_range_around_todays_documents(corpus: Corpus) -> None:
-    day = corpus.recorded["DOC-000002"][:10]
-    assert ids(corpus.vault, f"recorded_at:[{day} TO {day}]") == ALL
-    assert ids(corpus.vault, f"courier AND recorded_at:[{day} TO *]") == {"DOC-000002"}
-    assert ids(corpus.vault, f"recorded_at:{{* TO {day}}}") == set()
+def test_recorded_at_range_of_dates_covers_whole_days(corpus: Corpus) -> None:
+    at = corpus.recorded
+    first, last = day_of(at["DOC-000002"]).isoformat(), day_of(at["DOC-000001"]).isoformat()
+    assert first != last
+    assert ids(corpus.vault, f"recorded_at:[{first} TO {last}]") == ALL
+    assert ids(corpus.vault, f"recorded_at:[{first} TO {first}]") == ALL - {"DOC-000001"}
+    assert ids(corpus.vault, f"recorded_at:[{last} TO {last}]") == {"DOC-000001"}
+    assert ids(corpus.vault, f"courier AND recorded_at:[{first} TO *]") == {"DOC-000002"}
+    assert ids(corpus.vault, f"recorded_at:{{* TO {first}}}") == set()
 
 
 @pytest.mark.parametrize("query", ['"unclosed', "title:", "(a OR", "a OR", "NOT", "nosuchfield:x"])
