@@ -141,9 +141,15 @@ def alerts_routes(vault: Vault, as_json: bool) -> None:
 @click.argument("rules", nargs=-1, metavar="[RULE...]")
 @click.option("--reason", required=True, help="Why the routing changes (kept in the history).")
 @user_option
+@json_option
 @pass_vault
 def alerts_route(
-    vault: Vault, name: str, rules: tuple[str, ...], reason: str, user: str | None
+    vault: Vault,
+    name: str,
+    rules: tuple[str, ...],
+    reason: str,
+    user: str | None,
+    as_json: bool,
 ) -> None:
     """Route milestone rules' alerts to a list ("*" for every rule); no RULE stops them.
 
@@ -156,8 +162,11 @@ def alerts_route(
     """
     from atmpvault.archive.regulatory.alerts import Alerts
 
-    Alerts(vault).set_route(name, rules, reason)
-    click.echo(f"{name}: {' '.join(rules)}" if rules else f"{name}: no alerts")
+    routes = Alerts(vault).set_route(name, rules, reason)
+    if as_json:
+        emit_json({"list": name, "rules": list(routes.get(name, ()))})
+    else:
+        click.echo(f"{name}: {' '.join(rules)}" if rules else f"{name}: no alerts")
 
 
 def register(cli: click.Group) -> None:

@@ -30,7 +30,11 @@ class VaultGroup(click.Group):
     """Turns domain errors into one line on stderr and their exit code."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, vault_first(args))
+        args = vault_first(args)
+        twice = repeated_option(self, args)
+        if twice is not None:
+            raise click.UsageError(f"option {twice} is given more than once; give it once", ctx)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -45,14 +49,50 @@ class VaultGroup(click.Group):
 
 def vault_first(args: list[str]) -> list[str]:
     """`--vault PATH` is taken after the command too (`atmpvault ls --vault V`): moved first."""
-    for i, arg in enumerate(args):
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
         if arg == "--":
+            rest += args[i:]
             break
         if arg == "--vault" and i + 1 < len(args):
-            return [arg, args[i + 1], *args[:i], *args[i + 2 :]]
-        if arg.startswith("--vault="):
-            return [arg, *args[:i], *args[i + 1 :]]
-    return list(args)
+            front += args[i : i + 2]
+            i += 2
+            continue
+        (front if arg.startswith("--vault=") else rest).append(arg)
+        i += 1
+    return front + rest
+
+
+def repeated_option(command: click.Command, args: Sequence[str]) -> str | None:
+    """The first option taking one value that `args` give twice (click would keep the last
+    silently: `--since A --since B` is a mistake to point out, not to guess at)."""
+    options = {name: p for p in command.params if isinstance(p, click.Option) for name in p.opts}
+    seen: set[str] = set()
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            return None
+        if not arg.startswith("-") or arg == "-":
+            if isinstance(command, click.Group) and arg in command.commands:
+                return repeated_option(command.commands[arg], args[i:])
+            continue
+        long = arg.startswith("--")
+        name = arg.partition("=")[0] if long else arg[:2]
+        option = options.get(name)
+        if option is None or option.is_flag or option.count:
+            continue
+        if not ("=" in arg if long else len(arg) > 2):
+            i += option.nargs  # its value, even one that looks like an option
+        if not option.multiple:
+            if option.name in seen:
+                return name
+            seen.add(option.name or name)
+    return None
 
 
 @click.group(cls=VaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -128,7 +168,7 @@ today_option = click.option(
     help="Take this date as today (for tests and reproducible reports).",
 )
 user_option = click.option(
-    "--user", help="Who is acting (default: $ATMPVAULT_USER, git user.name)."
+    "--user", help="Who is acting (default: $ATMPVAULT_USER, git user.name, the OS login)."
 )
 
 

@@ -14,6 +14,7 @@ from atmpvault.cli.base import (
     json_option,
     list_versions,
     pass_vault,
+    say,
     show_version,
     table,
     user_option,
@@ -105,7 +106,7 @@ def add(
 
 @click.command()
 @click.argument("doc_id", metavar="DOC")
-@click.option("--version", "number", type=click.IntRange(min=1), help="A version number.")
+@click.option("--version", "number", type=int, help="A version number.")
 @click.option("--as-of", "as_of", metavar="WHEN", help="The version current at this date or time.")
 @json_option
 @pass_vault
@@ -143,16 +144,22 @@ def show(vault: Vault, doc_id: str, number: int | None, as_of: str | None, as_js
 
 @click.command()
 @click.argument("doc_id", metavar="DOC")
-@click.option("--version", "number", type=click.IntRange(min=1), help="A version number.")
+@click.option("--version", "number", type=int, help="A version number.")
 @click.option("--as-of", "as_of", metavar="WHEN", help="The version current at this date or time.")
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path), help="Write here (default: stdout)."
 )
+@click.option("--force", is_flag=True, help="Replace an existing file.")
 @pass_vault
 def get(
-    vault: Vault, doc_id: str, number: int | None, as_of: str | None, output: Path | None
+    vault: Vault,
+    doc_id: str,
+    number: int | None,
+    as_of: str | None,
+    output: Path | None,
+    force: bool,
 ) -> None:
-    """Write the exact archived bytes of a version.
+    """Write the exact archived bytes of a version (an existing file only with --force).
 
     \b
         atmpvault get DOC-000007 --version 1 -o BR-0042-v1.pdf
@@ -161,16 +168,26 @@ def get(
 
     if number is not None and as_of is not None:
         raise InvalidInput("use --version or --as-of, not both")
-    at = when_option(as_of)
+    from atmpvault.archive.documents.records import WITHDRAWN
+
+    documents = _documents(vault)
+    found = documents.show(doc_id, number, when_option(as_of))
+    latest = found if found.status == WITHDRAWN else documents.show(found.id)
+    if latest.status == WITHDRAWN:
+        say(
+            f"{found.id} was withdrawn in v{latest.version} at {latest.recorded_at}"
+            f" ({latest.reason}); these are the bytes of v{found.version}"
+        )
     if output is None:
         sink = _Reader(sys.stdout.buffer)
-        _documents(vault).get(doc_id, cast(IO[bytes], sink), number, at)
+        documents.get(found.id, cast(IO[bytes], sink), found.version)
         sink.flush()
         if sink.gone:
             raise BrokenPipeError  # the reader stopped early (| head): the boundary exits quietly
         return
-    found = _documents(vault).show(doc_id, number, at)
     target = output / found.filename if output.is_dir() else output
+    if target.exists() and not force:
+        raise VaultError(f"{target} already exists; use --force to replace it")
     try:
         from atmpvault.files import atomic_write
 
@@ -316,6 +333,11 @@ def ls(
         rows = Packages(vault).versions_in(rows, app, seq)
     if as_json:
         emit_json([r.to_json() for r in rows])
+    elif unsearchable:
+        table(
+            [(r.id, r.version, r.type, r.unsearchable_reason, r.title) for r in rows],
+            ["ID", "V", "TYPE", "WHY UNSEARCHABLE", "TITLE"],
+        )
     else:
         list_versions(rows)
 

@@ -59,8 +59,9 @@ def lists_set(
 @click.argument("name")
 @click.option("--reason", required=True, help="Why the list goes (kept in the history).")
 @user_option
+@json_option
 @pass_vault
-def lists_rm(vault: Vault, name: str, reason: str, user: str | None) -> None:
+def lists_rm(vault: Vault, name: str, reason: str, user: str | None, as_json: bool) -> None:
     """Remove a distribution list that no alerts are routed to.
 
     \b
@@ -69,7 +70,10 @@ def lists_rm(vault: Vault, name: str, reason: str, user: str | None) -> None:
     from atmpvault.archive.core.notices import DistributionLists
 
     DistributionLists(vault).remove(name, reason)
-    click.echo(f"removed list {name}")
+    if as_json:
+        emit_json({"name": name, "removed": True})
+    else:
+        click.echo(f"removed list {name}")
 
 
 @lists_group.command("ls")

@@ -156,19 +156,21 @@ def rm(
     type=click.Path(path_type=Path),
     help="A folder (NNNN/ is created in it) or a file ending in .zip.",
 )
+@click.option("--force", is_flag=True, help="Replace an existing .zip file.")
 @json_option
 @pass_vault
-def build(vault: Vault, app: str, seq: str, output: Path, as_json: bool) -> None:
+def build(vault: Vault, app: str, seq: str, output: Path, force: bool, as_json: bool) -> None:
     """Build the sequence: m1-m5, index.xml with MD5s, index-md5.txt, SHA-256 manifest.
 
     PDFs are checked against FDA's PDF specification (not encrypted, version 1.4 to 1.7,
-    no JavaScript); any failure refuses the build. A zip is byte-identical across builds.
+    no JavaScript); any failure refuses the build. A zip is byte-identical across builds;
+    an existing one is replaced only with --force.
 
     \b
         atmpvault package build IND-012345 0001 -o out/
         atmpvault package build IND-012345 0001 -o IND-012345-0001.zip
     """
-    result = _packages(vault).build(app, seq, output)
+    result = _packages(vault).build(app, seq, output, force)
     if as_json:
         emit_json(result.to_json())
         return

@@ -35,8 +35,9 @@ if TYPE_CHECKING:
     help="The full-text engine (whoosh is pure Python, slower).",
 )
 @user_option
+@json_option
 @click.pass_context
-def init(ctx: click.Context, index_engine: str, user: str | None) -> None:
+def init(ctx: click.Context, index_engine: str, user: str | None, as_json: bool) -> None:
     """Create a new, empty vault.
 
     \b
@@ -47,7 +48,10 @@ def init(ctx: click.Context, index_engine: str, user: str | None) -> None:
 
     settings = settings_for(ctx, user)
     Vault.create(settings, domains(), user, index_engine).close()
-    click.echo(f"Initialised an empty vault in {settings.vault}")
+    if as_json:
+        emit_json({"vault": str(settings.vault), "index_engine": index_engine})
+    else:
+        click.echo(f"Initialised an empty vault in {settings.vault}")
 
 
 @click.command()

@@ -243,11 +243,12 @@ class DistributionLists:
                         f"list {name!r} is still needed: {'; '.join(needed)}; nothing was removed"
                     )
                 del lists[name]
-                subject = f"Remove distribution list {name}"
+                action, subject = "remove-distribution-list", f"Remove distribution list {name}"
             else:
                 if tuple(lists.get(name, ())) == addresses:
                     raise NothingChanged(f"list {name!r} already has exactly these addresses")
                 lists[name] = list(addresses)
+                action = "set-distribution-list"
                 subject = f"Set distribution list {name} ({len(addresses)} addresses)"
             raw["distribution_lists"] = dict(sorted(lists.items()))
             data = (json.dumps(raw, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
@@ -255,7 +256,7 @@ class DistributionLists:
             vault.commit_files(
                 {CONFIG_PATH: data},
                 subject,
-                {"Action": "set-distribution-list", "List": name},
+                {"Action": action, "List": name},
                 reason=reason,
                 actor=actor,
             )

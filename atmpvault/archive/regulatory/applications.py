@@ -247,6 +247,15 @@ class Regulatory:
             raise NotFound(f"no application {app_id(application)} in this vault{hint}")
         return found
 
+    def program(self, program: str, as_of: str | None = None) -> str:
+        """A program some application belongs to; NotFound names the ones there are."""
+        name = values.program(program)
+        known = sorted({a.program for a in self.apps(as_of)})
+        if name not in known:
+            hint = f"; programs: {', '.join(known)}" if known else "; no application yet"
+            raise NotFound(f"no application of program {name} in this vault{hint}")
+        return name
+
     def apps(self, as_of: str | None = None) -> list[Application]:
         """Every application, by id."""
         return [

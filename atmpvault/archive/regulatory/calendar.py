@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from atmpvault.archive.core import values
 from atmpvault.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -339,12 +338,12 @@ def milestone_calendar(
 
     if kind is not None and kind not in KINDS:
         raise InvalidInput(f"unknown milestone kind {kind!r}; kinds: {', '.join(KINDS)}")
-    if program is not None:
-        values.program(program)
     if start is not None and end is not None and start > end:
         raise InvalidInput(f"the window starts ({start}) after it ends ({end})")
     registry = Regulatory(vault)
     dates = vault.config.dates
+    if program is not None:
+        program = registry.program(program, as_of)  # NotFound names the programs there are
     if as_of is not None:
         found, problems = _derived(vault, registry, today, program, app, start, end, as_of)
     else:

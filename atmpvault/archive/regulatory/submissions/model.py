@@ -138,8 +138,6 @@ def parse_doc_ref(value: str) -> tuple[str, int | None]:
         raise InvalidInput(f"invalid document {value[:40]!r}: use DOC-000007 or DOC-000007@2")
     version = match["version"]
     number = int(version) if version is not None else None
-    if number == 0:
-        raise InvalidInput("document versions start at 1")
     return values.doc_id(match["doc"]), number
 
 

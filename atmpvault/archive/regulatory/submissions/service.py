@@ -387,17 +387,25 @@ class Packages:
                 return f"{app}/{seq}/{leaf.href}", leaf
         raise NotFound(f"{app}/{seq} has no leaf {leaf_ref!r}; see 'package show {app} {seq}'")
 
-    def build(self, app: str, seq: str, output: Path) -> BuildResult:
-        """Lay out the sequence, check it, and write it to a folder or a .zip."""
+    def build(self, app: str, seq: str, output: Path, force: bool = False) -> BuildResult:
+        """Lay out the sequence, check it, and write it to a folder or a .zip.
+
+        An existing .zip is replaced only with `force`; a name with another extension is
+        refused unless it is an existing folder (`-o out.txt` is a typo, not a folder)."""
+        zipped = output.suffix.lower() == ".zip" and not output.is_dir()
+        if not zipped and output.suffix and not output.is_dir():
+            raise InvalidInput(
+                f"{output}: give a folder or a file name ending in .zip, not {output.suffix}"
+            )
+        if zipped and output.exists() and not force:
+            raise VaultError(f"{output} already exists; use --force to replace it")
         package = self.get(app, seq)
         if package.finalised:
             package = self.frozen(package)
         layout = lay_out(self.vault, package)
-        if output.suffix.lower() == ".zip":
+        if zipped:
             if not output.parent.is_dir():
                 raise NotFound(f"no such folder: {output.parent}")
-            if output.is_dir():
-                raise VaultError(f"{output} is a folder; give a new .zip file name")
             written = output
             _guard(lambda: write_zip(layout, output), output)
         else:
