@@ -10,6 +10,7 @@ import json
 import shutil
 import sqlite3
 import subprocess
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -220,8 +221,8 @@ def test_as_of_a_time_shown_to_the_second_finds_that_version(vault: Path, tmp_pa
     ],
 )
 def test_a_typed_time_names_all_of_its_precision(typed: str, end: str, start: str) -> None:
-    assert values.iso(values.when(typed))[11:26] == end
-    assert values.iso(values.when(typed, start_of_day=True))[11:26] == start
+    assert values.iso(values.when(typed, UTC))[11:26] == end
+    assert values.iso(values.when(typed, UTC, start_of_day=True))[11:26] == start
 
 
 def test_log_never_shows_two_writes_at_the_same_time() -> None:

@@ -13,7 +13,7 @@ import shutil
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -155,10 +155,12 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON o
 
 
 def today_for(vault: Vault, value: str | None) -> date:
-    """`--today` as typed (inside the vault's date range), else the real today."""
+    """`--today` as typed (inside the vault's date range), else the real today: both
+    calendar days in the vault's time zone."""
     from atmpvault.archive.core import values
 
-    return values.day(value, "--today", vault.config.dates) if value else values.now().date()
+    dates = vault.config.dates
+    return values.day(value, "--today", dates) if value else dates.today()
 
 
 today_option = click.option(
@@ -250,13 +252,21 @@ def terminal_width() -> int | None:
     return shutil.get_terminal_size().columns
 
 
-def when_option(value: str | None, start_of_day: bool = False) -> str | None:
-    """A --as-of/--until time (the end of what it names) or --since (its start), stored form."""
+def moment_for(vault: Vault, value: str, start_of_day: bool = False) -> datetime:
+    """A --as-of/--until time (the end of what it names) or --since (its start), in UTC;
+    typed without an offset, it is a date or time in the vault's time zone."""
+    from atmpvault.archive.core import values
+
+    return values.when(value, vault.config.zone, start_of_day)
+
+
+def when_option(vault: Vault, value: str | None, start_of_day: bool = False) -> str | None:
+    """`moment_for` in the stored form of a time, or None if the option is not given."""
     if value is None:
         return None
     from atmpvault.archive.core import values
 
-    return values.iso(values.when(value, start_of_day))
+    return values.iso(moment_for(vault, value, start_of_day))
 
 
 def distinct_times(times: Sequence[str]) -> list[str]:

@@ -122,7 +122,7 @@ def show(vault: Vault, doc_id: str, number: int | None, as_of: str | None, as_js
         raise InvalidInput("use --version or --as-of, not both")
     from atmpvault.archive.regulatory.submissions.service import Packages
 
-    found = _documents(vault).show(doc_id, number, when_option(as_of))
+    found = _documents(vault).show(doc_id, number, when_option(vault, as_of))
     data = found.to_json()
     data["sequences"] = [
         s.to_json() for s in Packages(vault).submissions_of(found.id, found.version)
@@ -171,7 +171,7 @@ def get(
     from atmpvault.archive.documents.records import WITHDRAWN
 
     documents = _documents(vault)
-    found = documents.show(doc_id, number, when_option(as_of))
+    found = documents.show(doc_id, number, when_option(vault, as_of))
     latest = found if found.status == WITHDRAWN else documents.show(found.id)
     if latest.status == WITHDRAWN:
         say(
@@ -326,7 +326,7 @@ def ls(
         lot=values.lot(lot),
         unsearchable=unsearchable,
     )
-    rows = _documents(vault).ls(filters, when_option(as_of))
+    rows = _documents(vault).ls(filters, when_option(vault, as_of))
     if app is not None or seq is not None:
         from atmpvault.archive.regulatory.submissions.service import Packages
 

@@ -179,7 +179,7 @@ def app_show(
     """
     from atmpvault.archive.regulatory.calendar import app_view
 
-    view = app_view(vault, application, today_for(vault, today), when_option(as_of))
+    view = app_view(vault, application, today_for(vault, today), when_option(vault, as_of))
     if as_json:
         emit_json(view.to_json())
     else:

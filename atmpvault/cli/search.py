@@ -77,8 +77,8 @@ def search(
         program=values.program(program) if program is not None else None,
         type=vault.document_type(doc_type) if doc_type is not None else None,
         lot=values.lot(lot),
-        since=when_option(since, start_of_day=True),
-        until=when_option(until),
+        since=when_option(vault, since, start_of_day=True),
+        until=when_option(vault, until),
         tags=tags,
         all_versions=all_versions or bool(tags),
     )

@@ -13,6 +13,7 @@ from atmpvault.cli.base import (
     exit_with,
     json_option,
     list_versions,
+    moment_for,
     pass_vault,
     progress,
     settings_for,
@@ -83,7 +84,6 @@ def log(
         atmpvault log --kind event --since 2026-03-01
         atmpvault log --id EV-000042
     """
-    from atmpvault.archive.core import values
     from atmpvault.errors import InvalidInput
 
     kinds = [k.name for k in vault.kinds]
@@ -91,10 +91,10 @@ def log(
         raise InvalidInput(f"unknown record kind {kind!r}; kinds: {', '.join(kinds)}")
     if record_id is not None:
         record_id = vault.record_id(record_id)
-    start = values.when(since, start_of_day=True) if since is not None else None
+    start = moment_for(vault, since, start_of_day=True) if since is not None else None
     entries = vault.log(
         since=start,
-        until=values.when(until) if until is not None else None,
+        until=moment_for(vault, until) if until is not None else None,
         user=who,
         kind=kind,
         record_id=record_id,
@@ -179,7 +179,6 @@ def demo(ctx: click.Context, path: Path) -> None:
     """
     from dataclasses import replace
 
-    from atmpvault.archive.core import values
     from atmpvault.archive.demo.demo import build_demo
     from atmpvault.archive.regulatory.calendar import app_view
     from atmpvault.cli.regulatory import show_app
@@ -201,7 +200,7 @@ def demo(ctx: click.Context, path: Path) -> None:
         click.echo(f"\n$ atmpvault --vault {path} show {story.revised} --as-of {story.as_of}")
         show_version(story.as_of_version.to_json())
         click.echo(f"\n$ atmpvault --vault {path} app show {story.application}")
-        show_app(app_view(vault, story.application, values.now().date()))
+        show_app(app_view(vault, story.application, vault.config.dates.today()))
         click.echo(f"\n$ atmpvault --vault {path} verify")
         problems = vault.verify()
         for problem in problems:

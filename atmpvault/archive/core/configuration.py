@@ -1,7 +1,8 @@
 """The vault's own configuration, versioned in the repository at config/vault.json.
 
-Document types, the index engine, distribution lists and the dates people may enter:
-what differs between companies, changed by a commit with a reason like any record.
+Document types, the index engine, distribution lists, the vault's time zone and the
+dates people may enter: what differs between companies, changed by a commit with a
+reason like any record.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 
 from atmpvault.archive.core import values
 from atmpvault.archive.core.domain import Domain
@@ -27,8 +29,19 @@ class VaultConfig:
     index_engine: str = "tantivy"
     # list name -> e-mail addresses, for notices (see archive/notices.py)
     distribution_lists: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    # the dates people may enter (absent from the file: 1990-01-01 to 10 years ahead)
+    # the dates people may enter (absent from the file: 1990-01-01 to 10 years ahead), as
+    # days in the vault's time zone (its "timezone"; absent: UTC)
     dates: values.DateRange = values.DEFAULT_DATES
+
+    @property
+    def zone(self) -> tzinfo:
+        """The vault's time zone: what "today" is, and what a time without offset means."""
+        return self.dates.zone
+
+    @property
+    def timezone(self) -> str:
+        """The IANA name of the vault's time zone ("UTC" for a vault that never set one)."""
+        return values.zone_name(self.dates.zone)
 
     @classmethod
     def default(cls, domains: Iterable[Domain] = ()) -> VaultConfig:
@@ -47,7 +60,7 @@ class VaultConfig:
                 str(name): tuple(addresses)
                 for name, addresses in data.get("distribution_lists", {}).items()
             },
-            dates=_dates(data.get("dates")),
+            dates=_dates(data.get("dates"), _zone(data.get("timezone"))),
         )
 
     def serialise(self) -> bytes:
@@ -60,7 +73,9 @@ class VaultConfig:
             data["distribution_lists"] = {
                 name: list(addresses) for name, addresses in sorted(self.distribution_lists.items())
             }
-        if self.dates != values.DEFAULT_DATES:
+        if self.dates.zone is not UTC:
+            data["timezone"] = self.timezone
+        if (self.dates.earliest, self.dates.years_ahead) != (values.EARLIEST, values.YEARS_AHEAD):
             data["dates"] = {
                 "earliest": self.dates.earliest.isoformat(),
                 "years_ahead": self.dates.years_ahead,
@@ -68,9 +83,21 @@ class VaultConfig:
         return (json.dumps(data, indent=2) + "\n").encode("utf-8")
 
 
-def _dates(raw: object) -> values.DateRange:
+def _zone(raw: object) -> tzinfo:
+    """The configured time zone; a broken one is refused by every command that reads it."""
+    if raw is None:
+        return UTC
+    try:
+        if not isinstance(raw, str):
+            raise InvalidInput(f"time zone {raw!r} is not a name")
+        return values.zone(raw)
+    except InvalidInput as exc:
+        raise VaultError(f'{CONFIG_PATH}: "timezone": {exc}') from None
+
+
+def _dates(raw: object, zone: tzinfo) -> values.DateRange:
     """The configured date range; a broken one is refused by every command that reads it."""
     try:
-        return values.date_range(raw, CONFIG_PATH)
+        return values.date_range(raw, CONFIG_PATH, zone)
     except InvalidInput as exc:
         raise VaultError(str(exc)) from None

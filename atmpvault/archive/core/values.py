@@ -1,13 +1,15 @@
 """Validation of the values users type, and the one way times are parsed.
 
-Everything here raises InvalidInput (exit 2) before anything is written.
+Everything here raises InvalidInput (exit 2) before anything is written. Dates and times
+typed without an offset, and "today", are in the vault's time zone (`DateRange.zone`,
+UTC unless the vault set one); times are stored in UTC.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from atmpvault.errors import InvalidInput
 
@@ -27,11 +29,47 @@ MAX_META_VALUE = 2000
 MAX_META_ITEMS = 50
 MAX_REASON = 2000
 MAX_USER = 100
+MAX_ZONE = 64  # the longest IANA name is 32 characters
 
 
 def now() -> datetime:
     """The current time in UTC."""
     return datetime.now(UTC)
+
+
+def today(zone: tzinfo = UTC) -> date:
+    """Today's date in `zone` (the vault's time zone)."""
+    return now().astimezone(zone).date()
+
+
+def zone(name: str, what: str = "time zone", known: bool = False) -> tzinfo:
+    """An IANA time zone such as America/New_York (UTC itself for "UTC").
+
+    `known`: the name must be one the zone database lists (for a name being set; reading a
+    vault's configuration only needs the zone to load, without listing the database).
+    """
+    if name == "UTC":
+        return UTC
+    import zoneinfo  # the zone database is read only by vaults that set a zone
+
+    try:
+        # "localtime" is this machine's zone, not a place: the vault's days would move
+        # with whichever machine reads it.
+        if len(name) > MAX_ZONE or name == "localtime":
+            raise ValueError(name)
+        if known and name not in zoneinfo.available_timezones():
+            raise ValueError(name)
+        return zoneinfo.ZoneInfo(name)
+    except (ValueError, OSError, zoneinfo.ZoneInfoNotFoundError):
+        raise InvalidInput(
+            f"{what} {_shown(name)} is not an IANA time zone name such as America/New_York, "
+            "Europe/Berlin or UTC"
+        ) from None
+
+
+def zone_name(zone: tzinfo) -> str:
+    """The IANA name of a zone made by `zone` ("UTC" for UTC)."""
+    return str(getattr(zone, "key", "UTC"))
 
 
 def _shown(value: str) -> str:
@@ -128,20 +166,27 @@ YEARS_AHEAD = 10
 # milestone arithmetic (offsets of years, yearly series) never leaves what `date` holds.
 FIRST_ALLOWED = date(1900, 1, 1)
 MAX_YEARS_AHEAD = 100
-# A day's grace for "has happened": east of UTC it is already tomorrow.
+# A day's grace for "has happened": east of the vault's time zone it is already tomorrow.
 GRACE = timedelta(days=1)
 
 
 @dataclass(frozen=True)
 class DateRange:
-    """The dates people may enter: from `earliest` to `years_ahead` years after today."""
+    """The dates people may enter: from `earliest` to `years_ahead` years after today,
+    as calendar days in the vault's time zone `zone` (which says what today is, and what
+    a time typed without an offset means)."""
 
     earliest: date = EARLIEST
     years_ahead: int = YEARS_AHEAD
+    zone: tzinfo = UTC
+
+    def today(self) -> date:
+        """The real today, in the vault's time zone."""
+        return today(self.zone)
 
     def latest(self, today: date | None = None) -> date:
         """The last date accepted on `today` (default: the real today)."""
-        base = today or now().date()
+        base = today or self.today()
         year = base.year + self.years_ahead
         import calendar  # only date arithmetic needs it; the CLI starts without it
 
@@ -159,7 +204,7 @@ class DateRange:
         `happened`: the date reports something that has already happened, so it may not
         be in the future (today in the real clock, whatever --today says).
         """
-        today = now().date()
+        today = self.today()
         if happened and found > today + GRACE:
             raise InvalidInput(
                 f"{what} {found.isoformat()} is in the future: give the date it happened"
@@ -178,19 +223,32 @@ DEFAULT_DATES = DateRange()
 def day(
     value: str, what: str = "--on", within: DateRange = DEFAULT_DATES, happened: bool = False
 ) -> date:
-    """A calendar date typed as YYYY-MM-DD (due dates, event dates, --today), checked to
-    lie in the vault's date range (`within`) and, if `happened`, not in the future."""
+    """A calendar date (due dates, event dates, --today), checked to lie in the vault's
+    date range (`within`) and, if `happened`, not in the future.
+
+    YYYY-MM-DD is that day as typed. A datetime names the day it falls on in the vault's
+    time zone: one with an offset is converted (23:30 in New York is still that day
+    there, though already the next in UTC); one without is a time in the vault's zone.
+    """
+    raw = value.strip()
     try:
-        found = date.fromisoformat(value.strip())
+        found = date.fromisoformat(raw)
     except ValueError:
-        raise InvalidInput(f"{what} {_shown(value)} is not a date: use YYYY-MM-DD") from None
+        try:
+            found = _moment(raw, within.zone).astimezone(within.zone).date()
+        except (ValueError, OverflowError):
+            raise InvalidInput(
+                f"{what} {_shown(value)} is not a date: use YYYY-MM-DD, or a time with its "
+                "offset such as 2026-03-01T23:30:00-05:00"
+            ) from None
     return within.check(found, what, happened)
 
 
-def date_range(raw: object, origin: str) -> DateRange:
-    """The "dates" of a vault's configuration: {"earliest": "1990-01-01", "years_ahead": 10}."""
+def date_range(raw: object, origin: str, zone: tzinfo = UTC) -> DateRange:
+    """The "dates" of a vault's configuration: {"earliest": "1990-01-01", "years_ahead": 10},
+    as days in the vault's time zone `zone`."""
     if raw is None:
-        return DEFAULT_DATES
+        return DateRange(zone=zone)
     if not isinstance(raw, dict) or set(raw) - {"earliest", "years_ahead"}:
         raise InvalidInput(
             f'{origin}: "dates" must be an object with "earliest" (YYYY-MM-DD) and '
@@ -202,7 +260,7 @@ def date_range(raw: object, origin: str) -> DateRange:
         earliest = date.fromisoformat(earliest_raw) if isinstance(earliest_raw, str) else None
     except ValueError:
         earliest = None
-    if earliest is None or not FIRST_ALLOWED <= earliest <= now().date():
+    if earliest is None or not FIRST_ALLOWED <= earliest <= today(zone):
         raise InvalidInput(
             f'{origin}: "dates"."earliest" {earliest_raw!r} must be a date (YYYY-MM-DD) from '
             f"{FIRST_ALLOWED.isoformat()} to today"
@@ -213,37 +271,48 @@ def date_range(raw: object, origin: str) -> DateRange:
             f'{origin}: "dates"."years_ahead" {ahead!r} must be a whole number of years '
             f"from 0 to {MAX_YEARS_AHEAD}"
         )
-    return DateRange(earliest, ahead)
+    return DateRange(earliest, ahead, zone)
 
 
-def when(value: str, start_of_day: bool = False) -> datetime:
-    """An ISO date or datetime, UTC unless an offset is given.
+def when(value: str, zone: tzinfo, start_of_day: bool = False) -> datetime:
+    """An ISO date or datetime, in the vault's time zone `zone` unless an offset is given;
+    in UTC, the form times are stored in.
 
     A value names all of the day, minute, second or fraction it is typed to: its end
     (everything recorded within it counts, so a time copied from `history` finds that
-    version), or its start where the caller asks, as for --since.
+    version), or its start where the caller asks, as for --since. A date is that day in
+    `zone`: from its first moment there to its last.
     """
     raw = value.strip()
     try:
         if _DATE_RE.fullmatch(raw):
             day = date.fromisoformat(raw)
-            return datetime.combine(day, time.min if start_of_day else time.max, tzinfo=UTC)
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "T", 1))
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(UTC)  # year 1 or 9999 with an offset overflows here
+            local = datetime.combine(day, time.min if start_of_day else time.max, tzinfo=zone)
+            return local.astimezone(UTC)
+        moment = _moment(raw, zone).astimezone(UTC)  # year 1 or 9999 may overflow here
     except (ValueError, OverflowError):
         raise InvalidInput(
             f"cannot read {_shown(value)} as a date: use YYYY-MM-DD or an ISO datetime "
             "such as 2026-03-01T14:30:00+01:00"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
     if not start_of_day:
         try:
             moment += _typed_span(raw) - timedelta(microseconds=1)
         except OverflowError:
             raise InvalidInput(f"{_shown(value)} is past the last time a date can hold") from None
     return moment
+
+
+def _moment(raw: str, zone: tzinfo) -> datetime:
+    """An ISO datetime as typed; without an offset, a time in `zone`. ValueError if not one.
+
+    A time of day is required: Python reads "2026-03-01+05:00" as midnight, dropping the
+    offset, so a date with an offset but no time would silently name the wrong moment.
+    """
+    if _TIME_RE.search(raw) is None:
+        raise ValueError(raw)
+    moment = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "T", 1))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
 
 
 _TIME_RE = re.compile(r"[T ]\d{2}(:?\d{2})?(:?\d{2})?(?:[.,](\d+))?")

@@ -367,7 +367,7 @@ class Regulatory:
 
     def _check_date(self, trigger: str, on: date) -> None:
         """A plausible date for the trigger: in the vault's range, not ahead unless planned."""
-        if trigger not in PLANNED and on > values.now().date() + values.GRACE:
+        if trigger not in PLANNED and on > self.vault.config.dates.today() + values.GRACE:
             raise InvalidInput(
                 f"--on {on.isoformat()} is in the future: {trigger} records something that "
                 f"has happened (only {', '.join(PLANNED)} may be dated ahead)"
