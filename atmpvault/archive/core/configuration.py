@@ -2,20 +2,25 @@
 
 Document types, the index engine, distribution lists, the vault's time zone and the
 dates people may enter: what differs between companies, changed by a commit with a
-reason like any record.
+reason like any record (`Configuration` here for the time zone and dates, `atmpvault config`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, tzinfo
+from datetime import UTC, date, tzinfo
+from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
 from atmpvault.archive.core.domain import Domain
 from atmpvault.config import DEFAULT_DOCUMENT_TYPES
-from atmpvault.errors import InvalidInput, VaultError
+from atmpvault.errors import InvalidInput, NothingChanged, VaultError
+
+if TYPE_CHECKING:
+    from atmpvault.archive.core.vault import Vault
 
 CONFIG_PATH = "config/vault.json"
 CONFIG_FORMAT = 1
@@ -101,3 +106,118 @@ def _dates(raw: object, zone: tzinfo) -> values.DateRange:
         return values.date_range(raw, CONFIG_PATH, zone)
     except InvalidInput as exc:
         raise VaultError(str(exc)) from None
+
+
+# -- the settings `atmpvault config` shows and sets ---------------------------------------
+
+SETTINGS = ("timezone", "dates.earliest", "dates.years_ahead")
+
+
+def settings_of(config: VaultConfig) -> dict[str, Any]:
+    """The settable values of a configuration, by key (absent ones at their defaults)."""
+    return {
+        "timezone": config.timezone,
+        "dates.earliest": config.dates.earliest.isoformat(),
+        "dates.years_ahead": config.dates.years_ahead,
+    }
+
+
+@dataclass(frozen=True)
+class SettingChange:
+    """One setting changed by one commit."""
+
+    key: str
+    value: Any
+    previous: Any
+    commit: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "value": self.value,
+            "previous": self.previous,
+            "commit": self.commit,
+        }
+
+
+class Configuration:
+    """The vault's settings (time zone, dates people may enter), kept in config/vault.json."""
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+
+    def show(self) -> dict[str, Any]:
+        """Every setting, by key, as the vault was opened."""
+        return settings_of(self.vault.config)
+
+    def set(self, key: str, value: str, reason: str, actor: str | None = None) -> SettingChange:
+        """Change one setting: a commit with the reason, audited as set-config.
+
+        InvalidInput for an unknown key or a malformed value; NothingChanged if the
+        setting already has that value.
+        """
+        if key not in SETTINGS:
+            raise InvalidInput(f"unknown setting {key[:40]!r}; settings: {', '.join(SETTINGS)}")
+        why = values.reason(reason)
+        vault = self.vault
+        with vault.writing():
+            # Read the configuration as the tip has it now, under the lock, and change only
+            # this key, so settings other modules keep in the same file are left untouched.
+            current = vault.read_file(CONFIG_PATH) or b"{}"
+            config = VaultConfig.parse(current)
+            before = settings_of(config)
+            raw: dict[str, Any] = json.loads(current)
+            new = _set(raw, key, value, config.zone)
+            if new == before[key]:
+                raise NothingChanged(f"{key} is already {new}; nothing was changed")
+            data = (json.dumps(raw, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+            VaultConfig.parse(data)  # what we write must read back
+            commit = vault.commit_files(
+                {CONFIG_PATH: data},
+                f"Set {key} to {new} (was {before[key]})",
+                {"Action": "set-config", "Key": key},
+                reason=why,
+                actor=actor,
+            )
+        return SettingChange(key, new, before[key], commit)
+
+
+def _set(raw: dict[str, Any], key: str, typed: str, zone: tzinfo) -> Any:
+    """Put the checked value of `key` into the raw configuration; the value as shown."""
+    text = typed.strip()
+    if key == "timezone":
+        name = values.zone_name(values.zone(text, "timezone", known=True))
+        if name == "UTC":
+            raw.pop("timezone", None)  # absent means UTC: the file a new vault has
+        else:
+            raw["timezone"] = name
+        return name
+    dates = dict(raw.get("dates") or {})
+    if key == "dates.earliest":
+        earliest = _earliest(text, zone)
+        dates["earliest"] = earliest
+        result: Any = earliest
+    else:
+        if not (text.isascii() and text.isdigit()) or int(text) > values.MAX_YEARS_AHEAD:
+            raise InvalidInput(
+                f"dates.years_ahead {text[:40]!r} must be a whole number of years from 0 to "
+                f"{values.MAX_YEARS_AHEAD}"
+            )
+        result = dates["years_ahead"] = int(text)
+    raw["dates"] = dates
+    return result
+
+
+def _earliest(text: str, zone: tzinfo) -> str:
+    """A first accepted date: YYYY-MM-DD from 1900-01-01 to today in the vault's zone."""
+    try:
+        found = date.fromisoformat(text) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) else None
+    except ValueError:
+        found = None
+    last = values.today(zone)
+    if found is None or not values.FIRST_ALLOWED <= found <= last:
+        raise InvalidInput(
+            f"dates.earliest {text[:40]!r} must be a date (YYYY-MM-DD) from "
+            f"{values.FIRST_ALLOWED.isoformat()} to today, {last.isoformat()}"
+        )
+    return found.isoformat()

@@ -1,0 +1,88 @@
+"""The vault's settings: its time zone and the dates people may enter."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from atmpvault.cli.base import emit_json, json_option, pass_vault, table, user_option
+
+if TYPE_CHECKING:
+    from atmpvault.archive.core.vault import Vault
+
+
+@click.group("config")
+def config_group() -> None:
+    """The vault's settings, kept in its versioned configuration (config/vault.json).
+
+    \b
+        atmpvault config show
+        atmpvault config set timezone America/New_York --reason "site in New York"
+    """
+
+
+@config_group.command("show")
+@json_option
+@pass_vault
+def config_show(vault: Vault, as_json: bool) -> None:
+    """Every setting and its value, and what today is in the vault's time zone.
+
+    \b
+        atmpvault config show --json
+    """
+    from atmpvault.archive.core.configuration import Configuration
+
+    shown = Configuration(vault).show()
+    today = vault.config.dates.today().isoformat()
+    if as_json:
+        emit_json(
+            {
+                "timezone": shown["timezone"],
+                "dates": {
+                    "earliest": shown["dates.earliest"],
+                    "years_ahead": shown["dates.years_ahead"],
+                },
+                "today": today,
+            }
+        )
+    else:
+        table([*shown.items(), ("(today)", today)], ["SETTING", "VALUE"])
+
+
+@config_group.command("set")
+@click.argument("key")
+@click.argument("value")
+@click.option("--reason", required=True, help="Why the setting changes (kept in the history).")
+@user_option
+@json_option
+@pass_vault
+def config_set(
+    vault: Vault, key: str, value: str, reason: str, user: str | None, as_json: bool
+) -> None:
+    """Change one setting: one commit with the reason, shown by `log` as set-config.
+
+    \b
+    Settings:
+      timezone           an IANA name (America/New_York, Europe/Berlin, UTC): the
+                         calendar days of due dates and "today", and the zone of a
+                         date or time typed without an offset; times stay stored in UTC
+      dates.earliest     the first date the vault accepts, YYYY-MM-DD
+      dates.years_ahead  how many years past today it accepts dates (0 to 100)
+
+    \b
+        atmpvault config set timezone America/New_York --reason "sponsor site in New York"
+        atmpvault config set dates.earliest 2015-01-01 --reason "no program is older"
+    """
+    from atmpvault.archive.core.configuration import Configuration
+
+    change = Configuration(vault).set(key, value, reason)
+    if as_json:
+        emit_json(change.to_json())
+    else:
+        click.echo(f"{change.key}: {change.value} (was {change.previous})")
+
+
+def register(cli: click.Group) -> None:
+    """Add this module's commands to the command line."""
+    cli.add_command(config_group)
