@@ -373,3 +373,16 @@ def test_a_zone_that_does_not_load_is_named_by_every_command_that_needs_it(tmp_p
     refused(run(vault, "log", "--since", "2026-03-01"), 1, message)
     refused(run(vault, "config", "show"), 1, message)
     refused(run(vault, "config", "set", "timezone", NY, "--reason", "fix"), 1, message)
+
+
+def test_dates_in_the_search_query_are_in_the_vault_zone(two_nights: Path) -> None:
+    def versions(query: str) -> list[int]:
+        found = ok(two_nights, "search", query, "--all-versions")
+        return sorted(h["version"] for h in found["hits"])
+
+    assert versions("viability AND recorded_at:2026-03-01") == [1]
+    assert versions("viability AND recorded_at:2026-03-02") == [2]
+    assert versions("viability AND recorded_at:[2026-03-01 TO 2026-03-01]") == [1]
+    assert versions("viability AND recorded_at:[2026-03-01T23:00 TO 2026-03-01T23:59]") == [1]
+    assert versions("viability AND recorded_at:[2026-03-02T00:00 TO *]") == [2]
+    assert versions("viability AND recorded_at:[* TO 2026-02-28]") == []

@@ -81,6 +81,7 @@ def search(
         until=when_option(vault, until),
         tags=tags,
         all_versions=all_versions or bool(tags),
+        zone=lambda: vault.config.zone,  # read only for a date in the query
     )
     result = vault.search(query, filters, limit=limit, facets=facets)
     if as_json:

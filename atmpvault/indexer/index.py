@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -34,6 +34,7 @@ from atmpvault.indexer.query import (
     filter_range,
     parse,
     tag_field,
+    utc,
 )
 
 __all__ = [
@@ -98,6 +99,9 @@ class SearchFilters:
     tags: tuple[tuple[str, str], ...] = ()
     kinds: tuple[str, ...] = ()
     all_versions: bool = False
+    # the zone of dates and times typed in the query without an offset (recorded_at:...),
+    # asked for only when the query has one: finding it may read the repository
+    zone: Callable[[], tzinfo] = utc
 
 
 @dataclass(frozen=True)
@@ -301,7 +305,7 @@ class Index:
     ) -> SearchResult:
         """Search committed versions; latest versions only unless filters.all_versions."""
         filters = filters or SearchFilters()
-        node = parse(query, self.tag_fields)
+        node = parse(query, self.tag_fields, filters.zone)
         filter_range(filters.since, filters.until)  # a bad date is a QueryError, up front
         for name, _value in filters.tags:
             try:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from atmpvault.errors import QueryError
 
@@ -149,17 +149,26 @@ def to_micros(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def parse_moment(text: str, *, end: bool) -> int:
-    """A date or ISO datetime as microseconds; a bare date at `end` means the end of that day."""
+def parse_moment(text: str, *, end: bool, zone: tzinfo = UTC) -> int:
+    """A date or ISO datetime as microseconds; a bare date at `end` means the end of that day.
+
+    A date, or a time without an offset, is in `zone` (the vault's time zone).
+    """
     text = text.strip()
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
-            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            return to_micros(start + timedelta(days=1)) if end else to_micros(start)
-        micros = to_micros(datetime.fromisoformat(text))
+            start = datetime(day.year, day.month, day.day, tzinfo=zone)
+            if end:
+                following = day + timedelta(days=1)
+                return to_micros(
+                    datetime(following.year, following.month, following.day, tzinfo=zone)
+                )
+            return to_micros(start)
+        moment = datetime.fromisoformat(text)
+        micros = to_micros(moment if moment.tzinfo else moment.replace(tzinfo=zone))
         return micros + 1 if end else micros
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise QueryError(f"not a date: {text!r} (use YYYY-MM-DD or an ISO datetime)") from exc
 
 
@@ -241,11 +250,19 @@ MAX_DEPTH = 32
 
 
 class _Parser:
-    def __init__(self, query: str, tag_fields: frozenset[str]) -> None:
+    def __init__(self, query: str, tag_fields: frozenset[str], zone: Callable[[], tzinfo]) -> None:
         self.toks = _lex(query)
+        self._zone = zone
+        self._zone_found: tzinfo | None = None
         self.i = 0
         self.depth = 0
         self.tag_fields = tag_fields - FIELDS
+
+    def zone(self) -> tzinfo:
+        """The zone of the dates in the query, asked for at the first one."""
+        if self._zone_found is None:
+            self._zone_found = self._zone()
+        return self._zone_found
 
     def deeper(self, tok: _Tok) -> None:
         """One more level of nesting; a QueryError past MAX_DEPTH."""
@@ -348,26 +365,26 @@ class _Parser:
         if tok.kind == "RANGE":
             if field not in DATE_FIELDS:
                 raise QueryError(f"ranges are only supported on recorded_at: {tok.text!r}")
-            return _range(tok.text)
+            return _range(tok.text, self.zone())
         if tok.kind == "PHRASE":
-            return _tagged(_phrase(field, tok), self.tag_fields)
+            return _tagged(_phrase(field, tok, self.zone), self.tag_fields)
         if tok.kind == "WORD":
-            return _tagged(_word(field, tok.text), self.tag_fields)
+            return _tagged(_word(field, tok.text, self.zone), self.tag_fields)
         raise QueryError(f"unexpected {tok.text!r} at position {tok.pos + 1}")
 
 
-def _range(text: str) -> DateRange:
+def _range(text: str, zone: tzinfo) -> DateRange:
     inner = text[1:-1].strip()
     parts = re.split(r"\s+TO\s+", inner)
     if len(parts) != 2 or not parts[0] or not parts[1]:
         raise QueryError(f"a range reads [FROM TO UNTIL]: {text!r}")
     lo_text, hi_text = parts
-    start = None if lo_text == "*" else parse_moment(lo_text, end=text[0] == "{")
-    end = None if hi_text == "*" else parse_moment(hi_text, end=text[-1] == "]")
+    start = None if lo_text == "*" else parse_moment(lo_text, end=text[0] == "{", zone=zone)
+    end = None if hi_text == "*" else parse_moment(hi_text, end=text[-1] == "]", zone=zone)
     return DateRange(start, end)
 
 
-def _phrase(field: str | None, tok: _Tok) -> Node:
+def _phrase(field: str | None, tok: _Tok, zone: Callable[[], tzinfo]) -> Node:
     if not tok.text.strip():
         raise QueryError(f"empty phrase at position {tok.pos + 1}")
     slop = 0
@@ -375,15 +392,15 @@ def _phrase(field: str | None, tok: _Tok) -> Node:
         digits = tok.extra[1:]
         slop = int(digits) if digits else 1
     if field in DATE_FIELDS:
-        return _day(tok.text)
+        return _day(tok.text, zone())
     return _expand(field, lambda f: Phrase(f, tok.text, slop))
 
 
-def _word(field: str | None, word: str) -> Node:
+def _word(field: str | None, word: str, zone: Callable[[], tzinfo]) -> Node:
     if field in DATE_FIELDS:
         if word.endswith(("*", "~")) or "~" in word:
             raise QueryError(f"recorded_at takes a date or a range, not {word!r}")
-        return _day(word)
+        return _day(word, zone())
     fuzzy = re.fullmatch(r"(.+?)~(\d*)", word)
     if fuzzy:
         text, digits = fuzzy.group(1), fuzzy.group(2)
@@ -405,10 +422,12 @@ def _word(field: str | None, word: str) -> Node:
     return _expand(field, lambda f: Term(f, word))
 
 
-def _day(text: str) -> DateRange:
+def _day(text: str, zone: tzinfo) -> DateRange:
     if text.strip() in ("", "*"):
         raise QueryError("recorded_at needs a date")
-    return DateRange(parse_moment(text, end=False), parse_moment(text, end=True))
+    return DateRange(
+        parse_moment(text, end=False, zone=zone), parse_moment(text, end=True, zone=zone)
+    )
 
 
 def _expand(field: str | None, make: Callable[[str], Node]) -> Node:
@@ -429,14 +448,22 @@ def _tagged(node: Node, tag_fields: frozenset[str]) -> Node:
     return node
 
 
-def parse(query: str, tag_fields: frozenset[str] = frozenset()) -> Node:
+def utc() -> tzinfo:
+    return UTC
+
+
+def parse(
+    query: str, tag_fields: frozenset[str] = frozenset(), zone: Callable[[], tzinfo] = utc
+) -> Node:
     """The syntax tree of `query`, every leaf naming its field; raises QueryError.
 
-    Names in `tag_fields` (lowercase) are accepted as fields; their leaves name TAGS.
+    Names in `tag_fields` (lowercase) are accepted as fields; their leaves name TAGS. Dates
+    and times typed without an offset (recorded_at:2026-03-01) are in the zone `zone()`
+    returns, asked for only if the query has one (finding it may cost a repository read).
     """
     if bad := [i for i, c in enumerate(query) if "\ud800" <= c <= "\udfff"]:
         raise QueryError(f"position {bad[0] + 1} is not text (a byte that is not UTF-8?)")
-    return _Parser(query, tag_fields).parse()
+    return _Parser(query, tag_fields, zone).parse()
 
 
 def filter_range(since: str | None, until: str | None) -> DateRange | None:
