@@ -113,11 +113,12 @@ def test_plan_marks_new_sent_and_unrouted() -> None:
 
 
 def setup_vault(path: Path) -> None:
-    """An IND received 2026-01-05 (IND_EFFECTIVE due 2026-02-04) and a PAS (due 2026-05-05)."""
+    """An investigator added to an IND on 2026-01-05 (NEW_INVESTIGATOR, an obligation, due
+    2026-02-04) and a PAS (due 2026-05-05)."""
     with Vault.open(Settings(vault=path, user="ra.lead"), domains()) as vault:
         reg = Regulatory(vault)
         reg.new_app("ind", "012345", "CART-19")
-        reg.add_event("IND-012345", "ind-received", date(2026, 1, 5))
+        reg.add_event("IND-012345", "investigator-added", date(2026, 1, 5))
         reg.new_app("bla", "125000", "CART-19")
         reg.add_event("BLA-125000", "pas-received", date(2026, 1, 5))
     for name, addresses in {
@@ -154,7 +155,7 @@ def test_dry_run_sends_nothing(vault_path: Path, smtp_server: SmtpServer) -> Non
     setup_vault(vault_path)
     found = alerts(vault_path, "--today", "2026-01-20", env=smtp_server.env())
     assert [(a["rule"], a["threshold"], a["status"], a["days_left"]) for a in found] == [
-        ("IND_EFFECTIVE", "due-30d", "new", 15)
+        ("NEW_INVESTIGATOR", "due-30d", "new", 15)
     ]
     assert set(found[0]) >= {"app", "rule", "kind", "due", "days_left", "lists", "key", "status"}
     table = run(vault_path, "alerts", "--today", "2026-01-20")
@@ -170,16 +171,16 @@ def test_alerts_sent_once_per_threshold(vault_path: Path, smtp_server: SmtpServe
     received = smtp_server.collector
 
     first = alerts(vault_path, "--today", "2026-01-20", "--send", env=env)
-    assert [(a["rule"], a["status"]) for a in first] == [("IND_EFFECTIVE", "sent")]
+    assert [(a["rule"], a["status"]) for a in first] == [("NEW_INVESTIGATOR", "sent")]
     (envelope,) = received.envelopes
     assert sorted(envelope.rcpt_tos) == ["cmo@example.org", "ra.head@example.org"]
     (message,) = received.messages()
     assert message["Subject"] == (
-        "[atmpvault] Due in 15 days: IND_EFFECTIVE for IND-012345 (due 2026-02-04)"
+        "[atmpvault] Due in 15 days: NEW_INVESTIGATOR for IND-012345 (due 2026-02-04)"
     )
     assert message.get_content_type() == "multipart/alternative"
     html = message.get_body(("html",))
-    assert html is not None and "IND_EFFECTIVE" in html.get_content()  # type: ignore[attr-defined]
+    assert html is not None and "NEW_INVESTIGATOR" in html.get_content()  # type: ignore[attr-defined]
 
     # Run again the same day (cron twice, or a retry): nothing new.
     again = run(vault_path, "alerts", "--today", "2026-01-20", "--send", env=env)
@@ -201,7 +202,7 @@ def test_alerts_sent_once_per_threshold(vault_path: Path, smtp_server: SmtpServe
     # manufacturing leadership as well.
     later = alerts(vault_path, "--today", "2026-04-20", "--send", env=env)
     assert sorted((a["rule"], a["threshold"], a["status"]) for a in later) == [
-        ("IND_EFFECTIVE", "overdue", "sent"),
+        ("NEW_INVESTIGATOR", "overdue", "sent"),
         ("PAS", "due-30d", "sent"),
     ]
     pas = envelope_for(smtp_server, "PAS")
@@ -237,7 +238,7 @@ def test_outbox_without_smtp(vault_path: Path) -> None:
         assert message.get_body(("plain",)) is not None and message.get_body(("html",)) is not None
         subjects.add(str(message["Subject"]))
     assert subjects == {
-        "[atmpvault] PASSED 75 days ago: IND_EFFECTIVE for IND-012345 (due 2026-02-04)",
+        "[atmpvault] OVERDUE 75 days ago: NEW_INVESTIGATOR for IND-012345 (due 2026-02-04)",
         "[atmpvault] Due in 15 days: PAS for BLA-125000 (due 2026-05-05)",
     }
     assert {n["delivery"] for n in notices(vault_path)} == {"outbox"}
@@ -291,7 +292,7 @@ def test_routes_in_configuration(vault_path: Path, smtp_server: SmtpServer) -> N
     ]
     # Regulatory leadership now hears only of IND rules; manufacturing keeps PAS.
     changed = run(
-        vault_path, "alerts", "route", "regulatory-leadership", "IND_EFFECTIVE", "IND_ANNUAL",
+        vault_path, "alerts", "route", "regulatory-leadership", "NEW_INVESTIGATOR", "IND_ANNUAL",
         "--reason", "BLA supplements go to manufacturing only",
     )  # fmt: skip
     assert changed.exit_code == 0, changed.stderr
@@ -301,7 +302,7 @@ def test_routes_in_configuration(vault_path: Path, smtp_server: SmtpServer) -> N
     found = alerts(vault_path, "--today", "2026-04-20", "--send", env=smtp_server.env())
     by_rule = {a["rule"]: a["lists"] for a in found}
     assert by_rule == {
-        "IND_EFFECTIVE": ["regulatory-leadership"],
+        "NEW_INVESTIGATOR": ["regulatory-leadership"],
         "PAS": ["manufacturing-leadership"],
     }
     pas = envelope_for(smtp_server, "PAS")

@@ -251,21 +251,33 @@ def test_calendar_default_window_is_overdue_plus_30_days(ind: Path) -> None:
     ok(ind, "event", "add", "IND-012345", "investigator-added", "--on", "2026-02-15")  # 03-17
     ok(ind, "event", "add", "IND-012345", "rmat-request-received", "--on", "2026-02-15")  # 04-16
     rows = ok(ind, "calendar", "--today", TODAY)
+    # The IND went into effect on 02-04: a status that has passed, not an overdue item.
     assert [(m["rule"], m["due"], m["days_left"]) for m in rows] == [
-        ("IND_EFFECTIVE", "2026-02-04", -25),
         ("SAFETY_7D", "2026-02-27", -2),
         ("SAFETY_15D", "2026-03-07", 6),
         ("NEW_INVESTIGATOR", "2026-03-17", 16),
     ]
     keys = {"app", "rule", "kind", "due", "days_left", "source", "trigger", "trigger_date"}
     assert keys | {"event", "produces", "program"} <= set(rows[0])
-    assert rows[0]["trigger"] == "ind-received" and rows[0]["trigger_date"] == "2026-01-05"
+    assert rows[0]["trigger"] == "fatal-safety-case" and rows[0]["trigger_date"] == "2026-02-20"
     assert rows[0]["app"] == "IND-012345" and rows[0]["program"] == "CART-19"
+    assert rows[0]["key"] == "IND-012345/SAFETY_7D/EV-000002"
+    assert (rows[0]["state"], rows[0]["overdue"], rows[0]["closed"]) == ("open", True, None)
+    assert [m["overdue"] for m in rows[1:]] == [False, False]
     text = run(ind, "calendar", "--today", TODAY)
     assert text.exit_code == 0
     lines = text.stdout.splitlines()
-    assert lines[0].split()[:4] == ["DUE", "DAYS", "APP", "RULE"]
-    assert "-25" in lines[1] and "IND_EFFECTIVE" in lines[1] and "21 CFR 312.40(b)" in lines[1]
+    assert lines[0].split()[:4] == ["DUE", "DAYS", "KEY", "KIND"]
+    assert lines[1].split()[:4] == [
+        "2026-02-27",
+        "-2",
+        "IND-012345/SAFETY_7D/EV-000002",
+        "sponsor-due",
+    ]
+    assert "21 CFR 312.32(c)(2)" in lines[1]
+    # The passed status is history: a window that starts before it lists it, not overdue.
+    history = ok(ind, "calendar", "--today", TODAY, "--from", "2026-01-01", "--to", "2026-02-10")
+    assert [(m["rule"], m["overdue"]) for m in history] == [("IND_EFFECTIVE", False)]
 
 
 def test_calendar_filters(ind: Path) -> None:
@@ -276,11 +288,9 @@ def test_calendar_filters(ind: Path) -> None:
     def rules(*args: str) -> list[str]:
         return [m["rule"] for m in ok(ind, "calendar", "--today", TODAY, *args)]
 
-    assert rules("--days", "5") == ["IND_EFFECTIVE", "SAFETY_7D"]
-    assert rules("--days", "200") == [
-        "IND_EFFECTIVE", "SAFETY_7D", "SAFETY_15D", "CBE30", "PAS",
-    ]  # fmt: skip
-    assert rules("--overdue") == ["IND_EFFECTIVE", "SAFETY_7D"]
+    assert rules("--days", "5") == ["SAFETY_7D"]
+    assert rules("--days", "200") == ["SAFETY_7D", "SAFETY_15D", "CBE30", "PAS"]
+    assert rules("--overdue") == ["SAFETY_7D"]  # a status that passed is not overdue
     assert rules("--program", "AAV-2") == ["CBE30"]
     assert rules("--app", "BLA-125123", "--days", "200") == ["CBE30", "PAS"]
     assert rules("--kind", "gate") == ["CBE30"]
@@ -341,7 +351,7 @@ def test_vault_rules_replace_the_packaged_ones(ind: Path) -> None:
             rule["offset"] = {"days": 31}
             rule["source"] = "local SOP RA-12"
     commit_rules(ind, json.dumps(data).encode())
-    rows = ok(ind, "calendar", "--today", TODAY, "--overdue")
+    rows = ok(ind, "calendar", "--today", TODAY, "--from", "2026-01-01", "--to", TODAY)
     effective = next(m for m in rows if m["rule"] == "IND_EFFECTIVE")
     assert effective["due"] == "2026-02-05" and effective["source"] == "local SOP RA-12"
 
@@ -372,10 +382,11 @@ def test_bad_vault_rules_are_refused_naming_the_rule(
 
 def test_ics_export_parses_with_two_parsers(ind: Path, tmp_path: Path) -> None:
     target = tmp_path / "milestones.ics"
-    result = run(ind, "calendar", "--today", TODAY, "--days", "400", "--ics", str(target))
+    window = ["--today", TODAY, "--from", "2026-01-01", "--to", "2027-04-30"]
+    result = run(ind, "calendar", *window, "--ics", str(target))
     assert result.exit_code == 0, result.stderr
     assert "milestones ->" in result.stderr
-    rows = ok(ind, "calendar", "--today", TODAY, "--days", "400")
+    rows = ok(ind, "calendar", *window)
     raw = target.read_bytes()
     assert b"DTSTART;VALUE=DATE:20260204" in raw
 
@@ -383,14 +394,16 @@ def test_ics_export_parses_with_two_parsers(ind: Path, tmp_path: Path) -> None:
     events = list(parsed.walk("VEVENT"))
     assert len(events) == len(rows) == 4
     by_uid = {str(e["UID"]): e for e in events}
-    effective = by_uid["IND-012345.IND_EFFECTIVE.EV-000001.0@atmpvault"]
+    effective = by_uid["IND-012345.IND_EFFECTIVE.EV-000001@atmpvault"]
+    assert (effective["STATUS"], effective.decoded("SEQUENCE")) == ("CONFIRMED", 2)
     assert effective.decoded("DTSTART") == date(2026, 2, 4)
     assert not hasattr(effective.decoded("DTSTART"), "hour")  # an all-day DATE
     assert str(effective["SUMMARY"]).startswith("IND-012345 IND_EFFECTIVE")
     description = str(effective["DESCRIPTION"])
     assert "Rule: IND_EFFECTIVE" in description and "Source: 21 CFR 312.40(b)" in description
     assert "Trigger: ind-received on 2026-01-05 (EV-000001)" in description
-    assert "IND-012345.IND_ANNUAL.EV-000001.1@atmpvault" in by_uid
+    assert "Obligation: IND-012345/IND_EFFECTIVE/EV-000001" in description
+    assert "IND-012345.IND_ANNUAL.1@atmpvault" in by_uid
 
     second = vobject.readOne(raw.decode("utf-8"))
     other = {v.uid.value: v for v in second.vevent_list}
@@ -414,7 +427,7 @@ def test_ics_uids_are_stable_across_exports(ind: Path, tmp_path: Path) -> None:
 
     before, after = uids(first), uids(second)
     assert set(before) == set(after)  # same entries: updated in place, not duplicated
-    key = "IND-012345.IND_EFFECTIVE.EV-000001.0@atmpvault"
+    key = "IND-012345.IND_EFFECTIVE.EV-000001@atmpvault"
     assert (before[key], after[key]) == (date(2026, 2, 4), date(2026, 2, 6))
 
 

@@ -28,7 +28,7 @@ from tests.test_notices import (  # noqa: F401  (fixture)
     with_lists,
 )
 
-# On 2026-04-20 two alerts are owed: IND_EFFECTIVE (passed, regulatory-leadership) and
+# On 2026-04-20 two alerts are owed: NEW_INVESTIGATOR (overdue, regulatory-leadership) and
 # PAS (due within 30 days, manufacturing-leadership and regulatory-leadership).
 DAY = "2026-04-20"
 
@@ -174,7 +174,7 @@ def test_undefined_list_at_send_time(vault_path: Path, smtp_server: SmtpServer) 
         result.stderr
     )
     found = {a["rule"]: a for a in json.loads(result.stdout)}
-    assert found["IND_EFFECTIVE"]["status"] == "sent"
+    assert found["NEW_INVESTIGATOR"]["status"] == "sent"
     assert found["PAS"]["status"] == "partly-sent"
     assert found["PAS"]["pending"] == ["manufacturing-leadership"]
     # Everything deliverable went out: both alerts reached regulatory leadership.
@@ -201,7 +201,7 @@ def test_undefined_list_at_send_time(vault_path: Path, smtp_server: SmtpServer) 
         "--reason", "restored")  # fmt: skip
     again = alerts(vault_path, "--today", DAY, "--send", env=env)
     assert {a["rule"]: a["status"] for a in again} == {
-        "IND_EFFECTIVE": "already-sent",
+        "NEW_INVESTIGATOR": "already-sent",
         "PAS": "sent",
     }
     assert len(smtp_server.collector.envelopes) == 3
@@ -230,10 +230,10 @@ def test_smtp_failure_midway_sends_the_rest(
 ) -> None:
     setup_vault(vault_path)
     server, env = picky
-    server.refuse_subject = "IND_EFFECTIVE"  # the first alert of the run fails
+    server.refuse_subject = "NEW_INVESTIGATOR"  # the first alert of the run fails
     result = run(vault_path, "alerts", "--today", DAY, "--send", env=env)
     assert result.exit_code == 1 and result.stderr.count("\n") == 1
-    assert "IND_EFFECTIVE for IND-012345" in result.stderr
+    assert "NEW_INVESTIGATOR for IND-012345" in result.stderr
     assert "554" in result.stderr and "message refused" in result.stderr
     assert "1 notice(s) went out" in result.stderr
     # The PAS alert after it still went out, and is recorded.
@@ -241,13 +241,13 @@ def test_smtp_failure_midway_sends_the_rest(
     assert "PAS for BLA-125000" in str(message["Subject"])
     assert [n["subject"] for n in notices(vault_path)] == [str(message["Subject"])]
     (record,) = alert_runs(vault_path)
-    assert [m["rule"] for m in record["undelivered"]] == ["IND_EFFECTIVE"]
+    assert [m["rule"] for m in record["undelivered"]] == ["NEW_INVESTIGATOR"]
     assert record["undelivered"][0]["status"] == "undelivered"
     # The server takes it now: the next run sends only what was missed.
     server.refuse_subject = ""
     again = alerts(vault_path, "--today", DAY, "--send", env=env)
     assert {a["rule"]: a["status"] for a in again} == {
-        "IND_EFFECTIVE": "sent",
+        "NEW_INVESTIGATOR": "sent",
         "PAS": "already-sent",
     }
     assert len(server.envelopes) == 2

@@ -254,7 +254,8 @@ YEARLY_CASES: list[tuple[str, str, list[tuple[str, str]], str, list[tuple[int, s
         "ind",
         [("ind-effective", "2028-02-29")],
         "2031-06-01",
-        [(3, "2031-04-29"), (4, "2032-04-29")],
+        # every cycle begun by today stays owed until done (item 3), and the next one
+        [(1, "2029-04-29"), (2, "2030-04-29"), (3, "2031-04-29"), (4, "2032-04-29")],
     ),
     # the current cycle (overdue) and the next one
     (
@@ -272,7 +273,7 @@ YEARLY_CASES: list[tuple[str, str, list[tuple[str, str]], str, list[tuple[int, s
         "bla",
         [("bla-approved", "2028-02-29")],
         "2031-12-31",
-        [(3, "2031-04-29"), (4, "2032-04-29")],
+        [(1, "2029-04-29"), (2, "2030-04-29"), (3, "2031-04-29"), (4, "2032-04-29")],
     ),
     ("BLA_ANNUAL", "bla", [("bla-approved", "2026-12-31")], "2027-01-15", [(1, "2028-02-29")]),
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -49,23 +49,33 @@ def _report_problems(problems: Sequence[Problem], warn_only: bool = False) -> No
         )
 
 
-def _show_milestones(rows: Sequence[Milestone]) -> None:
+def show_milestones(rows: Sequence[Milestone], states: bool = False) -> None:
+    """The milestones for people; `states`: with a STATE column (open, or how closed)."""
     table(
         [
             (
                 m.due.isoformat(),
                 m.days_left,
-                m.app,
-                m.rule,
+                m.key,
                 m.kind,
+                *([_state(m)] if states else []),
                 m.produces,
                 m.source,
                 f"{m.trigger} {m.trigger_date.isoformat()} ({m.event})",
             )
             for m in rows
         ],
-        ["DUE", "DAYS", "APP", "RULE", "KIND", "PRODUCES", "SOURCE", "TRIGGER"],
-    )
+        ["DUE", "DAYS", "KEY", "KIND", *(["STATE"] if states else []), "PRODUCES", "SOURCE",
+         "TRIGGER"],
+    )  # fmt: skip
+
+
+def _state(m: Milestone) -> str:
+    c = m.closure
+    if c is None:
+        return "OVERDUE" if m.overdue else "passed" if m.days_left < 0 else "open"
+    evidence = f" ({c.evidence})" if c.evidence else ""
+    return f"{c.state} {c.on.isoformat()} by {c.by}{evidence}"
 
 
 def _event_line(event: Event) -> str:
@@ -80,6 +90,7 @@ def _event_line(event: Event) -> str:
     return (
         f"{event.id} v{event.version}  {event.app}  {event.trigger} on {event.on.isoformat()}"
         + (f"  ({extra})" if extra else "")
+        + (f"  VOIDED: {event.reason}" if event.voided else "")
     )
 
 
@@ -88,14 +99,15 @@ def _report_event(vault: Vault, event: Event, today: date, as_json: bool) -> Non
     application whose milestones cannot be derived (the event itself is recorded)."""
     from atmpvault.archive.regulatory.calendar import milestone_calendar
 
-    found = milestone_calendar(vault, today, app=event.app)
+    earliest = vault.config.dates.earliest  # what it derives: past and closed too
+    found = milestone_calendar(vault, today, app=event.app, start=earliest, closed=True)
     derived = [m for m in found.milestones if m.event == event.id]
     if as_json:
         emit_json({"event": event.to_json(), "milestones": [m.to_json() for m in derived]})
     else:
         click.echo(_event_line(event))
         if derived:
-            _show_milestones(derived)
+            show_milestones(derived)
         else:
             click.echo("no milestones derived from this event")
     _report_problems(found.problems, warn_only=True)
@@ -196,7 +208,7 @@ def show_app(view: AppView) -> None:
         click.echo(f"  {_event_line(event)}")
     click.echo(f"\nopen milestones ({len(view.milestones)}):")
     if view.milestones:
-        _show_milestones(view.milestones)
+        show_milestones(view.milestones)
 
 
 # -- events -----------------------------------------------------------------------------------
@@ -310,7 +322,7 @@ def event_ls(vault: Vault, application: str, as_json: bool) -> None:
                 e.trigger,
                 e.review or e.meeting_type or e.letter_kind,
                 e.doc,
-                e.note,
+                f"VOIDED: {e.reason}" if e.voided else e.note,
             )
             for e in rows
         ],
@@ -320,8 +332,14 @@ def event_ls(vault: Vault, application: str, as_json: bool) -> None:
 
 @event.command("correct")
 @click.argument("event_id", metavar="EVENT")
-@click.option("--on", "on", required=True, metavar="DATE", help="The right date, YYYY-MM-DD.")
-@click.option("--reason", required=True, help="Why the date changes.")
+@click.option("--on", "on", metavar="DATE", help="The right date, YYYY-MM-DD.")
+@click.option("--review", help="The right review track (bla-received).")
+@click.option("--meeting-type", help="The right meeting type (meeting-request-received).")
+@click.option("--letter-kind", help="The right kind of letter (fda-letter-received).")
+@click.option("--response-days", type=int, help="The right response time in days.")
+@click.option("--doc", metavar="DOC", help="The right document for the event.")
+@click.option("--note", help="The right note.")
+@click.option("--reason", required=True, help="Why it changes (kept in the history).")
 @today_option
 @user_option
 @json_option
@@ -329,21 +347,47 @@ def event_ls(vault: Vault, application: str, as_json: bool) -> None:
 def event_correct(
     vault: Vault,
     event_id: str,
-    on: str,
+    on: str | None,
     reason: str,
     today: str | None,
     user: str | None,
     as_json: bool,
+    **changes: Any,
 ) -> None:
-    """Correct an event's date: a new version (earlier dates kept), milestones re-derived.
+    """Correct an event's date or details: a new version (earlier values kept in its
+    history), milestones derived again. Give at least one thing to correct.
 
     \b
         atmpvault event correct EV-000001 --on 2026-01-06 --reason "FDA receipt date per acknowledgment letter"
+        atmpvault event correct EV-000007 --review priority --reason "priority review granted"
     """
     from atmpvault.archive.regulatory.applications import Regulatory
 
-    corrected = Regulatory(vault).correct_event(event_id, _day(vault, on, "--on"), reason)
+    day = _day(vault, on, "--on") if on is not None else None
+    corrected = Regulatory(vault).correct_event(event_id, reason, day, **changes)
     _report_event(vault, corrected, today_for(vault, today), as_json)
+
+
+@event.command("void")
+@click.argument("event_id", metavar="EVENT")
+@click.option("--reason", required=True, help="Why it was entered in error.")
+@today_option
+@user_option
+@json_option
+@pass_vault
+def event_void(
+    vault: Vault, event_id: str, reason: str, today: str | None, user: str | None, as_json: bool
+) -> None:
+    """Void an event entered in error: it stays in the history, marked voided, and its
+    milestones disappear (an --ics export cancels them in subscribed calendars).
+
+    \b
+        atmpvault event void EV-000012 --reason "recorded against the wrong IND"
+    """
+    from atmpvault.archive.regulatory.applications import Regulatory
+
+    voided = Regulatory(vault).void_event(event_id, reason)
+    _report_event(vault, voided, today_for(vault, today), as_json)
 
 
 # -- the calendar -----------------------------------------------------------------------------
@@ -359,7 +403,10 @@ def event_correct(
 )
 @click.option("--from", "start", metavar="DATE", help="Due on or after this date.")
 @click.option("--to", "end", metavar="DATE", help="Due on or before this date.")
-@click.option("--overdue", is_flag=True, help="Only milestones past their due date.")
+@click.option("--overdue", is_flag=True, help="Only open obligations past their due date.")
+@click.option(
+    "--all", "every", is_flag=True, help="Done and waived milestones too, with when and by whom."
+)
 @click.option(
     "--kind",
     metavar="KIND",
@@ -382,6 +429,7 @@ def calendar_cmd(
     start: str | None,
     end: str | None,
     overdue: bool,
+    every: bool,
     kind: str | None,
     ics_path: Path | None,
     today: str | None,
@@ -389,8 +437,11 @@ def calendar_cmd(
 ) -> None:
     """Milestones in date order with days remaining (negative when overdue).
 
-    By default: everything overdue plus the next 30 days. The hidden option
-    `--today DATE` takes another date as today, for tests and reproducible reports.
+    By default: every open obligation overdue plus what falls due in the next 30
+    days; done and waived ones leave it (--all shows them, with when, by whom and
+    the evidence). A status or gate whose date has passed is history, never overdue:
+    --from/--to list it. Each milestone's KEY names it for `milestone done`. The hidden
+    option `--today DATE` takes another date as today, for tests and reproducible reports.
     A record whose milestones cannot be derived (an event dated outside the vault's
     date range) is named on stderr and the command exits 1; the rest are listed.
 
@@ -400,7 +451,7 @@ def calendar_cmd(
         atmpvault calendar --from 2026-01-01 --to 2026-12-31 --ics cart19-2026.ics
         atmpvault calendar --overdue --json
     """
-    from atmpvault.archive.regulatory.calendar import milestone_calendar
+    from atmpvault.archive.regulatory.calendar import calendar_revisions, milestone_calendar
     from atmpvault.errors import InvalidInput
 
     now = today_for(vault, today)
@@ -408,6 +459,8 @@ def calendar_cmd(
         raise InvalidInput("use --days or --from/--to, not both")
     first = _day(vault, start, "--from") if start else None
     last = _day(vault, end, "--to") if end else None
+    if last is not None and first is None:  # a window typed is history too: what passed
+        first = vault.config.dates.earliest
     if days is not None:
         last = now + timedelta(days=days)
     elif first is None and last is None and not overdue:
@@ -421,17 +474,21 @@ def calendar_cmd(
         end=last,
         overdue_only=overdue,
         kind=kind,
+        closed=every or ics_path is not None,
     )
-    rows = found.milestones
+    rows = [m for m in found.milestones if every or m.closure is None]
     if ics_path is not None:
+        from atmpvault.archive.regulatory.calendar import vanished
         from atmpvault.archive.regulatory.ics import write_ics
 
-        count = write_ics(rows, ics_path)
+        gone = [m for m in vanished(vault, program, application)
+                if (first is None or m.due >= first) and (last is None or m.due <= last)]  # fmt: skip
+        count = write_ics([*found.milestones, *gone], ics_path, calendar_revisions(vault))
         click.echo(f"{count} milestones -> {ics_path}", err=True)
     if as_json:
         emit_json([m.to_json() for m in rows])
     elif rows:
-        _show_milestones(rows)
+        show_milestones(rows, states=every)
     else:
         click.echo("no milestones in this window", err=True)
     _report_problems(found.problems)
@@ -442,7 +499,8 @@ def register(cli: click.Group) -> None:
     cli.add_command(app)
     cli.add_command(event)
     cli.add_command(calendar_cmd)
-    from atmpvault.cli import alerts, packages
+    from atmpvault.cli import alerts, milestones, packages
 
     alerts.register(cli)
+    milestones.register(cli)
     packages.register(cli)

@@ -178,10 +178,11 @@ def demo(ctx: click.Context, path: Path) -> None:
         atmpvault demo ./demo-vault
     """
     from dataclasses import replace
+    from datetime import date
 
     from atmpvault.archive.demo.demo import build_demo
-    from atmpvault.archive.regulatory.calendar import app_view
-    from atmpvault.cli.regulatory import show_app
+    from atmpvault.archive.regulatory.calendar import app_view, milestone_calendar
+    from atmpvault.cli.regulatory import show_app, show_milestones
 
     settings = replace(settings_for(ctx), vault=path, user="demo.qa")
     with build_demo(settings) as (vault, story):
@@ -199,8 +200,16 @@ def demo(ctx: click.Context, path: Path) -> None:
         )
         click.echo(f"\n$ atmpvault --vault {path} show {story.revised} --as-of {story.as_of}")
         show_version(story.as_of_version.to_json())
+        today = vault.config.dates.today()
         click.echo(f"\n$ atmpvault --vault {path} app show {story.application}")
-        show_app(app_view(vault, story.application, vault.config.dates.today()))
+        show_app(app_view(vault, story.application, today))
+        since = date(2026, 1, 1)  # the demo's story starts then
+        click.echo(
+            f"\n$ atmpvault --vault {path} calendar --app {story.application} --all "
+            f"--from {since.isoformat()}"
+        )
+        found = milestone_calendar(vault, today, app=story.application, start=since, closed=True)
+        show_milestones(found.milestones, states=True)
         click.echo(f"\n$ atmpvault --vault {path} verify")
         problems = vault.verify()
         for problem in problems:

@@ -167,10 +167,13 @@ DEMO_IND = "IND-012345"
 
 
 def _regulatory(vault: Vault, ids: dict[str, str]) -> None:
-    """The CART-19 IND: received, an FDA information request, its original sequence."""
+    """The CART-19 IND: received, an FDA information request, its original sequence, the
+    response that closes the request, and a new investigator's amendment marked done."""
     from datetime import date
 
     from atmpvault.archive.regulatory.applications import Regulatory
+    from atmpvault.archive.regulatory.completion import Which, record_state
+    from atmpvault.archive.regulatory.obligations import DONE
     from atmpvault.archive.regulatory.submissions.service import Packages
 
     registry = Regulatory(vault)
@@ -186,6 +189,17 @@ def _regulatory(vault: Vault, ids: dict[str, str]) -> None:
     packages.add(DEMO_IND, "0000", ids["ind-012345-0000-cover.pdf"], "m1/us")
     packages.add(DEMO_IND, "0000", ids["cart19-101-protocol.pdf"] + "@1", "m5/53")
     packages.finalise(DEMO_IND, "0000", "2026-01-05")
+    # The response to the information request closes its milestone by itself; a new
+    # investigator's protocol amendment is marked done by hand, with its evidence.
+    packages.new(DEMO_IND, "0001", "response-to-fda")
+    packages.add(DEMO_IND, "0001", ids["cart19-101-protocol.pdf"] + "@2", "m5/53")
+    packages.finalise(DEMO_IND, "0001", "2026-03-06")
+    registry.add_event(DEMO_IND, "investigator-added", date(2026, 3, 2))
+    record_state(
+        vault, Which(DEMO_IND, "NEW_INVESTIGATOR"), DONE, date(2026, 3, 20),
+        "amendment sent with the site's 1572", on=date(2026, 3, 20),
+        evidence=ids["cart19-101-protocol.pdf"] + "@3",
+    )  # fmt: skip
 
 
 @contextmanager

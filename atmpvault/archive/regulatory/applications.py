@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
 from atmpvault.archive.regulatory.kinds import APP_KIND, APPS_ROOT, EVENT_KIND, EVENTS_ROOT
+from atmpvault.archive.regulatory.rules import Rules, load_rules
 from atmpvault.errors import InvalidInput, NotFound, VaultError
 
 if TYPE_CHECKING:
@@ -27,6 +28,16 @@ if TYPE_CHECKING:
 
 APP_KINDS = ("ind", "bla")
 ACTIVE = "active"
+VOIDED = "voided"
+# What `event correct` may change besides the date, with the option that sets it.
+CORRECTABLE = {
+    "review": "--review",
+    "meeting_type": "--meeting-type",
+    "response_days": "--response-days",
+    "letter_kind": "--letter-kind",
+    "doc": "--doc",
+    "note": "--note",
+}
 
 # Each trigger, and the kinds of application it is recorded against.
 TRIGGERS: dict[str, tuple[str, ...]] = {
@@ -39,22 +50,25 @@ TRIGGERS: dict[str, tuple[str, ...]] = {
     "protocol-change-planned": ("ind",),
     "clinical-hold-imposed": ("ind",),
     "hold-response-received": ("ind",),
-    "rmat-request-received": ("ind",),
-    "btd-request-received": ("ind",),
+    "hold-lifted": ("ind",),
+    "rmat-request-received": ("ind", "bla"),
+    "rmat-granted": ("ind", "bla"),
+    "rmat-denied": ("ind", "bla"),
+    "btd-request-received": ("ind", "bla"),
+    "btd-granted": ("ind", "bla"),
+    "btd-denied": ("ind", "bla"),
     "bla-received": ("bla",),
     "major-amendment-received": ("bla",),
     "bla-approved": ("bla",),
+    "complete-response-letter": ("bla",),
     "pas-received": ("bla",),
+    "supplement-approved": ("bla",),
     "cbe30-submitted": ("bla",),
     "cbe0-submitted": ("bla",),
     "bpdr-discovered": ("bla",),
     "meeting-request-received": ("ind", "bla"),
     "fda-letter-received": ("ind", "bla"),
 }
-# Triggers that happen once in an application's life (FDA receives an IND or a BLA once,
-# an IND goes into effect once, a BLA is approved once): a second one is a mistake that
-# would move the effective date and the annual reports, so its date is corrected instead.
-ONCE = ("ind-received", "ind-effective", "bla-received", "bla-approved")
 # Triggers dated by a plan (the planned implementation of a protocol change): the only
 # events that may lie ahead; every other one reports something that has happened.
 PLANNED = ("protocol-change-planned",)
@@ -160,6 +174,11 @@ class Event:
     note: str | None = None
     reason: str | None = None
     history: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    status: str | None = None  # "voided": entered in error; it derives nothing
+
+    @property
+    def voided(self) -> bool:
+        return self.status == VOIDED
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -179,6 +198,7 @@ class Event:
             "user": self.user,
             "reason": self.reason,
             "history": [dict(h) for h in self.history],
+            **({"status": self.status} if self.status else {}),
         }
 
     @classmethod
@@ -305,11 +325,41 @@ class Regulatory:
         target = self.app(application)
         self._check_trigger(target, trigger)
         self._check_date(trigger, on)
-        review = choice(review, REVIEWS, "review")
+        rules = load_rules(self.vault)
+        fields = self._checked_fields(
+            rules, trigger, review=review, meeting_type=meeting_type,
+            response_days=response_days, letter_kind=letter_kind, doc=doc, note=note,
+        )  # fmt: skip
+        self._check_once(target, trigger, rules.once)
+        event = Event(
+            id=self._next_event_id(),
+            app=target.id,
+            program=target.program,
+            trigger=trigger,
+            on=on,
+            version=1,
+            recorded_at=values.iso(unit.when),
+            user=unit.actor,
+            **fields,
+        )
+        event = replace(event, history=(self._history_entry(event),))
+        unit.put(EVENT_KIND, event.id, event.to_json(), event_path(target.id, event.id))
+        if not unit.subject or unit.subject == unit.action:
+            unit.subject = f"Record {event.id} {trigger} on {on.isoformat()} for {target.id}"
+            unit.trailers.update({"Application": target.id, "Event": event.id, "Version": "1"})
+        return event
+
+    def _checked_fields(self, rules: Rules, trigger: str, **given: Any) -> dict[str, Any]:
+        """An event's details (review, meeting type, letter kind and response days, the
+        document it records, a note) checked against its trigger; a letter that expects a
+        response takes the rules file's response time unless one is given."""
+        review = choice(given["review"], REVIEWS, "review")
+        meeting_type = given["meeting_type"]
         meeting_type = choice(
             meeting_type.upper() if meeting_type else None, MEETING_TYPES, "meeting type"
         )
-        letter_kind = choice(letter_kind, LETTER_KINDS, "letter kind")
+        letter_kind = choice(given["letter_kind"], LETTER_KINDS, "letter kind")
+        response_days = given["response_days"]
         only = {
             "--review": (review, "bla-received"),
             "--meeting-type": (meeting_type, "meeting-request-received"),
@@ -326,36 +376,30 @@ class Regulatory:
         }
         if trigger in needed and needed[trigger][1] is None:
             raise InvalidInput(f"{trigger} needs {needed[trigger][0]}")
-        if response_days is not None and not 0 <= response_days <= MAX_RESPONSE_DAYS:
-            raise InvalidInput(f"--response-days must be 0 to {MAX_RESPONSE_DAYS}")
-        note = values.text(note, "--note", MAX_NOTE)
+        if response_days is not None and not 1 <= response_days <= MAX_RESPONSE_DAYS:
+            raise InvalidInput(f"--response-days must be 1 to {MAX_RESPONSE_DAYS}")
+        if letter_kind is not None and response_days is None:
+            letter = rules.letter_kinds.get(letter_kind)
+            if letter is not None and letter.expects_response:
+                if letter.response_days is None:
+                    raise InvalidInput(
+                        f"a {letter_kind} expects a response: give --response-days "
+                        "(the days the letter allows)"
+                    )
+                response_days = letter.response_days
+        doc = given["doc"]
         if doc is not None:
             from atmpvault.archive.documents.versions import Documents
 
             doc = Documents(self.vault).show(values.doc_id(doc)).id
-        self._check_once(target, trigger)
-        event = Event(
-            id=self._next_event_id(),
-            app=target.id,
-            program=target.program,
-            trigger=trigger,
-            on=on,
-            version=1,
-            recorded_at=values.iso(unit.when),
-            user=unit.actor,
-            review=review,
-            meeting_type=meeting_type,
-            response_days=response_days,
-            letter_kind=letter_kind,
-            doc=doc,
-            note=note,
-        )
-        event = replace(event, history=(self._history_entry(event),))
-        unit.put(EVENT_KIND, event.id, event.to_json(), event_path(target.id, event.id))
-        if not unit.subject or unit.subject == unit.action:
-            unit.subject = f"Record {event.id} {trigger} on {on.isoformat()} for {target.id}"
-            unit.trailers.update({"Application": target.id, "Event": event.id, "Version": "1"})
-        return event
+        return {
+            "review": review,
+            "meeting_type": meeting_type,
+            "response_days": response_days,
+            "letter_kind": letter_kind,
+            "doc": doc,
+            "note": values.text(given["note"], "--note", MAX_NOTE),
+        }
 
     def _check_trigger(self, application: Application, trigger: str) -> None:
         if application.kind not in TRIGGERS[trigger]:
@@ -374,10 +418,13 @@ class Regulatory:
             )
         self.vault.config.dates.check(on, "--on")
 
-    def _check_once(self, application: Application, trigger: str) -> None:
-        if trigger not in ONCE:
+    def _check_once(self, application: Application, trigger: str, once: tuple[str, ...]) -> None:
+        """Triggers the rules file lists as happening once per application (FDA receives an
+        IND once, a BLA is approved once): a second one would move the effective date and
+        the annual reports, so the first one's date is corrected instead."""
+        if trigger not in once:
             return
-        earlier = [e for e in self.events(application.id) if e.trigger == trigger]
+        earlier = [e for e in self.events(application.id) if e.trigger == trigger and not e.voided]
         if earlier:
             first = earlier[0]
             raise VaultError(
@@ -420,34 +467,89 @@ class Regulatory:
         found = self.vault.catalog.records(EVENT_KIND.name, as_of=as_of, where=where)
         return sorted((Event.from_json(r.body) for r in found), key=lambda e: (e.on, e.id))
 
-    def correct_event(self, event: str, on: date, reason: str) -> Event:
-        """Move an event to its right date: a new version, the earlier date kept in history."""
+    def correct_event(
+        self, event: str, reason: str, on: date | None = None, **changes: Any
+    ) -> Event:
+        """Correct an event's date or details (review, meeting type, letter kind, response
+        days, document, note): a new version, each earlier value kept in its history."""
         reason = values.reason(reason)
+        unknown = set(changes) - set(CORRECTABLE)
+        if unknown:
+            raise InvalidInput(f"cannot correct {', '.join(sorted(unknown))}")
+        if on is None and all(v is None for v in changes.values()):
+            raise InvalidInput(f"give what to correct: --on or {', '.join(CORRECTABLE.values())}")
         with self.vault.unit("event-correct", "", reason=reason) as unit:
-            current = self.event(event)
-            self._check_date(current.trigger, on)
-            if on == current.on:
-                raise VaultError(f"{current.id} is already dated {on.isoformat()}")
+            current = self._changeable(event)
+            given = {k: v for k, v in changes.items() if v is not None}
+            if on is not None:
+                self._check_date(current.trigger, on)
+            merged = {k: getattr(current, k) for k in CORRECTABLE} | given
+            if "letter_kind" in given and "response_days" not in given:
+                merged["response_days"] = None  # the new kind's own response time
+            fields = self._checked_fields(load_rules(self.vault), current.trigger, **merged)
+            changed = {
+                k: [getattr(current, k), v]
+                for k, v in fields.items()
+                if v != getattr(current, k)
+                and (k in given or (k == "response_days" and "letter_kind" in given))
+            }
+            moved = on is not None and on != current.on
+            if not moved and not changed:
+                said = f"dated {current.on.isoformat()}" if on is not None and not given else ""
+                raise VaultError(
+                    f"{current.id} is already {said or 'as given'}; nothing to correct"
+                )
             corrected = replace(
                 current,
-                on=on,
+                on=on if moved and on is not None else current.on,
                 version=current.version + 1,
                 recorded_at=values.iso(unit.when),
                 user=unit.actor,
                 reason=reason,
+                **{k: v for k, (_old, v) in changed.items()},
             )
-            entry = self._history_entry(corrected) | {"previous_on": current.on.isoformat()}
+            entry = self._history_entry(corrected)
+            if moved:
+                entry["previous_on"] = current.on.isoformat()
+            if changed:
+                entry["changed"] = changed
             corrected = replace(corrected, history=(*current.history, entry))
             unit.put(EVENT_KIND, current.id, corrected.to_json())
-            unit.subject = (
-                f"Correct {current.id} {current.trigger}: {current.on.isoformat()} -> "
-                f"{on.isoformat()}"
-            )
-            unit.trailers.update(
-                {
-                    "Application": current.app,
-                    "Event": current.id,
-                    "Version": str(corrected.version),
-                }
-            )
+            what = [f"{current.on.isoformat()} -> {corrected.on.isoformat()}"] if moved else []
+            what += [f"{k} {old} -> {new}" for k, (old, new) in changed.items()]
+            unit.subject = f"Correct {current.id} {current.trigger}: {'; '.join(what)}"
+            self._trailers(unit, corrected)
         return corrected
+
+    def void_event(self, event: str, reason: str) -> Event:
+        """Void an event entered in error: a new version marked voided, kept in history;
+        its milestones disappear (an iCalendar export cancels them)."""
+        reason = values.reason(reason)
+        with self.vault.unit("event-void", "", reason=reason) as unit:
+            current = self._changeable(event)
+            voided = replace(
+                current,
+                version=current.version + 1,
+                recorded_at=values.iso(unit.when),
+                user=unit.actor,
+                reason=reason,
+                status=VOIDED,
+            )
+            entry = self._history_entry(voided) | {"voided": True}
+            voided = replace(voided, history=(*current.history, entry))
+            unit.put(EVENT_KIND, current.id, voided.to_json())
+            unit.subject = f"Void {current.id} {current.trigger} on {current.on.isoformat()}"
+            self._trailers(unit, voided)
+        return voided
+
+    def _changeable(self, event: str) -> Event:
+        current = self.event(event)
+        if current.voided:
+            raise VaultError(f"{current.id} was voided ({current.reason}); it cannot change")
+        return current
+
+    @staticmethod
+    def _trailers(unit: UnitOfWork, event: Event) -> None:
+        unit.trailers.update(
+            {"Application": event.app, "Event": event.id, "Version": str(event.version)}
+        )

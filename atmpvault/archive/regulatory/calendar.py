@@ -19,6 +19,15 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from atmpvault.archive.regulatory.obligations import (
+    OPEN,
+    Closure,
+    Recorded,
+    Submitted,
+    latest_completion,
+    obligation_key,
+    resolve,
+)
 from atmpvault.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -32,9 +41,15 @@ from atmpvault.archive.regulatory.rules import (
     EventFacts,
     Rule,
     Rules,
+    Suspension,
     add_months,
     load_rules,
 )
+
+# Kinds of milestone that stay open once their date passes, until closed: the sponsor's
+# and FDA's obligations and FDA's goals. A status (the IND in effect) or a gate (a CBE-30
+# waiting period) passes with its date and is never overdue.
+OBLIGATIONS = ("sponsor-due", "fda-due", "fda-goal")
 
 
 @dataclass(frozen=True)
@@ -53,10 +68,29 @@ class Milestone:
     event: str
     produces: str
     cycle: int = 0  # 0 for a one-off milestone; n for the n-th yearly occurrence
+    begins: date | None = None  # a cycle's anniversary (else the obligation begins on its event)
+    closure: Closure | None = None  # done or waived: how, when, by whom
+
+    @property
+    def key(self) -> str:
+        """The obligation's key, which its date never changes (see obligations.py)."""
+        return obligation_key(self.app, self.rule, self.cycle, self.event)
+
+    @property
+    def state(self) -> str:
+        return OPEN if self.closure is None else self.closure.state
+
+    @property
+    def overdue(self) -> bool:
+        """Open, past its date, and an obligation: a status or a gate passes, never late."""
+        return self.closure is None and self.days_left < 0 and self.kind in OBLIGATIONS
 
     def to_json(self) -> dict[str, Any]:
         """Stable snake_case keys, dates as ISO text."""
         return {
+            "key": self.key,
+            "state": self.state,
+            "overdue": self.overdue,
             "app": self.app,
             "program": self.program,
             "rule": self.rule,
@@ -69,6 +103,7 @@ class Milestone:
             "event": self.event,
             "produces": self.produces,
             "cycle": self.cycle,
+            "closed": None if self.closure is None else self.closure.to_json(),
         }
 
 
@@ -202,10 +237,42 @@ def _derive_fixed(
                 due = rule.offset.apply(base, event)
             except (OverflowError, ValueError):
                 raise _Underivable(event, rule) from None
+            if due is not None and rule.suspended is not None:
+                due = _lifted(rule.suspended, ordered, event.on, due)
             if due is not None:
                 dues[(event.id, rule.id)] = due
                 fixed.append(_made(app, rule, event, due))
     return fixed, series
+
+
+def _lifted(hold: Suspension, ordered: Sequence[EventFacts], since: date, due: date) -> date | None:
+    """The due date, or if an event of `hold.by` fell in (since, due], the date of the
+    first later event of `hold.until` (None while none: the milestone has not happened)."""
+    held = next((e.on for e in ordered if e.trigger == hold.by and since < e.on <= due), None)
+    if held is None:
+        return due
+    return next((e.on for e in ordered if e.trigger == hold.until and e.on >= held), None)
+
+
+def closures(
+    app: AppFacts,
+    fixed: Sequence[Milestone],
+    series: Sequence[Series],
+    events: Sequence[EventFacts],
+    recorded: Iterable[Recorded],
+    sequences: Sequence[Submitted],
+    rules: Rules,
+) -> dict[str, Closure]:
+    """Key -> closure of one application's closed obligations (see obligations.resolve):
+    the yearly cycles are those begun by the last thing that could complete one."""
+    last = latest_completion(sequences, events)
+    cycles = [m for s in series for m in expand(app, s, last, None, None)] if last else []
+    return resolve([*fixed, *cycles], recorded, sequences, events, rules)
+
+
+def closed(found: Iterable[Milestone], by_key: Mapping[str, Closure]) -> list[Milestone]:
+    """The milestones with their closures attached."""
+    return [replace(m, closure=by_key[m.key]) if m.key in by_key else m for m in found]
 
 
 def expand(
@@ -213,7 +280,10 @@ def expand(
 ) -> list[Milestone]:
     """The cycles of a yearly series to list on `today` (see derive)."""
     cycles = _yearly(series.rule, series.event, series.base, today, start, end)
-    return [dated(_made(app, series.rule, series.event, due, n), today) for n, due in cycles]
+    return [
+        dated(_made(app, series.rule, series.event, due, n, begins), today)
+        for n, due, begins in cycles
+    ]
 
 
 def dated(milestone: Milestone, today: date) -> Milestone:
@@ -221,7 +291,14 @@ def dated(milestone: Milestone, today: date) -> Milestone:
     return replace(milestone, days_left=(milestone.due - today).days)
 
 
-def _made(app: AppFacts, rule: Rule, event: EventFacts, due: date, cycle: int = 0) -> Milestone:
+def _made(
+    app: AppFacts,
+    rule: Rule,
+    event: EventFacts,
+    due: date,
+    cycle: int = 0,
+    begins: date | None = None,
+) -> Milestone:
     return Milestone(
         app=app.id,
         program=app.program,
@@ -235,6 +312,7 @@ def _made(app: AppFacts, rule: Rule, event: EventFacts, due: date, cycle: int = 
         event=event.id,
         produces=rule.produces,
         cycle=cycle,
+        begins=begins,
     )
 
 
@@ -251,8 +329,9 @@ def _anchor_date(
 
 def _yearly(
     rule: Rule, event: EventFacts, base: date, today: date, start: date | None, end: date | None
-) -> list[tuple[int, date]]:
-    """(cycle, due) of a yearly rule: the current cycle, the next, and any inside the window."""
+) -> list[tuple[int, date, date]]:
+    """(cycle, due, anniversary) of a yearly rule: every cycle begun by `today` (a missed
+    report stays owed whatever later cycles exist), the next, and any inside the window."""
     anniversaries: list[date] = []
     cycle = 1
     while True:
@@ -264,10 +343,7 @@ def _yearly(
         if anniversary > today and (end is None or anniversary > end):
             break
         cycle += 1
-    keep: set[int] = set()
-    past = [i for i, a in enumerate(anniversaries) if a <= today]
-    if past:
-        keep.add(past[-1])
+    keep = {i for i, a in enumerate(anniversaries) if a <= today}
     following = next((i for i, a in enumerate(anniversaries) if a > today), None)
     if following is not None:
         keep.add(following)
@@ -275,7 +351,7 @@ def _yearly(
     if end is not None:
         low = start or today
         keep.update(i for i, d in enumerate(dues) if d is not None and low <= d <= end)
-    return [(i + 1, d) for i, d in enumerate(dues) if i in keep and d is not None]
+    return [(i + 1, d, anniversaries[i]) for i, d in enumerate(dues) if i in keep and d is not None]
 
 
 def _offset(rule: Rule, base: date, event: EventFacts) -> date | None:
@@ -307,16 +383,20 @@ def milestones(
     overdue_only: bool = False,
     kind: str | None = None,
     as_of: str | None = None,
+    closed: bool = False,
 ) -> list[Milestone]:
-    """The vault's milestones in date order, filtered; no bounds means all of them.
+    """The vault's open milestones in date order, filtered (`closed`: the done and waived
+    ones too); no bounds means all of them.
 
-    `start`/`end` bound the due date (inclusive); `overdue_only` keeps those due before
-    `today`. The CLI's default window (everything overdue plus the next 30 days) is
-    `milestones(vault, today, end=today + timedelta(days=30))`. Records whose milestones
-    cannot be derived are left out; `milestone_calendar` names them.
+    `start`/`end` bound the due date (inclusive). Without `start`, a status or gate whose
+    date has passed is left out (it is history, not owed); every open obligation past its
+    date is kept (it is overdue). `overdue_only` keeps only those. The CLI's default window
+    (everything overdue plus the next 30 days) is `milestones(vault, today,
+    end=today + timedelta(days=30))`. Records whose milestones cannot be derived are left
+    out; `milestone_calendar` names them.
     """
     return milestone_calendar(
-        vault, today, program, app, start, end, overdue_only, kind, as_of
+        vault, today, program, app, start, end, overdue_only, kind, as_of, closed
     ).milestones
 
 
@@ -330,6 +410,7 @@ def milestone_calendar(
     overdue_only: bool = False,
     kind: str | None = None,
     as_of: str | None = None,
+    closed: bool = False,
 ) -> Calendar:
     """`milestones`, with the problems: every event dated outside the vault's date range
     (its milestones would be absurd: overdue by centuries) or whose milestones fall
@@ -356,14 +437,56 @@ def milestone_calendar(
         m
         for m in found
         if dates.contains(m.trigger_date)
+        and (closed or m.closure is None)
         and (kind is None or m.kind == kind)
         and (start is None or m.due >= start)
         and (end is None or m.due <= end)
-        and (not overdue_only or m.due < today)
+        and (start is not None or m.due >= today or m.overdue or m.closure is not None)
+        and (not overdue_only or m.overdue)
     ]
     found.sort(key=lambda m: (m.due, m.app, m.rule, m.event))
     unique = {(p.app, p.record): p for p in reversed(problems)}  # the first said of each
     return Calendar(found, sorted(unique.values(), key=lambda p: (p.app, p.record)))
+
+
+def vanished(vault: Vault, program: str | None = None, app: str | None = None) -> list[Milestone]:
+    """The milestones voided events made, each closed as "cancelled": an iCalendar
+    export carries them so that subscribed calendars remove them."""
+    from atmpvault.archive.regulatory.applications import Regulatory
+    from atmpvault.archive.regulatory.obligations import CANCELLED
+
+    registry = Regulatory(vault)
+    rules = load_rules(vault)
+    by_app: dict[str, list[Event]] = {}
+    for event in registry.events(app):
+        by_app.setdefault(event.app, []).append(event)
+    gone: list[Milestone] = []
+    for app_id, events in sorted(by_app.items()):
+        voided = {e.id: e for e in events if e.voided}
+        if not voided:
+            continue
+        application = registry.app(app_id)
+        if program is not None and application.program != program:
+            continue
+        live = {m.key for m in derive_fixed(application, [e for e in events if not e.voided],
+                                            rules)[0]}  # fmt: skip
+        for m in derive_fixed(application, events, rules)[0]:
+            cause = voided.get(m.event)
+            if cause is not None and m.key not in live:
+                on = date.fromisoformat(cause.recorded_at[:10])
+                how = Closure(
+                    m.key, CANCELLED, on, cause.user, "event voided", cause.id, cause.reason
+                )
+                gone.append(replace(m, closure=how))
+    return gone
+
+
+def calendar_revisions(vault: Vault) -> dict[str, int]:
+    """Per application, a number that grows with every change to its milestones."""
+    from atmpvault.archive.regulatory.tables import revisions
+
+    with vault.catalog.connect() as conn:
+        return revisions(conn)
 
 
 def _outside(dates: DateRange, app: str, event: str, trigger: str, on: date) -> Problem:
@@ -403,6 +526,7 @@ def _projected(
     found = [dated(m, today) for m in rows.fixed]
     for app_id, app_program, each in rows.yearly:
         found.extend(expand(_App(app_id, app_program), each, today, start, end))
+    found = closed(found, rows.closures)
     problems = [Problem(*row) for row in rows.problems]
     problems += [_outside(dates, *row) for row in rows.outside]
     return found, problems
@@ -422,22 +546,35 @@ def _derived(
     apps = [registry.app(app, as_of)] if app is not None else registry.apps(as_of)
     if program is not None:
         apps = [a for a in apps if a.program == program]
+    from atmpvault.archive.regulatory.kinds import OBLIGATION_KIND, PACKAGE_KIND
+    from atmpvault.archive.regulatory.obligations import submitted_from
+
     rules = load_rules(vault)
     by_app: dict[str, list[Event]] = {}
     for event in registry.events(app, as_of=as_of):
-        by_app.setdefault(event.app, []).append(event)
+        if not event.voided:
+            by_app.setdefault(event.app, []).append(event)
+    recorded: dict[str, list[Recorded]] = {}
+    for record in vault.catalog.records(OBLIGATION_KIND.name, as_of=as_of):
+        recorded.setdefault(str(record.body["app"]), []).append(Recorded.from_json(record.body))
+    sequences: dict[str, list[Submitted]] = {}
+    for record in vault.catalog.records(PACKAGE_KIND.name, as_of=as_of):
+        sent = submitted_from(record.body)
+        if sent is not None:
+            sequences.setdefault(str(record.body["app"]), []).append(sent)
     found: list[Milestone] = []
     problems: list[Problem] = []
     for application in apps:
         events = by_app.get(application.id, [])
         made, left_out = derive_checked(application, events, rules, today, start, end)
-        found += made
+        fixed, series, _ = derive_fixed(application, events, rules)
+        by_key = closures(
+            application, fixed, series, events, recorded.get(application.id, []),
+            sequences.get(application.id, []), rules,
+        )  # fmt: skip
+        found += closed(made, by_key)
         problems += left_out
     return found, problems
-
-
-# Kinds of milestone that stay open once their date passes, until done (an obligation).
-OBLIGATIONS = ("sponsor-due", "fda-due")
 
 
 @dataclass(frozen=True)
@@ -467,5 +604,5 @@ def app_view(vault: Vault, app: str, today: date, as_of: str | None = None) -> A
     application = registry.app(app, as_of)
     events = registry.events(application.id, as_of=as_of)
     found = milestone_calendar(vault, today, app=application.id, as_of=as_of)
-    open_ = [m for m in found.milestones if m.due >= today or m.kind in OBLIGATIONS]
+    open_ = [m for m in found.milestones if m.due >= today or m.overdue]
     return AppView(application, events, open_, found.problems)

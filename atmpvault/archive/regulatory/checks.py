@@ -48,6 +48,7 @@ class RegulatoryChecks:
         import sqlalchemy as sa
 
         from atmpvault.archive.regulatory.tables import (
+            closures,
             derive_all,
             milestone_row,
             milestones,
@@ -62,11 +63,12 @@ class RegulatoryChecks:
                 rules = stored_rules(conn)
             except InvalidRules:
                 return []  # nothing derives from unusable rules; the calendar says why
-            fixed, yearly, problems = derive_all(conn, rules)
+            fixed, yearly, problems, closed = derive_all(conn, rules)
             derived = (
                 (milestones, list(map(milestone_row, fixed))),
                 (series, yearly),
                 (underivable, problems),
+                (closures, closed),
             )
             want = {
                 (table.name, tuple(sorted(row.items()))) for table, rows in derived for row in rows
@@ -101,7 +103,7 @@ class RegulatoryChecks:
 
 
 def _key(row: dict[str, object]) -> str:
-    return " ".join(str(row[k]) for k in ("app", "rule", "event", "record") if k in row)
+    return " ".join(str(row[k]) for k in ("app", "rule", "event", "record", "key") if k in row)
 
 
 def verify(vault: Vault) -> RegulatoryChecks:

@@ -8,7 +8,7 @@ instead of duplicating them, even after an event date was corrected.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -24,12 +24,21 @@ UID_DOMAIN = "atmpvault"
 
 
 def uid(milestone: Milestone) -> str:
-    """The stable UID, e.g. IND-012345.IND_ANNUAL.EV-000001.2@atmpvault."""
-    return f"{milestone.app}.{milestone.rule}.{milestone.event}.{milestone.cycle}@{UID_DOMAIN}"
+    """The UID of the obligation, e.g. IND-012345.IND_ANNUAL.2@atmpvault: it names the
+    obligation (application, rule, cycle or creating event), never the event record or
+    the date, so recording the IND's effective date after its receipt, or correcting a
+    date, updates the entry in Outlook or Google Calendar instead of adding another."""
+    return f"{milestone.key.replace('/', '.')}@{UID_DOMAIN}"
 
 
-def to_calendar(milestones: Iterable[Milestone], stamp: datetime | None = None) -> Calendar:
-    """The calendar object: one all-day event per milestone."""
+def to_calendar(
+    milestones: Iterable[Milestone],
+    revisions: Mapping[str, int] | None = None,
+    stamp: datetime | None = None,
+) -> Calendar:
+    """The calendar object: one all-day event per milestone. A closed milestone is
+    CANCELLED, so that a subscribed client removes it; SEQUENCE is the application's
+    revision (see tables.revisions), so every update supersedes what a client holds."""
     moment = stamp or values.now()
     cal = Calendar()
     cal.add("prodid", PRODID)
@@ -41,6 +50,8 @@ def to_calendar(milestones: Iterable[Milestone], stamp: datetime | None = None) 
         event = Event()
         event.add("uid", uid(m))
         event.add("dtstamp", moment)
+        event.add("sequence", (revisions or {}).get(m.app, 0))
+        event.add("status", "CONFIRMED" if m.closure is None else "CANCELLED")
         event.add("dtstart", m.due)  # a date: an all-day event (VALUE=DATE)
         event.add("dtend", m.due + timedelta(days=1))
         event.add("summary", f"{m.app} {m.rule}: {m.produces}")
@@ -53,6 +64,15 @@ def to_calendar(milestones: Iterable[Milestone], stamp: datetime | None = None) 
                     f"Trigger: {m.trigger} on {m.trigger_date.isoformat()} ({m.event})",
                     f"Produces: {m.produces}",
                     f"Application: {m.app}, program {m.program}",
+                    f"Obligation: {m.key}",
+                    *(
+                        [
+                            f"Closed: {m.closure.state} on {m.closure.on.isoformat()} by "
+                            f"{m.closure.by}"
+                        ]
+                        if m.closure
+                        else []
+                    ),
                 ]
             ),
         )
@@ -62,10 +82,12 @@ def to_calendar(milestones: Iterable[Milestone], stamp: datetime | None = None) 
     return cal
 
 
-def write_ics(milestones: Iterable[Milestone], path: Path | str) -> int:
+def write_ics(
+    milestones: Iterable[Milestone], path: Path | str, revisions: Mapping[str, int] | None = None
+) -> int:
     """Write the milestones to `path` as an .ics file (atomically); return how many."""
     items = list(milestones)
-    data = to_calendar(items).to_ical()
+    data = to_calendar(items, revisions).to_ical()
     target = Path(path)
     try:
         write_atomically(target, data)

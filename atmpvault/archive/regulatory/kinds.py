@@ -15,6 +15,7 @@ from atmpvault.archive.documents.records import KIND as DOCUMENT_KIND
 APPS_ROOT = "regulatory/applications"
 EVENTS_ROOT = "regulatory/events"
 PACKAGES_ROOT = "regulatory/packages"
+OBLIGATIONS_ROOT = "regulatory/obligations"
 
 
 def _app_columns(body: Mapping[str, Any]) -> Columns:
@@ -22,7 +23,10 @@ def _app_columns(body: Mapping[str, Any]) -> Columns:
 
 
 def _event_columns(body: Mapping[str, Any]) -> Columns:
-    return Columns(program=body.get("program"), ref=body.get("app"), due=body.get("on"))
+    return Columns(
+        program=body.get("program"), ref=body.get("app"), due=body.get("on"),
+        status=body.get("status"),
+    )  # fmt: skip
 
 
 def _package_columns(body: Mapping[str, Any]) -> Columns:
@@ -77,6 +81,7 @@ EVENT_KIND = RecordKind(
             "user",
             "reason",
             "history",
+            "status",
         }
     ),  # fmt: skip
     columns=_event_columns,
@@ -125,4 +130,37 @@ RUN_KIND = RecordKind(
     columns=_run_columns,
 )
 
-KINDS = (APP_KIND, EVENT_KIND, PACKAGE_KIND, RUN_KIND)
+
+def _obligation_columns(body: Mapping[str, Any]) -> Columns:
+    return Columns(program=body.get("program"), ref=body.get("app"), status=body.get("state"))
+
+
+# A milestone's recorded state (done, waived, reopened), filed under its key:
+# regulatory/obligations/IND-012345/IND_ANNUAL/2.json (see obligations.py).
+OBLIGATION_KIND = RecordKind(
+    name="obligation",
+    root=OBLIGATIONS_ROOT,
+    id_pattern=r"(?:IND|BLA)-[0-9]{6}/[A-Z][A-Z0-9_]{0,39}/(?:[1-9][0-9]{0,3}|EV-[0-9]{6,})",
+    sharded=False,
+    fields=frozenset(
+        {
+            "id",
+            "app",
+            "program",
+            "rule",
+            "cycle",
+            "event",
+            "state",
+            "on",
+            "evidence",
+            "reason",
+            "version",
+            "recorded_at",
+            "user",
+        }
+    ),  # fmt: skip
+    columns=_obligation_columns,
+)
+
+
+KINDS = (APP_KIND, EVENT_KIND, PACKAGE_KIND, RUN_KIND, OBLIGATION_KIND)

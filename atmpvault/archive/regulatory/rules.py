@@ -113,6 +113,8 @@ class Rule:
     anchor: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     repeat: str | None = None
     once_per_app: bool = False
+    completed_by: Completion = field(default_factory=lambda: Completion((), ()))
+    suspended: Suspension | None = None
 
     def applies(self, event: EventFacts) -> bool:
         return event.trigger in self.triggers and all(
@@ -121,11 +123,47 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Completion:
+    """What completes a rule's obligation without anyone marking it done: a finalised
+    sequence of one of `sequences` (submission types), or an event matching `events`
+    ((trigger, letter kind or None))."""
+
+    sequences: tuple[str, ...]
+    events: tuple[tuple[str, str | None], ...]
+
+    def answered_by(self, event: EventFacts) -> bool:
+        kind = getattr(event, "letter_kind", None)
+        return any(
+            event.trigger == trigger and (letter is None or kind == letter)
+            for trigger, letter in self.events
+        )
+
+
+@dataclass(frozen=True)
+class Suspension:
+    """An event of `by` on or before the due date holds the milestone until the first
+    later event of `until` (an IND on clinical hold goes into effect when it is lifted)."""
+
+    by: str
+    until: str
+
+
+@dataclass(frozen=True)
+class LetterKind:
+    """A kind of FDA letter: whether it asks for a response, and in how many days."""
+
+    expects_response: bool
+    response_days: int | None = None
+
+
+@dataclass(frozen=True)
 class Rules:
     """A validated rules table, anchored rules after the rules they anchor on."""
 
     rules: tuple[Rule, ...]
     origin: str
+    once: tuple[str, ...] = ()  # triggers that happen once in an application's life
+    letter_kinds: Mapping[str, LetterKind] = field(default_factory=dict)
 
     def ids(self) -> list[str]:
         return [r.id for r in self.rules]
@@ -171,7 +209,42 @@ def parse_rules(raw: bytes, origin: str) -> Rules:
                     raise InvalidRules(
                         f"{origin}: rule {rule.id} anchors on {target}, which repeats"
                     )
-    return Rules(tuple(_dependency_order(rules, origin)), origin)
+    return Rules(
+        tuple(_dependency_order(rules, origin)),
+        origin,
+        _parse_once(data.get("once_per_application", []), origin, TRIGGERS),
+        _parse_letter_kinds(data.get("letter_kinds", {}), origin),
+    )
+
+
+def _parse_once(raw: object, origin: str, triggers: Mapping[str, object]) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(t, str) for t in raw):
+        raise InvalidRules(f"{origin}: 'once_per_application' must list triggers")
+    for trigger in raw:
+        if trigger not in triggers:
+            raise InvalidRules(
+                f"{origin}: 'once_per_application' names unknown trigger {trigger!r}"
+            )
+    return tuple(raw)
+
+
+def _parse_letter_kinds(raw: object, origin: str) -> dict[str, LetterKind]:
+    from atmpvault.archive.regulatory.applications import LETTER_KINDS
+
+    if not isinstance(raw, dict):
+        raise InvalidRules(f"{origin}: 'letter_kinds' must map letter kinds to settings")
+    kinds: dict[str, LetterKind] = {}
+    for name, item in raw.items():
+        where = f"{origin}: letter kind {name!r}"
+        if name not in LETTER_KINDS:
+            raise InvalidRules(f"{where} is unknown; letter kinds: {', '.join(LETTER_KINDS)}")
+        if not isinstance(item, dict) or not isinstance(item.get("expects_response"), bool):
+            raise InvalidRules(f"{where}: 'expects_response' must be true or false")
+        days = item.get("response_days")
+        if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 1):
+            raise InvalidRules(f"{where}: 'response_days' must be a positive number of days")
+        kinds[name] = LetterKind(item["expects_response"], days)
+    return kinds
 
 
 def _parse_rule(item: object, origin: str, position: int, triggers: Mapping[str, object]) -> Rule:
@@ -230,6 +303,8 @@ def _parse_rule(item: object, origin: str, position: int, triggers: Mapping[str,
         if not isinstance(item.get(flag, False), bool):
             raise InvalidRules(f"{name}: '{flag}' must be true or false")
     return Rule(
+        completed_by=_parse_completion(item.get("completed_by", {}), name, triggers),
+        suspended=_parse_suspension(item.get("suspended"), name, triggers),
         id=rule_id,
         triggers=tuple(listed),
         basis=text("basis"),
@@ -243,6 +318,41 @@ def _parse_rule(item: object, origin: str, position: int, triggers: Mapping[str,
         repeat=repeat,
         once_per_app=item.get("once_per_app", False),
     )
+
+
+def _parse_completion(raw: object, name: str, triggers: Mapping[str, object]) -> Completion:
+    from atmpvault.archive.regulatory.applications import LETTER_KINDS
+    from atmpvault.archive.regulatory.submissions.model import SUBMISSION_TYPES
+
+    problem = f'{name}: \'completed_by\' must be {{"sequences": [TYPE...], "events": [TRIGGER...]}}'
+    if not isinstance(raw, dict) or set(raw) - {"sequences", "events"}:
+        raise InvalidRules(problem)
+    sequences, events = raw.get("sequences", []), raw.get("events", [])
+    for listed in (sequences, events):
+        if not isinstance(listed, list) or not all(isinstance(v, str) for v in listed):
+            raise InvalidRules(problem)
+    for kind in sequences:
+        if kind not in SUBMISSION_TYPES:
+            raise InvalidRules(f"{name}: completed by unknown submission type {kind!r}")
+    answers: list[tuple[str, str | None]] = []
+    for spec in events:
+        trigger, _, letter = spec.partition(":")
+        if trigger not in triggers or (letter and letter not in LETTER_KINDS):
+            raise InvalidRules(f"{name}: completed by unknown event {spec!r}")
+        answers.append((trigger, letter or None))
+    return Completion(tuple(sequences), tuple(answers))
+
+
+def _parse_suspension(raw: object, name: str, triggers: Mapping[str, object]) -> Suspension | None:
+    if raw is None:
+        return None
+    if (
+        not isinstance(raw, dict)
+        or set(raw) != {"by", "until"}
+        or not all(isinstance(v, str) and v in triggers for v in raw.values())
+    ):
+        raise InvalidRules(f'{name}: \'suspended\' must be {{"by": TRIGGER, "until": TRIGGER}}')
+    return Suspension(raw["by"], raw["until"])
 
 
 def _parse_offset(raw: object, name: str) -> Offset:

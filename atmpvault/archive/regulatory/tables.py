@@ -23,16 +23,22 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from atmpvault.archive.core.catalog import metadata, records
-from atmpvault.archive.regulatory.kinds import APP_KIND, EVENT_KIND
+from atmpvault.archive.regulatory.kinds import (
+    APP_KIND,
+    EVENT_KIND,
+    OBLIGATION_KIND,
+    PACKAGE_KIND,
+)
 from atmpvault.errors import InvalidRules
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.changes import CommitChanges
     from atmpvault.archive.regulatory.applications import Application, Event
     from atmpvault.archive.regulatory.calendar import Milestone, Series
+    from atmpvault.archive.regulatory.obligations import Closure, Recorded, Submitted
     from atmpvault.archive.regulatory.rules import Rules
 
-SCHEMA = "2"
+SCHEMA = "3"
 
 milestones = sa.Table(
     "milestones",
@@ -72,6 +78,15 @@ underivable = sa.Table(
     sa.Column("problem", sa.Text, nullable=False),
 )
 
+closures = sa.Table(
+    "milestone_closures",
+    metadata,
+    sa.Column("app", sa.String(20), primary_key=True),
+    sa.Column("key", sa.String(80), primary_key=True),
+    sa.Column("program", sa.String(40), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+)
+
 rules_state = sa.Table(
     "milestone_rules",
     metadata,
@@ -89,7 +104,7 @@ def project(conn: Any, commits: Sequence[CommitChanges], context: Any) -> None:
     for commit in commits:
         rules_changed = rules_changed or VAULT_RULES_PATH in commit.paths
         for change in commit.records:
-            if change.kind.name == EVENT_KIND.name:
+            if change.kind.name in (EVENT_KIND.name, PACKAGE_KIND.name, OBLIGATION_KIND.name):
                 changed.add(str(change.body["app"]))
             elif change.kind.name == APP_KIND.name:
                 changed.add(change.id)
@@ -102,8 +117,8 @@ def project(conn: Any, commits: Sequence[CommitChanges], context: Any) -> None:
     except InvalidRules:
         return  # the calendar reports the problem; fixing the file derives everything again
     apps = None if rules_changed else sorted(changed)
-    fixed, yearly, problems = derive_all(conn, rules, apps)
-    for table in (milestones, series, underivable):
+    fixed, yearly, problems, closed = derive_all(conn, rules, apps)
+    for table in (milestones, series, underivable, closures):
         query = table.delete()
         if apps is not None:
             query = query.where(table.c.app.in_(apps))
@@ -114,6 +129,8 @@ def project(conn: Any, commits: Sequence[CommitChanges], context: Any) -> None:
         conn.execute(series.insert(), yearly)
     if problems:
         conn.execute(underivable.insert(), problems)
+    if closed:
+        conn.execute(closures.insert(), closed)
 
 
 # What reading a stored record can raise when a field is missing or not of its type.
@@ -122,10 +139,11 @@ _UNREADABLE = (KeyError, TypeError, ValueError, OverflowError, AttributeError)
 
 def derive_all(
     conn: Any, rules: Rules, apps: Iterable[str] | None = None
-) -> tuple[list[Milestone], list[dict[str, Any]], list[dict[str, Any]]]:
-    """The fixed milestones, yearly series rows and problem rows of these applications
-    (None: all)."""
+) -> tuple[list[Milestone], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The fixed milestones, yearly series rows, problem rows and closure rows of these
+    applications (None: all)."""
     from atmpvault.archive.regulatory.applications import Application, Event
+    from atmpvault.archive.regulatory.calendar import closures as closures_of
     from atmpvault.archive.regulatory.calendar import derive_fixed
 
     wanted = None if apps is None else list(apps)
@@ -139,6 +157,7 @@ def derive_all(
     if wanted is not None:
         app_query = app_query.where(records.c.id.in_(wanted))
         event_query = event_query.where(records.c.ref.in_(wanted))
+    recorded, sequences = _closing_records(conn, wanted)
     by_app: dict[str, list[Event]] = {}
     unread: dict[str, list[tuple[str, str]]] = {}  # app -> (record, why)
     for record, ref, body in conn.execute(event_query):
@@ -147,10 +166,12 @@ def derive_all(
         except _UNREADABLE as exc:
             unread.setdefault(str(ref), []).append((record, _unreadable(exc)))
             continue
-        by_app.setdefault(event.app, []).append(event)
+        if not event.voided:
+            by_app.setdefault(event.app, []).append(event)
     fixed: list[Milestone] = []
     yearly: list[dict[str, Any]] = []
     problems: list[dict[str, Any]] = []
+    closed: list[dict[str, Any]] = []
     for record, _ref, body in conn.execute(app_query):
         try:
             application = Application.from_json(json.loads(body))
@@ -159,6 +180,15 @@ def derive_all(
             continue
         events = by_app.get(application.id, [])
         one_off, cycles, left_out = derive_fixed(application, events, rules)
+        by_key = closures_of(
+            application, one_off, cycles, events, recorded.get(application.id, []),
+            sequences.get(application.id, []), rules,
+        )  # fmt: skip
+        closed += [
+            {"app": application.id, "key": key, "program": application.program,
+             "body": json.dumps(c.to_json(), sort_keys=True)}
+            for key, c in by_key.items()
+        ]  # fmt: skip
         fixed += one_off
         bodies = {e.id: e for e in events}
         yearly += [_series_row(application, s, bodies[s.event.id]) for s in cycles]
@@ -169,7 +199,36 @@ def derive_all(
             _problem_row(application.id, event_id, application.program, why)
             for event_id, why in unread.get(application.id, [])
         ]
-    return fixed, yearly, problems
+    return fixed, yearly, problems, closed
+
+
+def _closing_records(
+    conn: Any, apps: list[str] | None
+) -> tuple[dict[str, list[Recorded]], dict[str, list[Submitted]]]:
+    """Per application: its obligation records and its finalised sequences. One that
+    cannot be read closes nothing (verify names it)."""
+    from atmpvault.archive.regulatory.obligations import Recorded, submitted_from
+
+    recorded: dict[str, list[Recorded]] = {}
+    sequences: dict[str, list[Submitted]] = {}
+    for kind in (OBLIGATION_KIND, PACKAGE_KIND):
+        query = sa.select(records.c.ref, records.c.body).where(
+            records.c.kind == kind.name, records.c.latest.is_(True)
+        )
+        if apps is not None:
+            query = query.where(records.c.ref.in_(apps))
+        for ref, body in conn.execute(query):
+            try:
+                data = json.loads(body)
+                if kind is OBLIGATION_KIND:
+                    recorded.setdefault(str(ref), []).append(Recorded.from_json(data))
+                else:
+                    sent = submitted_from(data)
+                    if sent is not None:
+                        sequences.setdefault(str(ref), []).append(sent)
+            except _UNREADABLE:
+                continue
+    return recorded, sequences
 
 
 def _unreadable(exc: Exception) -> str:
@@ -188,6 +247,7 @@ class Projected:
     yearly: list[tuple[str, str, Series]]  # (app, program, series)
     problems: list[tuple[str, str, str]]  # (app, record, problem)
     outside: list[tuple[str, str, str, date]]  # (app, event, trigger, its date)
+    closures: dict[str, Closure]  # obligation key -> how it was closed
 
 
 def read_projected(
@@ -204,6 +264,7 @@ def read_projected(
     events dated outside [earliest, latest], which the calendar leaves out and names."""
     from atmpvault.archive.regulatory.applications import ACTIVE, Event
     from atmpvault.archive.regulatory.calendar import Series
+    from atmpvault.archive.regulatory.obligations import Closure
 
     def scoped(table: sa.Table) -> list[Any]:
         clauses = []
@@ -247,6 +308,10 @@ def read_projected(
             for row in conn.execute(sa.select(underivable).where(*scoped(underivable)))
         ],
         outside=[],
+        closures={
+            row.key: Closure.from_json(row.key, json.loads(row.body))
+            for row in conn.execute(sa.select(closures).where(*scoped(closures)))
+        },
     )
     for table in (milestones, series):
         query = sa.select(table.c.app, table.c.event, table.c.trigger, table.c.trigger_date)
@@ -323,3 +388,19 @@ def milestone_from_row(row: Any) -> Milestone:
         event=m["event"],
         produces=m["produces"],
     )
+
+
+def revisions(conn: Any) -> dict[str, int]:
+    """Per application, a number that grows with every change its milestones rest on:
+    every version of its events, obligation records and sequences (an iCalendar entry's
+    SEQUENCE, so that a client takes an update as newer)."""
+    counts: dict[str, int] = {}
+    kinds = (EVENT_KIND.name, OBLIGATION_KIND.name, PACKAGE_KIND.name)
+    query = (
+        sa.select(records.c.ref, sa.func.count())
+        .where(records.c.kind.in_(kinds), records.c.ref.is_not(None))
+        .group_by(records.c.ref)
+    )
+    for ref, count in conn.execute(query):
+        counts[str(ref)] = int(count)
+    return counts
