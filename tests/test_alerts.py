@@ -21,7 +21,7 @@ from atmpvault.archive.regulatory.alerts import (
     thresholds,
 )
 from atmpvault.archive.regulatory.applications import Regulatory
-from atmpvault.archive.regulatory.calendar import Milestone
+from atmpvault.archive.regulatory.derivation import Milestone
 from atmpvault.config import Settings
 from tests.conftest import run
 from tests.test_notices import SmtpServer, smtp_server, start_server  # noqa: F401  (fixture)

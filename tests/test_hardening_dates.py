@@ -16,7 +16,7 @@ from atmpvault.archive.core.configuration import CONFIG_PATH
 from atmpvault.archive.core.vault import Vault
 from atmpvault.archive.domains import domains
 from atmpvault.archive.regulatory.applications import Application, Event, event_path
-from atmpvault.archive.regulatory.calendar import correct_hint, derive_checked
+from atmpvault.archive.regulatory.derivation import correct_hint, derive_checked
 from atmpvault.archive.regulatory.kinds import EVENT_KIND
 from atmpvault.archive.regulatory.rules import packaged_rules
 from atmpvault.config import Settings
@@ -331,7 +331,12 @@ def test_a_yearly_series_near_year_9999_is_left_out(apps: Path) -> None:
     ok(apps, "event", "add", BLA, "bla-approved", "--on", "2026-01-05")
     result = run(apps, "calendar", "--today", "2026-11-25", "--days", "36600", "--json")
     refused(result, 1, "EV-000001 (IND-012345): ind-effective on 9998-12-31")
-    assert {m["rule"] for m in json.loads(result.stdout)} == {"BLA_ANNUAL"}
+    # What the approval starts: the annual report and the periodic safety reports.
+    assert {m["rule"] for m in json.loads(result.stdout)} == {
+        "BLA_ANNUAL",
+        "PADER_QUARTERLY",
+        "PADER_ANNUAL",
+    }
 
 
 def test_an_unreadable_event_is_named_and_the_rest_derived(apps: Path) -> None:

@@ -14,7 +14,7 @@ import icalendar
 import pytest
 import vobject
 
-from atmpvault.archive.regulatory.calendar import derive
+from atmpvault.archive.regulatory.derivation import derive
 from atmpvault.archive.regulatory.rules import packaged_rules
 from tests.conftest import run
 from tests.test_packages import archive, ok, ok_json, pdf, refused

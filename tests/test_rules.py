@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from atmpvault.archive.regulatory.applications import TRIGGERS, Application, Event
-from atmpvault.archive.regulatory.calendar import Milestone, derive
+from atmpvault.archive.regulatory.derivation import Milestone, derive
 from atmpvault.archive.regulatory.rules import add_months, packaged_rules, parse_rules
 from atmpvault.errors import InvalidInput
 
@@ -22,7 +22,9 @@ RULES = packaged_rules()
 D = date.fromisoformat
 
 
-def application(kind: str = "ind", status: str = "active") -> Application:
+def application(
+    kind: str = "ind", status: str = "active", status_on: str | None = None
+) -> Application:
     return Application(
         id=f"{kind.upper()}-012345",
         kind=kind,
@@ -31,6 +33,7 @@ def application(kind: str = "ind", status: str = "active") -> Application:
         status=status,
         recorded_at="2026-01-01T00:00:00.000000+00:00",
         user="qa.tester",
+        status_on=status_on,
     )
 
 
@@ -108,24 +111,49 @@ ONE_OFF_CASES: list[tuple[str, str, list[tuple[str, str, dict[str, Any]]], str]]
     ("BLA_PRIORITY", "bla", [("bla-received", "2026-07-02", {"review": "priority"})], "2027-02-28"),
     ("BLA_PRIORITY", "bla", [("bla-received", "2027-07-02", {"review": "priority"})], "2028-02-29"),
     (
-        "BLA_MAJOR_AMENDMENT",
+        "BLA_REVIEW_EXTENDED",
         "bla",
         [
             ("bla-received", "2027-03-01", {"review": "standard"}),
-            ("major-amendment-received", "2028-01-15", {}),
+            ("review-extended", "2028-01-15", {"of": "EV-000001"}),
         ],
         "2028-05-29",
     ),
     (
-        "BLA_MAJOR_AMENDMENT",
+        "BLA_REVIEW_EXTENDED",
         "bla",
         [
             ("bla-received", "2026-07-02", {"review": "priority"}),
-            ("major-amendment-received", "2027-01-10", {}),
+            ("review-extended", "2027-01-10", {"of": "EV-000001"}),
         ],
         "2027-05-28",
     ),
     ("PAS", "bla", [("pas-received", "2027-10-31", {})], "2028-02-29"),
+    # FDA extends a supplement's review: the goal + 2 months (the PAS goal is superseded)
+    (
+        "SUPPLEMENT_EXTENDED",
+        "bla",
+        [
+            ("pas-received", "2026-03-15", {}),
+            ("review-extended", "2026-06-01", {"of": "EV-000001"}),
+        ],
+        "2026-09-15",
+    ),
+    # after a complete response letter: class 1 (2 months) and class 2 (6 months) goals
+    (
+        "RESUBMISSION_CLASS1",
+        "bla",
+        [("resubmission-received", "2026-01-31", {"resubmission_class": "1"})],
+        "2026-03-31",
+    ),
+    (
+        "RESUBMISSION_CLASS2",
+        "bla",
+        [("resubmission-received", "2026-08-31", {"resubmission_class": "2"})],
+        "2027-02-28",
+    ),
+    # a serious, unexpected adverse experience with the licensed product: 15 days
+    ("ALERT_15D", "bla", [("postmarketing-alert-case", "2026-12-20", {})], "2027-01-04"),
     ("PAS", "bla", [("pas-received", "2026-10-31", {})], "2027-02-28"),
     ("PAS", "bla", [("pas-received", "2026-03-15", {})], "2026-07-15"),
     ("CBE30", "bla", [("cbe30-submitted", "2026-02-01", {})], "2026-03-03"),
@@ -164,7 +192,7 @@ ONE_OFF_CASES: list[tuple[str, str, list[tuple[str, str, dict[str, Any]]], str]]
 MEETING_CASES: dict[str, tuple[str, str, str, str, str | None, str]] = {
     "A": ("2026-01-01", "2026-01-15", "2026-01-31", "2026-01-01", "2026-01-29", "2026-03-02"),
     "B-EOP": ("2026-01-01", "2026-01-15", "2026-03-12", "2026-01-21", "2026-03-07", "2026-04-11"),
-    "B": ("2026-01-01", "2026-01-22", "2026-03-02", "2026-01-31", None, "2026-04-01"),
+    "B": ("2026-01-01", "2026-01-22", "2026-03-02", "2026-01-31", "2026-02-28", "2026-04-01"),
     "C": ("2026-01-01", "2026-01-22", "2026-03-17", "2026-01-29", "2026-03-12", "2026-04-16"),
     "D": ("2026-01-01", "2026-01-15", "2026-02-20", "2026-01-01", "2026-02-15", "2026-03-22"),
     "INTERACT": (
@@ -276,6 +304,17 @@ YEARLY_CASES: list[tuple[str, str, list[tuple[str, str]], str, list[tuple[int, s
         [(1, "2029-04-29"), (2, "2030-04-29"), (3, "2031-04-29"), (4, "2032-04-29")],
     ),
     ("BLA_ANNUAL", "bla", [("bla-approved", "2026-12-31")], "2027-01-15", [(1, "2028-02-29")]),
+    # periodic adverse experience reports: quarters from the approval date, each ending the
+    # day before the next 3-month anniversary (04-30 - 1), due 30 days after its last day
+    (
+        "PADER_QUARTERLY",
+        "bla",
+        [("bla-approved", "2026-01-31")],
+        "2026-06-01",
+        [(1, "2026-05-29"), (2, "2026-08-29")],
+    ),
+    # then yearly from the fourth year, due 60 days after the year's last day
+    ("PADER_ANNUAL", "bla", [("bla-approved", "2026-01-31")], "2029-03-01", [(4, "2030-03-31")]),
 ]
 
 
@@ -305,12 +344,30 @@ def test_yearly_rule_covers_a_requested_window() -> None:
 
 def test_yearly_reports_stop_when_the_application_is_not_active() -> None:
     found = derive(
-        application(status="withdrawn"),
+        application(status="withdrawn", status_on="2026-12-31"),
         [event(1, "ind-effective", "2026-01-10")],
         RULES,
         today=D("2026-06-01"),
     )
     assert due_dates(found, "IND_ANNUAL") == []
+    # A cycle begun before the IND went inactive is still owed; none after.
+    later = derive(
+        application(status="inactive", status_on="2027-06-01"),
+        [event(1, "ind-effective", "2026-01-10")],
+        RULES,
+        today=D("2029-06-01"),
+    )
+    assert due_dates(later, "IND_ANNUAL") == ["2027-03-11"]
+
+
+def test_quarterly_reports_stop_after_three_years_then_run_yearly() -> None:
+    found = derive(application("bla"), [event(1, "bla-approved", "2026-01-31")], RULES,
+                   today=D("2031-06-01"))  # fmt: skip
+    quarterly = [(m.cycle, m.due.isoformat()) for m in found if m.rule == "PADER_QUARTERLY"]
+    assert [c for c, _ in quarterly] == list(range(1, 13))
+    assert quarterly[-1] == (12, "2029-03-01")
+    annual = [(m.cycle, m.due.isoformat()) for m in found if m.rule == "PADER_ANNUAL"]
+    assert annual == [(4, "2030-03-31"), (5, "2031-03-31"), (6, "2032-03-30")]
 
 
 def test_review_track_picks_one_action_goal() -> None:
@@ -345,12 +402,18 @@ def test_letter_without_a_response_date_derives_nothing() -> None:
     assert found == []
 
 
-def test_major_amendment_without_an_action_goal_derives_nothing() -> None:
+def test_a_major_amendment_alone_derives_nothing() -> None:
+    # Only FDA's notice that it extends the review (review-extended) moves the goal.
     found = derive(
-        application("bla"), [event(1, "major-amendment-received", "2026-04-01")], RULES,
-        D("2026-04-01"),
+        application("bla"),
+        [event(1, "bla-received", "2026-01-05", review="standard"),
+         event(2, "major-amendment-received", "2026-04-01")],
+        RULES, D("2026-04-01"),
     )  # fmt: skip
-    assert found == []
+    assert [m.rule for m in found if m.event == "EV-000002"] == []
+    alone = derive(application("bla"), [event(1, "review-extended", "2026-04-01")], RULES,
+                   D("2026-04-01"))  # fmt: skip
+    assert alone == []
 
 
 def test_milestones_come_in_date_order() -> None:
@@ -384,14 +447,15 @@ def test_packaged_rules_cover_regulatory_md_section_1() -> None:
         "IND_EFFECTIVE", "IND_ANNUAL", "SAFETY_15D", "SAFETY_7D", "SAFETY_FOLLOWUP",
         "NEW_INVESTIGATOR", "PROTOCOL_CHANGE", "HOLD_LETTER", "HOLD_RESPONSE",
         "RMAT_DESIGNATION", "BTD_DESIGNATION", "BLA_FILING", "BLA_DAY74", "BLA_STANDARD",
-        "BLA_PRIORITY", "BLA_MAJOR_AMENDMENT", "PAS", "CBE30", "CBE0", "BLA_ANNUAL", "BPDR",
+        "BLA_PRIORITY", "BLA_REVIEW_EXTENDED", "SUPPLEMENT_EXTENDED", "RESUBMISSION_CLASS1",
+        "RESUBMISSION_CLASS2", "PAS", "CBE30", "CBE0", "BLA_ANNUAL", "BPDR", "PADER_QUARTERLY",
+        "PADER_ANNUAL", "ALERT_15D",
     }  # fmt: skip
     assert table <= set(RULES.ids())
     for rule in RULES.rules:
         assert rule.source and rule.produces and rule.basis
         assert set(rule.triggers) <= set(TRIGGERS)
         assert ("[unverified]" in rule.source or "unverified" in rule.source) == rule.unverified
-    assert RULES.get("BLA_MAJOR_AMENDMENT").unverified
     assert RULES.get("BLA_ANNUAL").unverified
     assert RULES.get("MEETING_B_REPLY").unverified and RULES.get("MEETING_B_PACKAGE").unverified
     assert not RULES.get("MEETING_C_REPLY").unverified

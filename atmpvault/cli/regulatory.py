@@ -23,7 +23,8 @@ from atmpvault.cli.base import (
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
     from atmpvault.archive.regulatory.applications import Event
-    from atmpvault.archive.regulatory.calendar import AppView, Milestone, Problem
+    from atmpvault.archive.regulatory.calendar import AppView
+    from atmpvault.archive.regulatory.derivation import Milestone, Problem
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 36600  # a century: a window past any date the vault accepts, and no overflow
@@ -54,7 +55,7 @@ def show_milestones(rows: Sequence[Milestone], states: bool = False) -> None:
     table(
         [
             (
-                m.due.isoformat(),
+                f"{m.due.isoformat()}{PROVISIONAL if m.provisional else ''}",
                 m.days_left,
                 m.key,
                 m.kind,
@@ -68,6 +69,9 @@ def show_milestones(rows: Sequence[Milestone], states: bool = False) -> None:
         ["DUE", "DAYS", "KEY", "KIND", *(["STATE"] if states else []), "PRODUCES", "SOURCE",
          "TRIGGER"],
     )  # fmt: skip
+
+
+PROVISIONAL = "?"  # counted from a date FDA has not fixed yet (the latest allowable)
 
 
 def _state(m: Milestone) -> str:
@@ -199,10 +203,43 @@ def app_show(
     _report_problems(view.problems)
 
 
+@app.command("status")
+@click.argument("application", metavar="APP")
+@click.argument("status", metavar="active|inactive|withdrawn")
+@click.option("--on", "on", required=True, metavar="DATE", help="From when, YYYY-MM-DD.")
+@click.option("--reason", required=True, help="Why (kept in the history).")
+@user_option
+@json_option
+@pass_vault
+def app_status(
+    vault: Vault,
+    application: str,
+    status: str,
+    on: str,
+    reason: str,
+    user: str | None,
+    as_json: bool,
+) -> None:
+    """Make an application active, inactive or withdrawn from a date. An inactive or
+    withdrawn IND owes no annual report whose year begins after that date.
+
+    \b
+        atmpvault app status IND-012345 inactive --on 2027-02-01 --reason "312.45: no subjects"
+    """
+    from atmpvault.archive.regulatory.applications import Regulatory
+
+    changed = Regulatory(vault).set_status(application, status, _day(vault, on, "--on"), reason)
+    if as_json:
+        emit_json(changed.to_json())
+    else:
+        click.echo(f"{changed.id}  {changed.status} from {changed.status_on}")
+
+
 def show_app(view: AppView) -> None:
     """An application, its events and its open milestones, for people."""
     a = view.application
-    click.echo(f"{a.id}  {a.label}  program {a.program}  {a.status}")
+    since = f" from {a.status_on}" if a.status_on else ""
+    click.echo(f"{a.id}  {a.label}  program {a.program}  {a.status}{since}")
     click.echo(f"\nevents ({len(view.events)}):")
     for event in view.events:
         click.echo(f"  {_event_line(event)}")
@@ -247,6 +284,26 @@ def event() -> None:
     help="information-request, clinical-hold-letter, filing-letter, day-74-letter, "
     "meeting-minutes or complete-response (fda-letter-received).",
 )
+@click.option(
+    "--meeting-date", metavar="DATE", help="The meeting date FDA granted (meeting-granted)."
+)
+@click.option(
+    "--meeting-format",
+    metavar="face-to-face|teleconference|written-response-only",
+    help="How the meeting is held (meeting-granted).",
+)
+@click.option(
+    "--class",
+    "resubmission_class",
+    metavar="1|2",
+    help="Resubmission class (resubmission-received).",
+)
+@click.option(
+    "--of",
+    metavar="EV",
+    help="The event this answers (meeting-granted/-denied, review-extended, review-designated; "
+    "default: the latest it can answer).",
+)
 @click.option("--doc", metavar="DOC", help="The archived document, e.g. the FDA letter.")
 @click.option("--note", help="A short note.")
 @today_option
@@ -258,15 +315,11 @@ def event_add(
     application: str,
     trigger: str,
     on: str,
-    review: str | None,
-    meeting_type: str | None,
-    response_days: int | None,
-    letter_kind: str | None,
-    doc: str | None,
-    note: str | None,
+    meeting_date: str | None,
     today: str | None,
     user: str | None,
     as_json: bool,
+    **details: Any,
 ) -> None:
     """Record an event and print the milestones it derives, each with rule and source.
 
@@ -280,20 +333,15 @@ def event_add(
         atmpvault event add BLA-125123 bla-received --on 2027-01-31 --review priority
         atmpvault event add IND-012345 fda-letter-received --on 2026-04-01 \\
             --letter-kind information-request --response-days 30 --doc DOC-000042
+        atmpvault event add IND-012345 meeting-granted --on 2026-03-20 \\
+            --meeting-date 2026-05-12 --meeting-format teleconference
+        atmpvault event add BLA-125123 review-extended --on 2027-09-01
     """
     from atmpvault.archive.regulatory.applications import Regulatory
 
-    recorded = Regulatory(vault).add_event(
-        application,
-        trigger,
-        _day(vault, on, "--on"),
-        review=review,
-        meeting_type=meeting_type,
-        response_days=response_days,
-        letter_kind=letter_kind,
-        doc=doc,
-        note=note,
-    )
+    if meeting_date is not None:
+        details["meeting_date"] = _day(vault, meeting_date, "--meeting-date")
+    recorded = Regulatory(vault).add_event(application, trigger, _day(vault, on, "--on"), **details)
     _report_event(vault, recorded, today_for(vault, today), as_json)
 
 
@@ -337,6 +385,9 @@ def event_ls(vault: Vault, application: str, as_json: bool) -> None:
 @click.option("--meeting-type", help="The right meeting type (meeting-request-received).")
 @click.option("--letter-kind", help="The right kind of letter (fda-letter-received).")
 @click.option("--response-days", type=int, help="The right response time in days.")
+@click.option("--meeting-date", metavar="DATE", help="The right granted meeting date.")
+@click.option("--meeting-format", help="The right meeting format (meeting-granted).")
+@click.option("--class", "resubmission_class", help="The right resubmission class.")
 @click.option("--doc", metavar="DOC", help="The right document for the event.")
 @click.option("--note", help="The right note.")
 @click.option("--reason", required=True, help="Why it changes (kept in the history).")
@@ -364,6 +415,8 @@ def event_correct(
     from atmpvault.archive.regulatory.applications import Regulatory
 
     day = _day(vault, on, "--on") if on is not None else None
+    if changes.get("meeting_date") is not None:
+        changes["meeting_date"] = _day(vault, changes["meeting_date"], "--meeting-date")
     corrected = Regulatory(vault).correct_event(event_id, reason, day, **changes)
     _report_event(vault, corrected, today_for(vault, today), as_json)
 

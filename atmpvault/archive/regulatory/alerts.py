@@ -55,7 +55,7 @@ from atmpvault.errors import (
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
-    from atmpvault.archive.regulatory.calendar import Milestone
+    from atmpvault.archive.regulatory.derivation import Milestone
 
 ROUTES_PATH = "config/alerts.json"
 ROUTES_FORMAT = 1

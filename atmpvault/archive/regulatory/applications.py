@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
 from atmpvault.archive.regulatory.kinds import APP_KIND, APPS_ROOT, EVENT_KIND, EVENTS_ROOT
-from atmpvault.archive.regulatory.rules import Rules, load_rules
+from atmpvault.archive.regulatory.rules import load_rules
 from atmpvault.errors import InvalidInput, NotFound, VaultError
 
 if TYPE_CHECKING:
@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 
 APP_KINDS = ("ind", "bla")
 ACTIVE = "active"
+INACTIVE = "inactive"
+WITHDRAWN = "withdrawn"
+APPROVED = "approved"  # set by bla-approved (and undone if that event is voided)
+APP_STATUSES = (ACTIVE, INACTIVE, WITHDRAWN)
 VOIDED = "voided"
 # What `event correct` may change besides the date, with the option that sets it.
 CORRECTABLE = {
@@ -35,6 +39,9 @@ CORRECTABLE = {
     "meeting_type": "--meeting-type",
     "response_days": "--response-days",
     "letter_kind": "--letter-kind",
+    "meeting_date": "--meeting-date",
+    "meeting_format": "--meeting-format",
+    "resubmission_class": "--class",
     "doc": "--doc",
     "note": "--note",
 }
@@ -57,18 +64,36 @@ TRIGGERS: dict[str, tuple[str, ...]] = {
     "btd-request-received": ("ind", "bla"),
     "btd-granted": ("ind", "bla"),
     "btd-denied": ("ind", "bla"),
+    "rolling-piece-received": ("bla",),
     "bla-received": ("bla",),
+    "review-designated": ("bla",),
     "major-amendment-received": ("bla",),
+    "review-extended": ("bla",),
     "bla-approved": ("bla",),
     "complete-response-letter": ("bla",),
+    "resubmission-received": ("bla",),
     "pas-received": ("bla",),
     "supplement-approved": ("bla",),
+    "postmarketing-alert-case": ("bla",),
     "cbe30-submitted": ("bla",),
     "cbe0-submitted": ("bla",),
     "bpdr-discovered": ("bla",),
     "meeting-request-received": ("ind", "bla"),
+    "meeting-granted": ("ind", "bla"),
+    "meeting-denied": ("ind", "bla"),
     "fda-letter-received": ("ind", "bla"),
 }
+# Events that answer an earlier one (`--of EV`, by default the latest of these triggers
+# on or before their date): FDA grants or denies a meeting request, extends a review,
+# designates the review track of a BLA.
+ANSWERS: dict[str, tuple[str, ...]] = {
+    "meeting-granted": ("meeting-request-received",),
+    "meeting-denied": ("meeting-request-received",),
+    "review-extended": ("bla-received", "resubmission-received", "pas-received"),
+    "review-designated": ("bla-received",),
+}
+MEETING_FORMATS = ("face-to-face", "teleconference", "written-response-only")
+RESUBMISSION_CLASSES = ("1", "2")
 # Triggers dated by a plan (the planned implementation of a protocol change): the only
 # events that may lie ahead; every other one reports something that has happened.
 PLANNED = ("protocol-change-planned",)
@@ -125,10 +150,25 @@ class Application:
     status: str
     recorded_at: str
     user: str
+    status_on: str | None = None  # since when the status holds (None: since registration)
+    reason: str | None = None  # why the status last changed
+    statuses: tuple[dict[str, str], ...] = ()  # every change: {"status", "on"}, in order
 
     @property
     def active(self) -> bool:
         return self.status == ACTIVE
+
+    @property
+    def paused(self) -> list[tuple[date, date | None]]:
+        """The periods it was inactive or withdrawn ([from, until), None: still): no
+        report cycle that begins in one is owed."""
+        found: list[tuple[date, date | None]] = []
+        changes = [(c["status"], date.fromisoformat(c["on"])) for c in self.statuses]
+        for i, (status, on) in enumerate(changes):
+            if status in (INACTIVE, WITHDRAWN):
+                until = changes[i + 1][1] if i + 1 < len(changes) else None
+                found.append((on, until))
+        return found
 
     @property
     def label(self) -> str:
@@ -145,12 +185,22 @@ class Application:
             "status": self.status,
             "recorded_at": self.recorded_at,
             "user": self.user,
+            **(
+                {
+                    "status_on": self.status_on,
+                    "reason": self.reason,
+                    "statuses": list(self.statuses),
+                }
+                if self.status_on
+                else {}
+            ),
         }
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Application:
         data = dict(body)
         data.pop("label", None)
+        data["statuses"] = tuple(data.get("statuses", ()))
         return cls(**data)
 
 
@@ -175,6 +225,10 @@ class Event:
     reason: str | None = None
     history: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     status: str | None = None  # "voided": entered in error; it derives nothing
+    of: str | None = None  # the event this one answers (see ANSWERS)
+    meeting_date: date | None = None  # the meeting date FDA granted
+    meeting_format: str | None = None
+    resubmission_class: str | None = None
 
     @property
     def voided(self) -> bool:
@@ -199,6 +253,16 @@ class Event:
             "reason": self.reason,
             "history": [dict(h) for h in self.history],
             **({"status": self.status} if self.status else {}),
+            **{
+                key: value.isoformat() if isinstance(value, date) else value
+                for key, value in (
+                    ("of", self.of),
+                    ("meeting_date", self.meeting_date),
+                    ("meeting_format", self.meeting_format),
+                    ("resubmission_class", self.resubmission_class),
+                )
+                if value is not None
+            },
         }
 
     @classmethod
@@ -206,6 +270,8 @@ class Event:
         data = dict(body)
         data["on"] = date.fromisoformat(data["on"])
         data["history"] = tuple(data.get("history", ()))
+        if data.get("meeting_date"):
+            data["meeting_date"] = date.fromisoformat(data["meeting_date"])
         return cls(**data)
 
 
@@ -276,6 +342,43 @@ class Regulatory:
             raise NotFound(f"no application of program {name} in this vault{hint}")
         return name
 
+    def set_status(self, application: str, status: str, on: date, reason: str) -> Application:
+        """Make an application active, inactive or withdrawn from a date: one commit. An
+        inactive or withdrawn IND owes no report whose cycle begins after that date."""
+        status = choice(status, APP_STATUSES, "application status") or status
+        reason = values.reason(reason)
+        self._check_date("app-status", on)
+        with self.vault.unit("app-status", "", reason=reason) as unit:
+            current = self.app(application)
+            if current.status == status:
+                raise VaultError(f"{current.id} is already {status}")
+            if current.status_on is not None and on.isoformat() < current.status_on:
+                raise InvalidInput(
+                    f"--on {on.isoformat()} is before its last change ({current.status} from "
+                    f"{current.status_on})"
+                )
+            changed = self._put_status(unit, current, status, on, reason)
+            unit.subject = f"{current.id} {status} from {on.isoformat()}"
+            unit.trailers.update({"Application": current.id, "Status": status})
+        return changed
+
+    @staticmethod
+    def _put_status(
+        unit: UnitOfWork, current: Application, status: str, on: date, reason: str
+    ) -> Application:
+        change = {"status": status, "on": on.isoformat()}
+        changed = replace(
+            current,
+            status=status,
+            statuses=(*current.statuses, change),
+            status_on=on.isoformat(),
+            reason=reason,
+            recorded_at=values.iso(unit.when),
+            user=unit.actor,
+        )
+        unit.put(APP_KIND, current.id, changed.to_json())
+        return changed
+
     def apps(self, as_of: str | None = None) -> list[Application]:
         """Every application, by id."""
         return [
@@ -285,39 +388,19 @@ class Regulatory:
 
     # -- events -----------------------------------------------------------------------------
 
-    def add_event(
-        self,
-        application: str,
-        trigger: str,
-        on: date,
-        review: str | None = None,
-        meeting_type: str | None = None,
-        response_days: int | None = None,
-        letter_kind: str | None = None,
-        doc: str | None = None,
-        note: str | None = None,
-    ) -> Event:
-        """Record an event, e.g. `add_event("IND-012345", "ind-received", date(2026, 1, 5))`."""
+    def add_event(self, application: str, trigger: str, on: date, **details: Any) -> Event:
+        """Record an event, e.g. `add_event("IND-012345", "ind-received", date(2026, 1, 5))`;
+        `details` are its fields (review, meeting_type, response_days, letter_kind,
+        meeting_date, meeting_format, resubmission_class, of, doc, note)."""
         with self.vault.unit("event-add", "") as unit:
-            return self.stage_event(
-                unit, application, trigger, on, review, meeting_type, response_days,
-                letter_kind, doc, note,
-            )  # fmt: skip
+            return self.stage_event(unit, application, trigger, on, **details)
 
     def stage_event(
-        self,
-        unit: UnitOfWork,
-        application: str,
-        trigger: str,
-        on: date,
-        review: str | None = None,
-        meeting_type: str | None = None,
-        response_days: int | None = None,
-        letter_kind: str | None = None,
-        doc: str | None = None,
-        note: str | None = None,
+        self, unit: UnitOfWork, application: str, trigger: str, on: date, **details: Any
     ) -> Event:
         """Put a new event into a unit of work (its rules checked first)."""
+        from atmpvault.archive.regulatory.eventfields import check_extension, checked_fields
+
         if trigger not in TRIGGERS:
             raise InvalidInput(
                 f"unknown trigger {trigger!r}; valid triggers: {', '.join(TRIGGERS)}"
@@ -326,10 +409,11 @@ class Regulatory:
         self._check_trigger(target, trigger)
         self._check_date(trigger, on)
         rules = load_rules(self.vault)
-        fields = self._checked_fields(
-            rules, trigger, review=review, meeting_type=meeting_type,
-            response_days=response_days, letter_kind=letter_kind, doc=doc, note=note,
-        )  # fmt: skip
+        given = {k: None for k in CORRECTABLE} | details
+        fields = checked_fields(self.vault, rules, trigger, **given)
+        fields["of"] = self._answered(target, trigger, on, details.get("of"))
+        if trigger == "review-extended":
+            check_extension(self.vault, target, str(fields["of"]), on, rules)
         self._check_once(target, trigger, rules.once)
         event = Event(
             id=self._next_event_id(),
@@ -344,62 +428,43 @@ class Regulatory:
         )
         event = replace(event, history=(self._history_entry(event),))
         unit.put(EVENT_KIND, event.id, event.to_json(), event_path(target.id, event.id))
+        if trigger == "bla-approved":
+            self._put_status(unit, target, APPROVED, on, f"{event.id} bla-approved")
         if not unit.subject or unit.subject == unit.action:
             unit.subject = f"Record {event.id} {trigger} on {on.isoformat()} for {target.id}"
             unit.trailers.update({"Application": target.id, "Event": event.id, "Version": "1"})
         return event
 
-    def _checked_fields(self, rules: Rules, trigger: str, **given: Any) -> dict[str, Any]:
-        """An event's details (review, meeting type, letter kind and response days, the
-        document it records, a note) checked against its trigger; a letter that expects a
-        response takes the rules file's response time unless one is given."""
-        review = choice(given["review"], REVIEWS, "review")
-        meeting_type = given["meeting_type"]
-        meeting_type = choice(
-            meeting_type.upper() if meeting_type else None, MEETING_TYPES, "meeting type"
-        )
-        letter_kind = choice(given["letter_kind"], LETTER_KINDS, "letter kind")
-        response_days = given["response_days"]
-        only = {
-            "--review": (review, "bla-received"),
-            "--meeting-type": (meeting_type, "meeting-request-received"),
-            "--letter-kind": (letter_kind, "fda-letter-received"),
-            "--response-days": (response_days, "fda-letter-received"),
-        }
-        for option, (value, owner) in only.items():
-            if value is not None and trigger != owner:
-                raise InvalidInput(f"{option} applies only to {owner}, not {trigger}")
-        needed = {
-            "bla-received": ("--review", review),
-            "meeting-request-received": ("--meeting-type", meeting_type),
-            "fda-letter-received": ("--letter-kind", letter_kind),
-        }
-        if trigger in needed and needed[trigger][1] is None:
-            raise InvalidInput(f"{trigger} needs {needed[trigger][0]}")
-        if response_days is not None and not 1 <= response_days <= MAX_RESPONSE_DAYS:
-            raise InvalidInput(f"--response-days must be 1 to {MAX_RESPONSE_DAYS}")
-        if letter_kind is not None and response_days is None:
-            letter = rules.letter_kinds.get(letter_kind)
-            if letter is not None and letter.expects_response:
-                if letter.response_days is None:
-                    raise InvalidInput(
-                        f"a {letter_kind} expects a response: give --response-days "
-                        "(the days the letter allows)"
-                    )
-                response_days = letter.response_days
-        doc = given["doc"]
-        if doc is not None:
-            from atmpvault.archive.documents.versions import Documents
-
-            doc = Documents(self.vault).show(values.doc_id(doc)).id
-        return {
-            "review": review,
-            "meeting_type": meeting_type,
-            "response_days": response_days,
-            "letter_kind": letter_kind,
-            "doc": doc,
-            "note": values.text(given["note"], "--note", MAX_NOTE),
-        }
+    def _answered(
+        self, application: Application, trigger: str, on: date, of: str | None
+    ) -> str | None:
+        """The event an answering event answers: `of` if given (it must be one it can
+        answer, dated on or before it), else the latest such event of the application."""
+        answers = ANSWERS.get(trigger)
+        if answers is None:
+            if of is not None:
+                raise InvalidInput(f"--of applies only to {', '.join(ANSWERS)}, not {trigger}")
+            return None
+        earlier = [
+            e
+            for e in self.events(application.id)
+            if e.trigger in answers and not e.voided and e.on <= on
+        ]
+        if of is not None:
+            wanted = event_id(of)
+            chosen = [e for e in earlier if e.id == wanted]
+            if not chosen:
+                raise VaultError(
+                    f"{wanted} is not a {' or '.join(answers)} of {application.id} dated on or "
+                    f"before {on.isoformat()}; {trigger} answers one"
+                )
+            return wanted
+        if not earlier:
+            raise VaultError(
+                f"{trigger} answers a {' or '.join(answers)}, and {application.id} has none "
+                f"dated on or before {on.isoformat()}"
+            )
+        return earlier[-1].id
 
     def _check_trigger(self, application: Application, trigger: str) -> None:
         if application.kind not in TRIGGERS[trigger]:
@@ -472,6 +537,8 @@ class Regulatory:
     ) -> Event:
         """Correct an event's date or details (review, meeting type, letter kind, response
         days, document, note): a new version, each earlier value kept in its history."""
+        from atmpvault.archive.regulatory.eventfields import checked_fields
+
         reason = values.reason(reason)
         unknown = set(changes) - set(CORRECTABLE)
         if unknown:
@@ -486,7 +553,7 @@ class Regulatory:
             merged = {k: getattr(current, k) for k in CORRECTABLE} | given
             if "letter_kind" in given and "response_days" not in given:
                 merged["response_days"] = None  # the new kind's own response time
-            fields = self._checked_fields(load_rules(self.vault), current.trigger, **merged)
+            fields = checked_fields(self.vault, load_rules(self.vault), current.trigger, **merged)
             changed = {
                 k: [getattr(current, k), v]
                 for k, v in fields.items()
@@ -538,6 +605,11 @@ class Regulatory:
             entry = self._history_entry(voided) | {"voided": True}
             voided = replace(voided, history=(*current.history, entry))
             unit.put(EVENT_KIND, current.id, voided.to_json())
+            target = self.app(current.app)
+            if current.trigger == "bla-approved" and target.status == APPROVED:
+                earlier = [c for c in target.statuses[:-1]]
+                back = earlier[-1]["status"] if earlier else ACTIVE
+                self._put_status(unit, target, back, current.on, f"{current.id} voided")
             unit.subject = f"Void {current.id} {current.trigger} on {current.on.isoformat()}"
             self._trailers(unit, voided)
         return voided

@@ -1,8 +1,7 @@
-"""Milestones: what falls due when, derived from recorded events by the rules table.
+"""The milestone calendar: what falls due when, as the CLI and the alerts ask for it.
 
-`derive` applies the rules to one application's events and does no I/O, so every rule
-can be tested with dated cases. What does not depend on today (every one-off milestone,
-and the base of each yearly series) is projected into the catalog as events are written
+Derivation itself is pure (derivation.py). What does not depend on today (every one-off
+milestone, and the base of each repeating series) is projected into the catalog as events are written
 (see tables.py); `milestones`, the façade the CLI and the alerts call, queries that
 projection and expands the yearly series for the dates asked about.
 
@@ -14,352 +13,29 @@ derived and shown (`milestone_calendar`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from atmpvault.archive.regulatory.obligations import (
-    OPEN,
-    Closure,
-    Recorded,
-    Submitted,
-    latest_completion,
-    obligation_key,
-    resolve,
+from atmpvault.archive.regulatory.derivation import (
+    Milestone,
+    Problem,
+    closed,
+    closures,
+    correct_hint,
+    dated,
+    derive_checked,
+    derive_fixed,
+    expand,
 )
+from atmpvault.archive.regulatory.obligations import Closure, Recorded, Submitted
+from atmpvault.archive.regulatory.rules import KINDS, load_rules
 from atmpvault.errors import InvalidInput
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.values import DateRange
     from atmpvault.archive.core.vault import Vault
     from atmpvault.archive.regulatory.applications import Application, Event, Regulatory
-
-from atmpvault.archive.regulatory.rules import (
-    KINDS,
-    AppFacts,
-    EventFacts,
-    Rule,
-    Rules,
-    Suspension,
-    add_months,
-    load_rules,
-)
-
-# Kinds of milestone that stay open once their date passes, until closed: the sponsor's
-# and FDA's obligations and FDA's goals. A status (the IND in effect) or a gate (a CBE-30
-# waiting period) passes with its date and is never overdue.
-OBLIGATIONS = ("sponsor-due", "fda-due", "fda-goal")
-
-
-@dataclass(frozen=True)
-class Milestone:
-    """One dated obligation or expectation, with the rule and event that produced it."""
-
-    app: str
-    program: str
-    rule: str
-    kind: str
-    due: date
-    days_left: int
-    source: str
-    trigger: str
-    trigger_date: date
-    event: str
-    produces: str
-    cycle: int = 0  # 0 for a one-off milestone; n for the n-th yearly occurrence
-    begins: date | None = None  # a cycle's anniversary (else the obligation begins on its event)
-    closure: Closure | None = None  # done or waived: how, when, by whom
-
-    @property
-    def key(self) -> str:
-        """The obligation's key, which its date never changes (see obligations.py)."""
-        return obligation_key(self.app, self.rule, self.cycle, self.event)
-
-    @property
-    def state(self) -> str:
-        return OPEN if self.closure is None else self.closure.state
-
-    @property
-    def overdue(self) -> bool:
-        """Open, past its date, and an obligation: a status or a gate passes, never late."""
-        return self.closure is None and self.days_left < 0 and self.kind in OBLIGATIONS
-
-    def to_json(self) -> dict[str, Any]:
-        """Stable snake_case keys, dates as ISO text."""
-        return {
-            "key": self.key,
-            "state": self.state,
-            "overdue": self.overdue,
-            "app": self.app,
-            "program": self.program,
-            "rule": self.rule,
-            "kind": self.kind,
-            "due": self.due.isoformat(),
-            "days_left": self.days_left,
-            "source": self.source,
-            "trigger": self.trigger,
-            "trigger_date": self.trigger_date.isoformat(),
-            "event": self.event,
-            "produces": self.produces,
-            "cycle": self.cycle,
-            "closed": None if self.closure is None else self.closure.to_json(),
-        }
-
-
-# -- derivation (pure) --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Series:
-    """A yearly rule's cycles for one event: which of them to list depends on today."""
-
-    rule: Rule
-    event: EventFacts
-    base: date
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A record whose milestones cannot be derived: they are left out, and it is named."""
-
-    app: str
-    record: str
-    message: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"app": self.app, "record": self.record, "problem": self.message}
-
-    def __str__(self) -> str:
-        return f"{self.record} ({self.app}): {self.message}"
-
-
-def correct_hint(event: str) -> str:
-    return f"correct it with 'atmpvault event correct {event} --on YYYY-MM-DD --reason TEXT'"
-
-
-class _Underivable(Exception):
-    """One event's milestones fall outside the dates a calendar can hold."""
-
-    def __init__(self, event: EventFacts, rule: Rule) -> None:
-        super().__init__(event.id)
-        self.event = event
-        self.rule = rule
-
-
-def derive(
-    app: AppFacts,
-    events: Iterable[EventFacts],
-    rules: Rules,
-    today: date,
-    start: date | None = None,
-    end: date | None = None,
-) -> list[Milestone]:
-    """Every milestone one application's events trigger, in date order.
-
-    One-off milestones are all returned. A yearly rule yields, while the application is
-    active, the current cycle's report (the latest anniversary on or before `today`)
-    and the next one, plus any other cycle falling due inside [start, end] when `end`
-    is given. Events whose milestones cannot be computed are left out (see derive_fixed).
-    """
-    return derive_checked(app, events, rules, today, start, end)[0]
-
-
-def derive_checked(
-    app: AppFacts,
-    events: Iterable[EventFacts],
-    rules: Rules,
-    today: date,
-    start: date | None = None,
-    end: date | None = None,
-) -> tuple[list[Milestone], list[Problem]]:
-    """`derive`, with the events it had to leave out."""
-    fixed, series, problems = derive_fixed(app, events, rules)
-    found = [dated(m, today) for m in fixed]
-    if app.active:
-        for each in series:
-            found.extend(expand(app, each, today, start, end))
-    found.sort(key=lambda m: (m.due, m.app, m.rule, m.event))
-    return found, problems
-
-
-def derive_fixed(
-    app: AppFacts, events: Iterable[EventFacts], rules: Rules
-) -> tuple[list[Milestone], list[Series], list[Problem]]:
-    """What does not depend on today: the one-off milestones (days_left 0) and the yearly
-    series with their bases; and the events left out because a milestone they trigger
-    falls outside the years a date can hold (an absurd date in an old vault). Such an
-    event is left out whole, and the rest derived again without it, so no milestone
-    rests on it."""
-    remaining = sorted(events, key=lambda e: (e.on, e.id))
-    problems: list[Problem] = []
-    while True:
-        try:
-            fixed, series = _derive_fixed(app, remaining, rules)
-        except _Underivable as exc:
-            bad = exc.event
-            problems.append(
-                Problem(
-                    app.id,
-                    bad.id,
-                    f"{bad.trigger} on {bad.on.isoformat()}: rule {exc.rule.id} falls outside "
-                    f"the dates a calendar can hold; {correct_hint(bad.id)}",
-                )
-            )
-            remaining = [e for e in remaining if e.id != bad.id]
-            continue
-        return fixed, series, problems
-
-
-def _derive_fixed(
-    app: AppFacts, ordered: Sequence[EventFacts], rules: Rules
-) -> tuple[list[Milestone], list[Series]]:
-    dues: dict[tuple[str, str], date] = {}  # (event, rule) -> due, for anchored rules
-    fixed: list[Milestone] = []
-    series: list[Series] = []
-    for rule in rules.rules:
-        candidates = [e for e in ordered if rule.applies(e)]
-        if rule.once_per_app and candidates:
-            first = next(t for t in rule.triggers if any(e.trigger == t for e in candidates))
-            candidates = [[e for e in candidates if e.trigger == first][-1]]
-        for event in candidates:
-            base: date | None = event.on
-            targets = rule.anchor.get(event.trigger)
-            if targets:
-                base = _anchor_date(dues, event.id, targets)
-            if base is None:
-                continue
-            try:
-                if rule.repeat == "yearly":
-                    add_months(base, 12)  # its first anniversary must exist
-                    series.append(Series(rule, event, base))
-                    continue
-                due = rule.offset.apply(base, event)
-            except (OverflowError, ValueError):
-                raise _Underivable(event, rule) from None
-            if due is not None and rule.suspended is not None:
-                due = _lifted(rule.suspended, ordered, event.on, due)
-            if due is not None:
-                dues[(event.id, rule.id)] = due
-                fixed.append(_made(app, rule, event, due))
-    return fixed, series
-
-
-def _lifted(hold: Suspension, ordered: Sequence[EventFacts], since: date, due: date) -> date | None:
-    """The due date, or if an event of `hold.by` fell in (since, due], the date of the
-    first later event of `hold.until` (None while none: the milestone has not happened)."""
-    held = next((e.on for e in ordered if e.trigger == hold.by and since < e.on <= due), None)
-    if held is None:
-        return due
-    return next((e.on for e in ordered if e.trigger == hold.until and e.on >= held), None)
-
-
-def closures(
-    app: AppFacts,
-    fixed: Sequence[Milestone],
-    series: Sequence[Series],
-    events: Sequence[EventFacts],
-    recorded: Iterable[Recorded],
-    sequences: Sequence[Submitted],
-    rules: Rules,
-) -> dict[str, Closure]:
-    """Key -> closure of one application's closed obligations (see obligations.resolve):
-    the yearly cycles are those begun by the last thing that could complete one."""
-    last = latest_completion(sequences, events)
-    cycles = [m for s in series for m in expand(app, s, last, None, None)] if last else []
-    return resolve([*fixed, *cycles], recorded, sequences, events, rules)
-
-
-def closed(found: Iterable[Milestone], by_key: Mapping[str, Closure]) -> list[Milestone]:
-    """The milestones with their closures attached."""
-    return [replace(m, closure=by_key[m.key]) if m.key in by_key else m for m in found]
-
-
-def expand(
-    app: AppFacts, series: Series, today: date, start: date | None, end: date | None
-) -> list[Milestone]:
-    """The cycles of a yearly series to list on `today` (see derive)."""
-    cycles = _yearly(series.rule, series.event, series.base, today, start, end)
-    return [
-        dated(_made(app, series.rule, series.event, due, n, begins), today)
-        for n, due, begins in cycles
-    ]
-
-
-def dated(milestone: Milestone, today: date) -> Milestone:
-    """The milestone with its days left as of `today`."""
-    return replace(milestone, days_left=(milestone.due - today).days)
-
-
-def _made(
-    app: AppFacts,
-    rule: Rule,
-    event: EventFacts,
-    due: date,
-    cycle: int = 0,
-    begins: date | None = None,
-) -> Milestone:
-    return Milestone(
-        app=app.id,
-        program=app.program,
-        rule=rule.id,
-        kind=rule.kind,
-        due=due,
-        days_left=0,
-        source=rule.source,
-        trigger=event.trigger,
-        trigger_date=event.on,
-        event=event.id,
-        produces=rule.produces,
-        cycle=cycle,
-        begins=begins,
-    )
-
-
-def _anchor_date(
-    dues: Mapping[tuple[str, str], date], event: str, targets: Sequence[str]
-) -> date | None:
-    """The anchor's due date: from the same event, else the application's latest."""
-    for target in targets:
-        if (event, target) in dues:
-            return dues[(event, target)]
-    others = [d for (_e, r), d in dues.items() if r in targets]
-    return max(others) if others else None
-
-
-def _yearly(
-    rule: Rule, event: EventFacts, base: date, today: date, start: date | None, end: date | None
-) -> list[tuple[int, date, date]]:
-    """(cycle, due, anniversary) of a yearly rule: every cycle begun by `today` (a missed
-    report stays owed whatever later cycles exist), the next, and any inside the window."""
-    anniversaries: list[date] = []
-    cycle = 1
-    while True:
-        try:
-            anniversary = add_months(base, 12 * cycle)
-        except ValueError:  # after year 9999: the series ends with the calendar
-            break
-        anniversaries.append(anniversary)
-        if anniversary > today and (end is None or anniversary > end):
-            break
-        cycle += 1
-    keep = {i for i, a in enumerate(anniversaries) if a <= today}
-    following = next((i for i, a in enumerate(anniversaries) if a > today), None)
-    if following is not None:
-        keep.add(following)
-    dues = [_offset(rule, a, event) for a in anniversaries]
-    if end is not None:
-        low = start or today
-        keep.update(i for i, d in enumerate(dues) if d is not None and low <= d <= end)
-    return [(i + 1, d, anniversaries[i]) for i, d in enumerate(dues) if i in keep and d is not None]
-
-
-def _offset(rule: Rule, base: date, event: EventFacts) -> date | None:
-    """The due date, or None where it would fall after year 9999."""
-    try:
-        return rule.offset.apply(base, event)
-    except (OverflowError, ValueError):
-        return None
 
 
 # -- the façade -------------------------------------------------------------------------------
@@ -450,8 +126,9 @@ def milestone_calendar(
 
 
 def vanished(vault: Vault, program: str | None = None, app: str | None = None) -> list[Milestone]:
-    """The milestones voided events made, each closed as "cancelled": an iCalendar
-    export carries them so that subscribed calendars remove them."""
+    """Milestones that are gone, each closed as "cancelled": those of a voided event, and
+    a review goal FDA's designation of another track replaced. An iCalendar export
+    carries them so that subscribed calendars remove them."""
     from atmpvault.archive.regulatory.applications import Regulatory
     from atmpvault.archive.regulatory.obligations import CANCELLED
 
@@ -462,22 +139,22 @@ def vanished(vault: Vault, program: str | None = None, app: str | None = None) -
         by_app.setdefault(event.app, []).append(event)
     gone: list[Milestone] = []
     for app_id, events in sorted(by_app.items()):
-        voided = {e.id: e for e in events if e.voided}
-        if not voided:
-            continue
         application = registry.app(app_id)
         if program is not None and application.program != program:
             continue
         live = {m.key for m in derive_fixed(application, [e for e in events if not e.voided],
                                             rules)[0]}  # fmt: skip
-        for m in derive_fixed(application, events, rules)[0]:
-            cause = voided.get(m.event)
-            if cause is not None and m.key not in live:
-                on = date.fromisoformat(cause.recorded_at[:10])
-                how = Closure(
-                    m.key, CANCELLED, on, cause.user, "event voided", cause.id, cause.reason
-                )
-                gone.append(replace(m, closure=how))
+        for m in derive_fixed(application, events, rules, designate=False)[0]:
+            if m.key in live:
+                continue
+            causes = [e for e in events if e.id == m.event and e.voided]
+            causes += [e for e in events if e.trigger == "review-designated" and e.of == m.event]
+            if causes:
+                cause = causes[-1]
+                on = date.fromisoformat(cause.recorded_at[:10]) if cause.voided else cause.on
+                how = "event voided" if cause.voided else "event"
+                closure = Closure(m.key, CANCELLED, on, cause.user, how, cause.id, cause.reason)
+                gone.append(replace(m, closure=closure))
     return gone
 
 
@@ -504,7 +181,7 @@ class _App:
 
     id: str
     program: str
-    active: bool = True
+    paused: list[tuple[date, date | None]] = field(default_factory=list)
 
 
 def _projected(
@@ -525,7 +202,9 @@ def _projected(
         rows = read_projected(conn, program, app, start, end, dates.earliest, dates.latest())
     found = [dated(m, today) for m in rows.fixed]
     for app_id, app_program, each in rows.yearly:
-        found.extend(expand(_App(app_id, app_program), each, today, start, end))
+        found.extend(
+            expand(_App(app_id, app_program, rows.paused.get(app_id, [])), each, today, start, end)
+        )
     found = closed(found, rows.closures)
     problems = [Problem(*row) for row in rows.problems]
     problems += [_outside(dates, *row) for row in rows.outside]

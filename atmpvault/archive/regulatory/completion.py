@@ -20,7 +20,7 @@ from atmpvault.errors import InvalidInput, NotFound, VaultError
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
-    from atmpvault.archive.regulatory.calendar import Milestone
+    from atmpvault.archive.regulatory.derivation import Milestone
 
 ACTIONS = {DONE: "milestone-done", WAIVED: "milestone-waive", OPEN: "milestone-reopen"}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from icalendar import Calendar, Event
 
 from atmpvault.archive.core import values
-from atmpvault.archive.regulatory.calendar import Milestone
+from atmpvault.archive.regulatory.derivation import Milestone
 from atmpvault.errors import VaultError
 from atmpvault.files import write_atomically
 

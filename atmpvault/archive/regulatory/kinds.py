@@ -53,7 +53,21 @@ APP_KIND = RecordKind(
     id_pattern=r"(?:IND|BLA)-[0-9]{6}",
     legacy_format=1,
     sharded=False,
-    fields=frozenset({"id", "kind", "number", "label", "program", "status", "recorded_at", "user"}),
+    fields=frozenset(
+        {
+            "id",
+            "kind",
+            "number",
+            "label",
+            "program",
+            "status",
+            "recorded_at",
+            "user",
+            "status_on",
+            "statuses",
+            "reason",
+        }
+    ),  # fmt: skip
     columns=_app_columns,
 )
 
@@ -82,6 +96,10 @@ EVENT_KIND = RecordKind(
             "reason",
             "history",
             "status",
+            "of",
+            "meeting_date",
+            "meeting_format",
+            "resubmission_class",
         }
     ),  # fmt: skip
     columns=_event_columns,

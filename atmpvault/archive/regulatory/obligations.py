@@ -26,12 +26,13 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from atmpvault.archive.regulatory.calendar import Milestone
+    from atmpvault.archive.regulatory.derivation import Milestone
     from atmpvault.archive.regulatory.rules import EventFacts, Rules
 
 DONE, WAIVED, OPEN = "done", "waived", "open"
 STATES = (DONE, WAIVED, OPEN)
-CANCELLED = "cancelled"  # the event that made it was voided (an export's last word on it)
+CANCELLED = "cancelled"  # voided, or FDA denied the meeting: it will not happen
+SUPERSEDED = "superseded"  # FDA extended the review: the extended goal replaces it
 
 
 def obligation_key(app: str, rule: str, cycle: int, event: str) -> str:
@@ -128,16 +129,20 @@ def resolve(
     sequences: Iterable[Submitted],
     events: Iterable[EventFacts],
     rules: Rules,
+    decided: Mapping[str, Closure] | None = None,
 ) -> dict[str, Closure]:
     """Key -> closure of every closed obligation among `obligations` (of one application).
 
-    A recorded state wins for its key; each automatic completion, in date order, closes
-    the oldest open obligation (by due date) of a rule that lists it, begun by its date,
-    that has no recorded state."""
+    What FDA's events `decided` (superseded, cancelled) holds; then a recorded state
+    wins for its key; each automatic completion, in date order, closes the oldest open
+    obligation (by due date) of a rule that lists it, begun by its date, that has no
+    recorded state."""
     pending = sorted(obligations, key=lambda m: (m.due, m.key))
-    closed: dict[str, Closure] = {}
-    stated: set[str] = set()
+    closed: dict[str, Closure] = dict(decided or {})
+    stated: set[str] = set(closed)
     for r in recorded:
+        if r.key in stated:
+            continue
         stated.add(r.key)
         if r.state in (DONE, WAIVED):
             closed[r.key] = Closure(r.key, r.state, r.on, r.user, "recorded", r.evidence, r.reason)

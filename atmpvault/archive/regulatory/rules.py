@@ -29,9 +29,10 @@ VAULT_RULES_PATH = f"config/rules/{RULES_FILE}"
 RULES_FORMAT = 1
 
 KINDS = ("sponsor-due", "fda-due", "fda-goal", "gate", "status")
-CONDITION_FIELDS = ("review", "meeting_type", "letter_kind")
+CONDITION_FIELDS = ("review", "meeting_type", "letter_kind", "resubmission_class")
 OFFSET_FIELDS = ("response_days",)
-REPEATS = ("yearly",)
+DATE_FIELDS = ("meeting_date",)  # event fields that hold a date a rule can take
+REPEATS = {"yearly": 12, "quarterly": 3}  # months between cycles
 _RULE_ID_RE = re.compile(r"[A-Z][A-Z0-9_]*")
 
 
@@ -54,7 +55,7 @@ class AppFacts(Protocol):
     @property
     def program(self) -> str: ...
     @property
-    def active(self) -> bool: ...
+    def paused(self) -> list[tuple[date, date | None]]: ...  # inactive: [from, until)
 
 
 # -- date arithmetic ------------------------------------------------------------------------
@@ -115,6 +116,20 @@ class Rule:
     once_per_app: bool = False
     completed_by: Completion = field(default_factory=lambda: Completion((), ()))
     suspended: Suspension | None = None
+    # Cycles of a repeating rule that exist (first, last; last None: while active), and
+    # whether a cycle's period ends the day before its anniversary (a periodic report).
+    cycles: tuple[int, int | None] = (1, None)
+    period_end: bool = False
+    # A later event answering this one (of = this event) whose date field replaces the
+    # due date (FDA grants the meeting date); until then the date is provisional.
+    replaced_by: tuple[str, str] | None = None
+    cancelled_by: tuple[str, ...] = ()  # events (of = this event) that cancel it
+    supersedes: bool = False  # it replaces the milestone it is anchored on
+
+    @property
+    def months(self) -> int:
+        """Months between the cycles of a repeating rule."""
+        return REPEATS[self.repeat] if self.repeat else 0
 
     def applies(self, event: EventFacts) -> bool:
         return event.trigger in self.triggers and all(
@@ -299,12 +314,19 @@ def _parse_rule(item: object, origin: str, position: int, triggers: Mapping[str,
     repeat = item.get("repeat")
     if repeat is not None and repeat not in REPEATS:
         raise InvalidRules(f"{name}: unknown repeat {repeat!r}; use one of: {', '.join(REPEATS)}")
+    if repeat is None and item.get("cycles") is not None:
+        raise InvalidRules(f"{name}: 'cycles' applies only to a rule that repeats")
     for flag in ("unverified", "once_per_app"):
         if not isinstance(item.get(flag, False), bool):
             raise InvalidRules(f"{name}: '{flag}' must be true or false")
     return Rule(
         completed_by=_parse_completion(item.get("completed_by", {}), name, triggers),
         suspended=_parse_suspension(item.get("suspended"), name, triggers),
+        cycles=_parse_cycles(item.get("cycles"), name),
+        period_end=_flag(item, "period_end", name),
+        replaced_by=_parse_replaced_by(item.get("replaced_by"), name, triggers),
+        cancelled_by=_parse_triggers(item.get("cancelled_by", []), "cancelled_by", name, triggers),
+        supersedes=_flag(item, "supersedes", name),
         id=rule_id,
         triggers=tuple(listed),
         basis=text("basis"),
@@ -353,6 +375,55 @@ def _parse_suspension(raw: object, name: str, triggers: Mapping[str, object]) ->
     ):
         raise InvalidRules(f'{name}: \'suspended\' must be {{"by": TRIGGER, "until": TRIGGER}}')
     return Suspension(raw["by"], raw["until"])
+
+
+def _flag(item: Mapping[str, object], key: str, name: str) -> bool:
+    value = item.get(key, False)
+    if not isinstance(value, bool):
+        raise InvalidRules(f"{name}: '{key}' must be true or false")
+    return value
+
+
+def _parse_cycles(raw: object, name: str) -> tuple[int, int | None]:
+    if raw is None:
+        return (1, None)
+    first = raw.get("first", 1) if isinstance(raw, dict) else None
+    last = raw.get("last") if isinstance(raw, dict) else None
+    if (
+        not isinstance(first, int)
+        or isinstance(first, bool)
+        or first < 1
+        or (last is not None and (not isinstance(last, int) or isinstance(last, bool)))
+        or (last is not None and last < first)
+    ):
+        raise InvalidRules(f'{name}: \'cycles\' must be {{"first": N, "last": M or null}}')
+    return (first, last)
+
+
+def _parse_replaced_by(
+    raw: object, name: str, triggers: Mapping[str, object]
+) -> tuple[str, str] | None:
+    if raw is None:
+        return None
+    if (
+        not isinstance(raw, dict)
+        or set(raw) != {"trigger", "field"}
+        or raw["trigger"] not in triggers
+        or raw["field"] not in DATE_FIELDS
+    ):
+        raise InvalidRules(
+            f'{name}: \'replaced_by\' must be {{"trigger": TRIGGER, "field": '
+            f"{' or '.join(DATE_FIELDS)}}}"
+        )
+    return (raw["trigger"], raw["field"])
+
+
+def _parse_triggers(
+    raw: object, key: str, name: str, triggers: Mapping[str, object]
+) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(t, str) and t in triggers for t in raw):
+        raise InvalidRules(f"{name}: '{key}' must list known triggers")
+    return tuple(raw)
 
 
 def _parse_offset(raw: object, name: str) -> Offset:

@@ -34,11 +34,11 @@ from atmpvault.errors import InvalidRules
 if TYPE_CHECKING:
     from atmpvault.archive.core.changes import CommitChanges
     from atmpvault.archive.regulatory.applications import Application, Event
-    from atmpvault.archive.regulatory.calendar import Milestone, Series
+    from atmpvault.archive.regulatory.derivation import Milestone, Series
     from atmpvault.archive.regulatory.obligations import Closure, Recorded, Submitted
     from atmpvault.archive.regulatory.rules import Rules
 
-SCHEMA = "3"
+SCHEMA = "4"
 
 milestones = sa.Table(
     "milestones",
@@ -53,6 +53,7 @@ milestones = sa.Table(
     sa.Column("trigger", sa.String(40), nullable=False),
     sa.Column("trigger_date", sa.String(10), nullable=False),
     sa.Column("produces", sa.Text, nullable=False),
+    sa.Column("provisional", sa.Boolean, nullable=False),
     sa.Index("milestones_due", "due"),
 )
 
@@ -143,8 +144,8 @@ def derive_all(
     """The fixed milestones, yearly series rows, problem rows and closure rows of these
     applications (None: all)."""
     from atmpvault.archive.regulatory.applications import Application, Event
-    from atmpvault.archive.regulatory.calendar import closures as closures_of
-    from atmpvault.archive.regulatory.calendar import derive_fixed
+    from atmpvault.archive.regulatory.derivation import closures as closures_of
+    from atmpvault.archive.regulatory.derivation import derive_fixed
 
     wanted = None if apps is None else list(apps)
     columns = (records.c.id, records.c.ref, records.c.body)
@@ -247,6 +248,7 @@ class Projected:
     yearly: list[tuple[str, str, Series]]  # (app, program, series)
     problems: list[tuple[str, str, str]]  # (app, record, problem)
     outside: list[tuple[str, str, str, date]]  # (app, event, trigger, its date)
+    paused: dict[str, list[tuple[date, date | None]]]  # app -> inactive periods
     closures: dict[str, Closure]  # obligation key -> how it was closed
 
 
@@ -259,11 +261,11 @@ def read_projected(
     earliest: date,
     latest: date,
 ) -> Projected:
-    """The one-off milestones due in [start, end] and the yearly series of active
-    applications, of events dated in [earliest, latest]; the recorded problems; and the
+    """The one-off milestones due in [start, end] and the repeating series (with the
+    periods each application was inactive), of events dated in [earliest, latest]; the recorded problems; and the
     events dated outside [earliest, latest], which the calendar leaves out and names."""
-    from atmpvault.archive.regulatory.applications import ACTIVE, Event
-    from atmpvault.archive.regulatory.calendar import Series
+    from atmpvault.archive.regulatory.applications import Application, Event
+    from atmpvault.archive.regulatory.derivation import Series
     from atmpvault.archive.regulatory.obligations import Closure
 
     def scoped(table: sa.Table) -> list[Any]:
@@ -284,10 +286,12 @@ def read_projected(
         fixed = fixed.where(milestones.c.due >= start.isoformat())
     if end is not None:
         fixed = fixed.where(milestones.c.due <= end.isoformat())
-    active = sa.select(records.c.id).where(
-        records.c.kind == APP_KIND.name, records.c.latest.is_(True), records.c.status == ACTIVE
+    apps = sa.select(records.c.id, records.c.body).where(
+        records.c.kind == APP_KIND.name, records.c.latest.is_(True)
     )
-    yearly = sa.select(series).where(*scoped(series), inside(series), series.c.app.in_(active))
+    if app is not None:
+        apps = apps.where(records.c.id == app)
+    yearly = sa.select(series).where(*scoped(series), inside(series))
     rules = stored_rules(conn)
     found = Projected(
         fixed=[milestone_from_row(row) for row in conn.execute(fixed)],
@@ -308,6 +312,9 @@ def read_projected(
             for row in conn.execute(sa.select(underivable).where(*scoped(underivable)))
         ],
         outside=[],
+        paused={
+            row.id: Application.from_json(json.loads(row.body)).paused for row in conn.execute(apps)
+        },  # fmt: skip
         closures={
             row.key: Closure.from_json(row.key, json.loads(row.body))
             for row in conn.execute(sa.select(closures).where(*scoped(closures)))
@@ -354,6 +361,7 @@ def milestone_row(m: Milestone) -> dict[str, Any]:
         "trigger": m.trigger,
         "trigger_date": m.trigger_date.isoformat(),
         "produces": m.produces,
+        "provisional": m.provisional,
     }
 
 
@@ -372,7 +380,7 @@ def _series_row(app: Application, s: Series, event: Event) -> dict[str, Any]:
 
 def milestone_from_row(row: Any) -> Milestone:
     """A projected one-off milestone (days_left 0: the caller dates it)."""
-    from atmpvault.archive.regulatory.calendar import Milestone
+    from atmpvault.archive.regulatory.derivation import Milestone
 
     m = row._mapping
     return Milestone(
@@ -387,6 +395,7 @@ def milestone_from_row(row: Any) -> Milestone:
         trigger_date=date.fromisoformat(m["trigger_date"]),
         event=m["event"],
         produces=m["produces"],
+        provisional=bool(m["provisional"]),
     )
 
 

@@ -43,6 +43,8 @@ SUBMISSION_TYPES = (
     "safety-report-7-day",
     "safety-report-15-day",
     "annual-report",
+    "postmarketing-15-day",
+    "periodic-safety-report",
     "response-to-fda",
     "meeting-request",
     "designation-request",
@@ -74,6 +76,8 @@ TYPE_KINDS = {
     "pas": ("bla",),
     "cbe-30": ("bla",),
     "cbe-0": ("bla",),
+    "postmarketing-15-day": ("bla",),
+    "periodic-safety-report": ("bla",),
 }
 
 MAX_NAME = 64  # characters per file or folder name (eCTD v3.2.2, FDA)

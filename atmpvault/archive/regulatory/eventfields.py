@@ -1,0 +1,120 @@
+"""The details of a regulatory event, checked against its trigger before it is written.
+
+Review track, meeting type and format, letter kind and response time, resubmission
+class, the granted meeting date, the document it records and a note: each applies to
+some triggers only, some are required by one. An extension of a review is checked
+against the review it extends.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from atmpvault.archive.core import values
+from atmpvault.archive.regulatory.applications import (
+    LETTER_KINDS,
+    MAX_NOTE,
+    MAX_RESPONSE_DAYS,
+    MEETING_FORMATS,
+    MEETING_TYPES,
+    RESUBMISSION_CLASSES,
+    REVIEWS,
+    Application,
+    choice,
+)
+from atmpvault.errors import InvalidInput, VaultError
+
+if TYPE_CHECKING:
+    from atmpvault.archive.core.vault import Vault
+    from atmpvault.archive.regulatory.rules import Rules
+
+
+def checked_fields(vault: Vault, rules: Rules, trigger: str, **given: Any) -> dict[str, Any]:
+    """An event's details (review, meeting type, letter kind and response days, the
+    document it records, a note) checked against its trigger; a letter that expects a
+    response takes the rules file's response time unless one is given."""
+    review = choice(given["review"], REVIEWS, "review")
+    meeting_type = given["meeting_type"]
+    meeting_type = choice(
+        meeting_type.upper() if meeting_type else None, MEETING_TYPES, "meeting type"
+    )
+    letter_kind = choice(given["letter_kind"], LETTER_KINDS, "letter kind")
+    response_days = given["response_days"]
+    meeting_date, meeting_format = given["meeting_date"], given["meeting_format"]
+    resubmission_class = given["resubmission_class"]
+    only = {
+        "--review": (review, ("bla-received", "review-designated")),
+        "--meeting-type": (meeting_type, ("meeting-request-received",)),
+        "--letter-kind": (letter_kind, ("fda-letter-received",)),
+        "--response-days": (response_days, ("fda-letter-received",)),
+        "--meeting-date": (meeting_date, ("meeting-granted",)),
+        "--meeting-format": (meeting_format, ("meeting-granted",)),
+        "--class": (resubmission_class, ("resubmission-received",)),
+    }
+    for option, (value, owners) in only.items():
+        if value is not None and trigger not in owners:
+            raise InvalidInput(f"{option} applies only to {' and '.join(owners)}, not {trigger}")
+    needed = {
+        "bla-received": ("--review", review),
+        "review-designated": ("--review", review),
+        "meeting-request-received": ("--meeting-type", meeting_type),
+        "fda-letter-received": ("--letter-kind", letter_kind),
+        "meeting-granted": ("--meeting-date, the date FDA granted", meeting_date),
+        "resubmission-received": ("--class 1 or 2", resubmission_class),
+    }
+    if trigger in needed and needed[trigger][1] is None:
+        raise InvalidInput(f"{trigger} needs {needed[trigger][0]}")
+    if response_days is not None and not 1 <= response_days <= MAX_RESPONSE_DAYS:
+        raise InvalidInput(f"--response-days must be 1 to {MAX_RESPONSE_DAYS}")
+    if letter_kind is not None and response_days is None:
+        letter = rules.letter_kinds.get(letter_kind)
+        if letter is not None and letter.expects_response:
+            if letter.response_days is None:
+                raise InvalidInput(
+                    f"a {letter_kind} expects a response: give --response-days "
+                    "(the days the letter allows)"
+                )
+            response_days = letter.response_days
+    if meeting_date is not None:
+        vault.config.dates.check(meeting_date, "--meeting-date")
+    doc = given["doc"]
+    if doc is not None:
+        from atmpvault.archive.documents.versions import Documents
+
+        doc = Documents(vault).show(values.doc_id(doc)).id
+    return {
+        "review": review,
+        "meeting_type": meeting_type,
+        "response_days": response_days,
+        "letter_kind": letter_kind,
+        "meeting_date": meeting_date,
+        "meeting_format": choice(meeting_format, MEETING_FORMATS, "meeting format"),
+        "resubmission_class": choice(
+            resubmission_class, RESUBMISSION_CLASSES, "resubmission class"
+        ),
+        "doc": doc,
+        "note": values.text(given["note"], "--note", MAX_NOTE),
+    }
+
+
+def check_extension(vault: Vault, target: Application, of: str, on: date, rules: Rules) -> None:
+    """FDA extends a review that is under way: one with a goal, not yet acted on and
+    not already extended."""
+    from atmpvault.archive.regulatory.calendar import milestone_calendar
+
+    goals = {t for r in rules.rules if r.supersedes for ts in r.anchor.values() for t in ts}
+    found = milestone_calendar(
+        vault, on, app=target.id, start=vault.config.dates.earliest, closed=True
+    ).milestones
+    mine = [m for m in found if m.event == of and m.rule in goals]
+    if not mine:
+        raise VaultError(f"{of} has no review goal to extend")
+    for goal in mine:
+        c = goal.closure
+        if c is not None and c.on <= on:
+            what = "already extended" if c.state == "superseded" else f"{c.state}"
+            raise VaultError(
+                f"the review of {of} is {what} ({goal.key}: {c.state} on "
+                f"{c.on.isoformat()} by {c.evidence or c.by}); it cannot be extended"
+            )
