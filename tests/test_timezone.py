@@ -95,6 +95,8 @@ def test_a_vault_that_never_set_a_zone_keeps_utc_days(clock: Clock, tmp_path: Pa
     assert ok(vault, "config", "show") == {
         "timezone": "UTC",
         "dates": {"earliest": "1990-01-01", "years_ahead": 10},
+        "holidays": "US",
+        "targets": {},
         "today": "2026-03-02",
     }
     # 04:30 UTC is the next day in UTC: the report is overdue, as it always was.
@@ -121,6 +123,8 @@ def test_config_set_timezone_is_one_audited_commit(clock: Clock, tmp_path: Path)
     assert ok(vault, "config", "show") == {
         "timezone": NY,
         "dates": {"earliest": "1990-01-01", "years_ahead": 10},
+        "holidays": "US",
+        "targets": {},
         "today": "2026-03-01",
     }
     text = run(vault, "config", "show")

@@ -1,4 +1,5 @@
-"""The vault's settings: its time zone and the dates people may enter."""
+"""The vault's settings: its time zone, the dates people may enter, its holiday calendar
+and the sponsor's target dates."""
 
 from __future__ import annotations
 
@@ -43,6 +44,12 @@ def config_show(vault: Vault, as_json: bool) -> None:
                     "earliest": shown["dates.earliest"],
                     "years_ahead": shown["dates.years_ahead"],
                 },
+                "holidays": shown["holidays"],
+                "targets": {
+                    key.removeprefix("targets."): days
+                    for key, days in shown.items()
+                    if key.startswith("targets.")
+                },
                 "today": today,
             }
         )
@@ -69,10 +76,16 @@ def config_set(
                          date or time typed without an offset; times stay stored in UTC
       dates.earliest     the first date the vault accepts, YYYY-MM-DD
       dates.years_ahead  how many years past today it accepts dates (0 to 100)
+      holidays           the holiday calendar due dates are flagged against: a country
+                         code, optionally with a subdivision (US, the default; US-CA;
+                         DE-BY), or none (weekends only)
+      targets.KIND       the sponsor's own target, in days before the due date, for
+                         milestones of KIND (sponsor-due, fda-due...); 0 removes it
 
     \b
         atmpvault config set timezone America/New_York --reason "sponsor site in New York"
         atmpvault config set dates.earliest 2015-01-01 --reason "no program is older"
+        atmpvault config set targets.sponsor-due 10 --reason "package ready 10 days early"
     """
     from atmpvault.archive.core.configuration import Configuration
 

@@ -51,27 +51,36 @@ def _report_problems(problems: Sequence[Problem], warn_only: bool = False) -> No
 
 
 def show_milestones(rows: Sequence[Milestone], states: bool = False) -> None:
-    """The milestones for people; `states`: with a STATE column (open, or how closed)."""
+    """The milestones for people; `states`: with a STATE column (open, or how closed).
+    A due date on a weekend or holiday is marked `*` (NOTE says which); a provisional
+    one `?`; TARGET, when the vault sets sponsor targets, is the sponsor's own date."""
+    targets = any(m.target for m in rows)
+    notes = any(m.non_working for m in rows)
     table(
         [
             (
-                f"{m.due.isoformat()}{PROVISIONAL if m.provisional else ''}",
+                f"{m.due.isoformat()}{PROVISIONAL if m.provisional else ''}"
+                f"{NON_WORKING if m.non_working else ''}",
                 m.days_left,
+                *([m.target.isoformat() if m.target else ""] if targets else []),
                 m.key,
                 m.kind,
                 *([_state(m)] if states else []),
                 m.produces,
+                *([m.non_working or ""] if notes else []),
                 m.source,
                 f"{m.trigger} {m.trigger_date.isoformat()} ({m.event})",
             )
             for m in rows
         ],
-        ["DUE", "DAYS", "KEY", "KIND", *(["STATE"] if states else []), "PRODUCES", "SOURCE",
+        ["DUE", "DAYS", *(["TARGET"] if targets else []), "KEY", "KIND",
+         *(["STATE"] if states else []), "PRODUCES", *(["NOTE"] if notes else []), "SOURCE",
          "TRIGGER"],
     )  # fmt: skip
 
 
 PROVISIONAL = "?"  # counted from a date FDA has not fixed yet (the latest allowable)
+NON_WORKING = "*"  # due on a weekend day or a holiday of the vault's calendar
 
 
 def _state(m: Milestone) -> str:

@@ -37,6 +37,10 @@ class VaultConfig:
     # the dates people may enter (absent from the file: 1990-01-01 to 10 years ahead), as
     # days in the vault's time zone (its "timezone"; absent: UTC)
     dates: values.DateRange = values.DEFAULT_DATES
+    # the holiday calendar due dates are checked against (see workdays.py)
+    holidays: str = "US"
+    # per kind of milestone, the sponsor's own target: so many days before the due date
+    targets: dict[str, int] = field(default_factory=dict)
 
     @property
     def zone(self) -> tzinfo:
@@ -66,6 +70,8 @@ class VaultConfig:
                 for name, addresses in data.get("distribution_lists", {}).items()
             },
             dates=_dates(data.get("dates"), _zone(data.get("timezone"))),
+            holidays=str(data.get("holidays", "US")),
+            targets=_targets(data.get("targets")),
         )
 
     def serialise(self) -> bytes:
@@ -80,6 +86,10 @@ class VaultConfig:
             }
         if self.dates.zone is not UTC:
             data["timezone"] = self.timezone
+        if self.holidays != "US":
+            data["holidays"] = self.holidays
+        if self.targets:
+            data["targets"] = dict(sorted(self.targets.items()))
         if (self.dates.earliest, self.dates.years_ahead) != (values.EARLIEST, values.YEARS_AHEAD):
             data["dates"] = {
                 "earliest": self.dates.earliest.isoformat(),
@@ -100,6 +110,18 @@ def _zone(raw: object) -> tzinfo:
         raise VaultError(f'{CONFIG_PATH}: "timezone": {exc}') from None
 
 
+def _targets(raw: object) -> dict[str, int]:
+    """The sponsor's target days per kind of milestone; a broken entry is refused."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 366
+        for k, v in raw.items()
+    ):
+        raise VaultError(f'{CONFIG_PATH}: "targets" must map kinds to 1 to 366 days')
+    return dict(raw)
+
+
 def _dates(raw: object, zone: tzinfo) -> values.DateRange:
     """The configured date range; a broken one is refused by every command that reads it."""
     try:
@@ -110,7 +132,9 @@ def _dates(raw: object, zone: tzinfo) -> values.DateRange:
 
 # -- the settings `atmpvault config` shows and sets ---------------------------------------
 
-SETTINGS = ("timezone", "dates.earliest", "dates.years_ahead")
+SETTINGS = ("timezone", "dates.earliest", "dates.years_ahead", "holidays")
+TARGETS = "targets."  # targets.<kind>: days before the due date (0 removes the target)
+_KIND_RE = re.compile(r"[a-z][a-z-]{0,30}")
 
 
 def settings_of(config: VaultConfig) -> dict[str, Any]:
@@ -119,6 +143,8 @@ def settings_of(config: VaultConfig) -> dict[str, Any]:
         "timezone": config.timezone,
         "dates.earliest": config.dates.earliest.isoformat(),
         "dates.years_ahead": config.dates.years_ahead,
+        "holidays": config.holidays,
+        **{f"{TARGETS}{kind}": days for kind, days in sorted(config.targets.items())},
     }
 
 
@@ -156,8 +182,12 @@ class Configuration:
         InvalidInput for an unknown key or a malformed value; NothingChanged if the
         setting already has that value.
         """
-        if key not in SETTINGS:
-            raise InvalidInput(f"unknown setting {key[:40]!r}; settings: {', '.join(SETTINGS)}")
+        targeted = key.startswith(TARGETS) and _KIND_RE.fullmatch(key[len(TARGETS) :])
+        if key not in SETTINGS and not targeted:
+            raise InvalidInput(
+                f"unknown setting {key[:40]!r}; settings: {', '.join(SETTINGS)}, "
+                f"{TARGETS}KIND (e.g. {TARGETS}sponsor-due)"
+            )
         why = values.reason(reason)
         vault = self.vault
         with vault.writing():
@@ -168,23 +198,46 @@ class Configuration:
             before = settings_of(config)
             raw: dict[str, Any] = json.loads(current)
             new = _set(raw, key, value, config.zone)
-            if new == before[key]:
+            if new == before.get(key, 0):
                 raise NothingChanged(f"{key} is already {new}; nothing was changed")
             data = (json.dumps(raw, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
             VaultConfig.parse(data)  # what we write must read back
             commit = vault.commit_files(
                 {CONFIG_PATH: data},
-                f"Set {key} to {new} (was {before[key]})",
+                f"Set {key} to {new} (was {before.get(key, 0)})",
                 {"Action": "set-config", "Key": key},
                 reason=why,
                 actor=actor,
             )
-        return SettingChange(key, new, before[key], commit)
+        return SettingChange(key, new, before.get(key, 0), commit)
 
 
 def _set(raw: dict[str, Any], key: str, typed: str, zone: tzinfo) -> Any:
     """Put the checked value of `key` into the raw configuration; the value as shown."""
     text = typed.strip()
+    if key == "holidays":
+        from atmpvault.archive.core.workdays import holiday_calendar
+
+        code = holiday_calendar(text)
+        if code == "US":
+            raw.pop("holidays", None)  # absent means US federal holidays
+        else:
+            raw["holidays"] = code
+        return code
+    if key.startswith(TARGETS):
+        if not (text.isascii() and text.isdigit()) or int(text) > 366:
+            raise InvalidInput(f"{key} {text[:20]!r} must be 0 (none) to 366 days")
+        targets = dict(raw.get("targets") or {})
+        kind = key[len(TARGETS) :]
+        if int(text):
+            targets[kind] = int(text)
+        else:
+            targets.pop(kind, None)
+        if targets:
+            raw["targets"] = dict(sorted(targets.items()))
+        else:
+            raw.pop("targets", None)
+        return int(text)
     if key == "timezone":
         name = values.zone_name(values.zone(text, "timezone", known=True))
         if name == "UTC":

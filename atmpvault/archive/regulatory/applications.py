@@ -164,6 +164,8 @@ class Application:
         report cycle that begins in one is owed."""
         found: list[tuple[date, date | None]] = []
         changes = [(c["status"], date.fromisoformat(c["on"])) for c in self.statuses]
+        if not changes and self.status_on:  # a record with no history: its status alone
+            changes = [(self.status, date.fromisoformat(self.status_on))]
         for i, (status, on) in enumerate(changes):
             if status in (INACTIVE, WITHDRAWN):
                 until = changes[i + 1][1] if i + 1 < len(changes) else None

@@ -13,8 +13,9 @@ derived and shown (`milestone_calendar`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.regulatory.derivation import (
@@ -121,8 +122,25 @@ def milestone_calendar(
         and (not overdue_only or m.overdue)
     ]
     found.sort(key=lambda m: (m.due, m.app, m.rule, m.event))
+    found = workdays(found, vault.config.holidays, vault.config.targets)
     unique = {(p.app, p.record): p for p in reversed(problems)}  # the first said of each
     return Calendar(found, sorted(unique.values(), key=lambda p: (p.app, p.record)))
+
+
+def workdays(found: list[Milestone], holidays: str, targets: Mapping[str, int]) -> list[Milestone]:
+    """Each milestone flagged when due on a weekend or a holiday of the vault's calendar
+    (the rule stays calendar days; the flag warns people), with the sponsor's own target
+    date where the vault sets one for its kind."""
+    from atmpvault.archive.core.workdays import non_working
+
+    return [
+        replace(
+            m,
+            non_working=non_working(m.due, holidays),
+            target=m.due - timedelta(days=targets[m.kind]) if m.kind in targets else None,
+        )
+        for m in found
+    ]
 
 
 def vanished(vault: Vault, program: str | None = None, app: str | None = None) -> list[Milestone]:

@@ -61,6 +61,8 @@ class Milestone:
     begins: date | None = None  # a cycle's anniversary (else the obligation begins on its event)
     closure: Closure | None = None  # done or waived: how, when, by whom
     provisional: bool = False  # counted from a date FDA has not fixed yet (a meeting)
+    non_working: str | None = None  # the due date is a weekend day or a holiday: which
+    target: date | None = None  # the sponsor's own target date (config targets.<kind>)
 
     @property
     def key(self) -> str:
@@ -95,6 +97,8 @@ class Milestone:
             "produces": self.produces,
             "cycle": self.cycle,
             "provisional": self.provisional,
+            "non_working": self.non_working,
+            "target": None if self.target is None else self.target.isoformat(),
             "closed": None if self.closure is None else self.closure.to_json(),
         }
 
