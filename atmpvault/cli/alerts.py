@@ -18,6 +18,7 @@ from atmpvault.cli.base import (
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
+    from atmpvault.archive.regulatory.digest import Digest
 
 
 # -- alerts ------------------------------------------------------------------------------------
@@ -53,6 +54,7 @@ def alerts_group(
     manufacturing-leadership PAS, CBE30, CBE0 and BPDR). A list that cannot be
     reached holds back no other: the rest is sent, what was missed is recorded and
     named on stderr (exit 1), and the next --send sends it to the lists it missed.
+    `atmpvault alerts digest --week` sends each list one summary a week.
 
     \b
         atmpvault alerts                      # dry run: what is owed today
@@ -167,6 +169,114 @@ def alerts_route(
         emit_json({"list": name, "rules": list(routes.get(name, ()))})
     else:
         click.echo(f"{name}: {' '.join(rules)}" if rules else f"{name}: no alerts")
+
+
+def _period_given(ctx: click.Context, param: click.Parameter, week: bool) -> bool:
+    """Refuse a digest without its period before the vault is opened."""
+    if not week:
+        raise click.UsageError("name the period: --week (the only one so far)", ctx)
+    return week
+
+
+@alerts_group.command("digest")
+@click.option(
+    "--week",
+    is_flag=True,
+    callback=_period_given,
+    help="The weekly digest (the only period so far).",
+)
+@click.option("--send", is_flag=True, help="Send the digests (without it: a dry run).")
+@today_option
+@user_option
+@json_option
+@pass_vault
+def alerts_digest(
+    vault: Vault, week: bool, send: bool, today: str | None, user: str | None, as_json: bool
+) -> None:
+    """Send each routed list one notice a week: overdue, due and completed milestones.
+
+    For the rules routed to it (`atmpvault alerts routes`), each list is told what is
+    overdue, what falls due from today through 7 days ahead, and what was completed
+    or waived in the 7 days up to today, grouped by program and application. A list
+    with nothing to say is sent nothing. Each list gets one digest per ISO week however
+    often this runs; without --send it only shows what would be sent. A list that
+    cannot be reached holds back no other: what was missed is recorded and named on
+    stderr (exit 1), and the next --send that week sends it.
+
+    \b
+        atmpvault alerts digest --week                 # dry run
+        atmpvault alerts digest --week --send          # e.g. Mondays from cron
+    """
+    from atmpvault.archive.regulatory.digest import SECTIONS, STATUSES, WeeklyDigest, iso_week
+    from atmpvault.errors import VaultError
+
+    run = WeeklyDigest(vault).run(today_for(vault, today), send=send)
+    failure = run.failure()
+    if as_json:
+        emit_json([d.to_json() for d in run.digests])
+        if failure:
+            raise VaultError(failure)
+        return
+    shown = {"new": "would send" if not send else "new", "nothing": "nothing to say"}
+    table(
+        [
+            (
+                shown.get(d.status, d.status),
+                d.list,
+                *(d.sections.counts()[s] for s in SECTIONS),
+                d.notice or "",
+            )
+            for d in run.digests
+        ],
+        ["STATUS", "LIST", "OVERDUE", "DUE", "COMPLETED", "NOTICE"],
+    )
+    for digest in run.troubled():
+        word = "NOT DELIVERED" if send else "WILL MISS"
+        for problem in digest.problems:
+            click.echo(f"{word}: digest for {digest.list}: {problem}")
+    if not send:
+        for digest in run.digests:
+            if digest.status == "new":
+                click.echo(f"\n{digest.list}: {digest.subject}")
+                _digest_rows(digest)
+    counts = {s: sum(1 for d in run.digests if d.status == s) for s in STATUSES}
+    week_label = iso_week(run.today)
+    if send:
+        summary = (
+            f"{len(run.sent)} digest(s) sent for {week_label}, "
+            f"{counts['already-sent']} already sent"
+        )
+    else:
+        summary = (
+            f"dry run: {counts['new']} digest(s) would be sent for {week_label}, "
+            f"{counts['already-sent']} already sent; use --send to send them"
+        )
+    if counts["nothing"]:
+        summary += f"; {counts['nothing']} list(s) with nothing to say, sent nothing"
+    if not run.digests:
+        summary += "; no list has alerts routed to it (atmpvault alerts route)"
+    click.echo(summary)
+    if failure:
+        raise VaultError(failure)
+
+
+def _digest_rows(digest: Digest) -> None:
+    """The milestones a digest would carry, one line each, for a dry run."""
+    from atmpvault.archive.regulatory.digest import SECTIONS
+
+    rows = [
+        (
+            section,
+            m.program,
+            m.app,
+            m.rule,
+            m.due.isoformat(),
+            f"{m.closure.state} {m.closure.on.isoformat()}" if m.closure else m.days_left,
+        )
+        for section in SECTIONS
+        for m in getattr(digest.sections, section)
+    ]
+    table(rows, ["SECTION", "PROGRAM", "APP", "RULE", "DUE", "DAYS/CLOSED"])
 
 
 def register(cli: click.Group) -> None:
