@@ -17,7 +17,7 @@ from atmpvault.archive.core.vault import Vault
 from atmpvault.archive.domains import domains
 from atmpvault.archive.regulatory.alerts import ROUTES_PATH
 from atmpvault.archive.regulatory.applications import Regulatory
-from atmpvault.archive.regulatory.calendar import Milestone
+from atmpvault.archive.regulatory.derivation import Milestone
 from atmpvault.archive.regulatory.digest import (
     Sections,
     digest_key,

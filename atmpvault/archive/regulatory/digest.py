@@ -38,7 +38,7 @@ from atmpvault.errors import DeliveryFailed, InvalidInput, NotFound, TemplatePro
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
-    from atmpvault.archive.regulatory.calendar import Milestone
+    from atmpvault.archive.regulatory.derivation import Milestone
 
 TEMPLATE = "regulatory/weekly-digest"
 WINDOW_DAYS = 7
