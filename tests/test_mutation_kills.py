@@ -123,6 +123,23 @@ def test_a_version_whose_bytes_disagree_with_its_record_is_named(tmp_path: Path)
 # -- verify compares the index with history -------------------------------------------------
 
 
+def test_content_changed_without_a_new_version_is_named(tmp_path: Path) -> None:
+    # A later commit rewrites a document's bytes and leaves record.json alone: `get`
+    # still serves the recorded version's bytes, but the branch (what a clone or a
+    # backup takes) holds bytes nobody recorded.
+    vault = make_vault(tmp_path / "vault", tmp_path)
+    folder = doc_dir("DOC-000002")
+    tampered = commit_tree_with(
+        vault, {f"{folder}/{CONTENT}": b"Batch record L-0002 viability 99%"}, "tidy up\n"
+    )
+    code, found = problems(vault)
+    assert code == 3
+    assert found == [
+        f"DOC-000002: its content was changed in commit {tampered[:12]} without a new version; "
+        "the recorded bytes are those of its last version"
+    ]
+
+
 def remove_index_entry(vault: Path, engine: str, doc_id: str, version: int) -> None:
     """Delete one version from the index through its engine, leaving STATE.json as is."""
     from atmpvault.indexer.engines import open_engine

@@ -25,12 +25,24 @@ class DocumentChecks:
         self.problems: list[str] = []
 
     def feed(self, commit: CommitChanges) -> None:
+        recorded = set()
         for change in commit.records:
             if change.kind.name != KIND.name:
                 continue
             version = DocumentVersion.from_body(change.body, commit.sha)
             self.problems.extend(self._check(commit.trailers, version))
             self.expected[(version.id, version.version)] = version
+            recorded.add(version.id)
+        # Bytes changed without a new version: what `get` serves (the recorded commit's)
+        # and what the branch holds (what a clone or a backup takes) no longer agree.
+        for path in commit.paths:
+            folder, _, name = path.rpartition("/")
+            doc_id = folder.rpartition("/")[2]
+            if name == CONTENT and path.startswith(KIND.root + "/") and doc_id not in recorded:
+                self.problems.append(
+                    f"{doc_id}: its content was changed in commit {commit.sha[:12]} without a "
+                    "new version; the recorded bytes are those of its last version"
+                )
 
     def _check(self, trailers: dict[str, str], version: DocumentVersion) -> list[str]:
         label = f"{version.id} v{version.version} (commit {version.commit[:12]})"
