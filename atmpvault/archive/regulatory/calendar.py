@@ -107,7 +107,7 @@ def milestone_calendar(
     else:
         if app is not None:
             registry.app(app)  # NotFound names the applications there are
-        found, problems = _projected(vault, today, program, app, start, end, dates)
+        found, problems = _projected(vault, today, program, app, start, end, dates, closed)
     problems += [_outside(dates, m.app, m.event, m.trigger, m.trigger_date) for m in found
                  if not dates.contains(m.trigger_date)]  # fmt: skip
     found = [
@@ -210,14 +210,19 @@ def _projected(
     start: date | None,
     end: date | None,
     dates: DateRange,
+    every: bool = True,
 ) -> tuple[list[Milestone], list[Problem]]:
     """Milestones from the catalog's projection: one query over due dates, plus the
     yearly series of active applications expanded for these dates; and the problems
-    the projection recorded or that an event's date outside `dates` makes."""
+    the projection recorded or that an event's date outside `dates` makes. Without
+    `every` and `start`, only what is still open is read (see read_projected)."""
     from atmpvault.archive.regulatory.tables import read_projected
 
     with vault.catalog.connect() as conn:
-        rows = read_projected(conn, program, app, start, end, dates.earliest, dates.latest())
+        rows = read_projected(
+            conn, program, app, start, end, dates.earliest, dates.latest(),
+            open_since=None if every or start is not None else today,
+        )  # fmt: skip
     found = [dated(m, today) for m in rows.fixed]
     for app_id, app_program, each in rows.yearly:
         found.extend(

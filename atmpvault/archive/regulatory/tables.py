@@ -38,12 +38,14 @@ if TYPE_CHECKING:
     from atmpvault.archive.regulatory.obligations import Closure, Recorded, Submitted
     from atmpvault.archive.regulatory.rules import Rules
 
-SCHEMA = "4"
+SCHEMA = "5"
+PASSING = ("status", "gate")  # kinds that pass with their date (never overdue)
 
 milestones = sa.Table(
     "milestones",
     metadata,
     sa.Column("app", sa.String(20), primary_key=True),
+    sa.Column("key", sa.String(80), nullable=False, index=True),
     sa.Column("rule", sa.String(40), primary_key=True),
     sa.Column("event", sa.String(20), primary_key=True),
     sa.Column("program", sa.String(40), nullable=False),
@@ -260,10 +262,16 @@ def read_projected(
     end: date | None,
     earliest: date,
     latest: date,
+    open_since: date | None = None,
 ) -> Projected:
     """The one-off milestones due in [start, end] and the repeating series (with the
-    periods each application was inactive), of events dated in [earliest, latest]; the recorded problems; and the
-    events dated outside [earliest, latest], which the calendar leaves out and names."""
+    periods each application was inactive), of events dated in [earliest, latest]; the
+    recorded problems; and the events dated outside [earliest, latest], which the
+    calendar leaves out and names.
+
+    With `open_since` (today), only what is still open: no closed one-off milestone,
+    no status or gate that passed before it, and only the closures of repeating cycles
+    (the closed one-off ones are what a long history holds most of)."""
     from atmpvault.archive.regulatory.applications import Application, Event
     from atmpvault.archive.regulatory.derivation import Series
     from atmpvault.archive.regulatory.obligations import Closure
@@ -286,6 +294,18 @@ def read_projected(
         fixed = fixed.where(milestones.c.due >= start.isoformat())
     if end is not None:
         fixed = fixed.where(milestones.c.due <= end.isoformat())
+    closing = sa.select(closures).where(*scoped(closures))
+    if open_since is not None:
+        fixed = fixed.where(
+            milestones.c.key.not_in(sa.select(closures.c.key).where(*scoped(closures))),
+            sa.or_(
+                milestones.c.due >= open_since.isoformat(),
+                milestones.c.kind.not_in(PASSING),
+            ),
+        )
+        closing = closing.where(
+            closures.c.key.not_in(sa.select(milestones.c.key).where(*scoped(milestones)))
+        )
     apps = sa.select(records.c.id, records.c.body).where(
         records.c.kind == APP_KIND.name, records.c.latest.is_(True)
     )
@@ -317,7 +337,7 @@ def read_projected(
         },  # fmt: skip
         closures={
             row.key: Closure.from_json(row.key, json.loads(row.body))
-            for row in conn.execute(sa.select(closures).where(*scoped(closures)))
+            for row in conn.execute(closing)
         },
     )
     for table in (milestones, series):
@@ -352,6 +372,7 @@ def stored_rules(conn: Any) -> Rules:
 def milestone_row(m: Milestone) -> dict[str, Any]:
     return {
         "app": m.app,
+        "key": m.key,
         "rule": m.rule,
         "event": m.event,
         "program": m.program,
