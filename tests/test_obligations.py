@@ -334,3 +334,34 @@ def test_ics_entries_keep_their_uid_and_cancel_what_closed(
     assert str(done[annual]["STATUS"]) == "CANCELLED"
     assert done[annual].decoded("SEQUENCE") > after[annual].decoded("SEQUENCE")
     assert all(str(e["STATUS"]) == "CONFIRMED" for uid, e in done.items() if uid != annual)
+
+
+def test_a_reexport_after_corrections_completions_and_voids(
+    vault_path: Path, tmp_path: Path
+) -> None:
+    """The Done-when of the calendar lifecycle: after a correction, a completion and a
+    void, the re-export parsed by two parsers has no duplicate and cancels what went."""
+    v = vault_path
+    ok(run(v, "app", "new", "ind", "012345", "--program", "CART-19"))
+    ok(run(v, "event", "add", IND, "ind-received", "--on", "2025-01-06"))  # EV-000001
+    ok(run(v, "event", "add", IND, "safety-case", "--on", "2025-12-01"))  # EV-000002
+    ok(run(v, "event", "add", IND, "investigator-added", "--on", "2025-12-03"))  # EV-000003
+    window = ["--today", "2025-12-10", "--from", "2025-01-01", "--to", "2026-06-30"]
+    first, second = tmp_path / "first.ics", tmp_path / "second.ics"
+    ok(run(v, "calendar", *window, "--ics", str(first)))
+    ok(run(v, "event", "correct", "EV-000001", "--on", "2025-01-08", "--reason", "per letter"))
+    ok(run(v, "milestone", "done", IND, "SAFETY_15D", "--on", "2025-12-09",
+           "--reason", "submitted", "--today", "2025-12-10"))  # fmt: skip
+    ok(run(v, "event", "void", "EV-000003", "--reason", "wrong IND"))
+    ok(run(v, "calendar", *window, "--ics", str(second)))
+    before, after = entries(first), entries(second)
+    assert len(after) == len(set(after))  # entries() keys by UID: check the raw count too
+    raw = second.read_text()
+    assert raw.count("BEGIN:VEVENT") == len(after)
+    assert set(before) <= set(after)
+    status = {uid: str(e["STATUS"]) for uid, e in after.items()}
+    assert status[f"{IND}.SAFETY_15D.EV-000002@atmpvault"] == "CANCELLED"
+    assert status[f"{IND}.NEW_INVESTIGATOR.EV-000003@atmpvault"] == "CANCELLED"
+    moved = f"{IND}.IND_EFFECTIVE.EV-000001@atmpvault"
+    assert (status[moved], after[moved].decoded("DTSTART")) == ("CONFIRMED", date(2025, 2, 7))
+    assert after[moved].decoded("SEQUENCE") > before[moved].decoded("SEQUENCE")
