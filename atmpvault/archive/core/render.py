@@ -43,6 +43,12 @@ def render(template_name: str, context: dict[str, Any]) -> str:
         raise TemplateProblem(f"no template named {template_name!r} in {TEMPLATES_DIR}") from exc
     except jinja2.TemplateError as exc:
         raise TemplateProblem(f"cannot render template {template_name!r}: {exc}") from exc
+    except (TypeError, ValueError, AttributeError, LookupError, ArithmeticError) as exc:
+        # A value the template cannot use (a method where text was meant, a bad
+        # conversion): the notice must not go out, and the user gets one line.
+        raise TemplateProblem(
+            f"cannot render template {template_name!r}: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def exists(template_name: str) -> bool:
