@@ -414,36 +414,50 @@ class Alerts:
         self, today: date, days: int, alerts: list[Alert], sent: list[Notice]
     ) -> str | None:
         """Record what a run could not deliver (with what it sent) in one commit, if anything."""
-        missed = [a for a in alerts if a.problems]
-        if not missed:
-            return None
-        moment = values.now()
-        run_id = f"ALR-{moment:%Y%m%d-%H%M%S}-{secrets.token_hex(3).upper()}"
-        body = {
-            "id": run_id,
-            "today": today.isoformat(),
-            "days": days,
-            "ran_at": values.iso(moment),
-            "actor": self.vault.actor,
-            "sent": [n.id for n in sent],
-            "undelivered": [
-                {
-                    "key": a.key,
-                    "app": a.milestone.app,
-                    "rule": a.milestone.rule,
-                    "due": a.milestone.due.isoformat(),
-                    "threshold": a.threshold,
-                    "status": a.status,
-                    "lists": list(a.pending),
-                    "problems": list(a.problems),
-                }
-                for a in missed
-            ],
-        }
-        subject = f"Alert run {run_id}: {len(sent)} sent, {len(missed)} not delivered in full"
-        with self.vault.unit("alert-run", subject, trailers={"Alert-Run": run_id}) as unit:
-            unit.put(RUN_KIND, run_id, body)
-        return run_id
+        missed = [
+            {
+                "key": a.key,
+                "app": a.milestone.app,
+                "rule": a.milestone.rule,
+                "due": a.milestone.due.isoformat(),
+                "threshold": a.threshold,
+                "status": a.status,
+                "lists": list(a.pending),
+                "problems": list(a.problems),
+            }
+            for a in alerts
+            if a.problems
+        ]
+        return record_run(self.vault, "Alert run", today, days, sent, missed)
+
+
+def record_run(
+    vault: Vault,
+    what: str,
+    today: date,
+    days: int,
+    sent: list[Notice],
+    missed: list[dict[str, Any]],
+) -> str | None:
+    """One alert-run record of what a run (of alerts, of the weekly digest) could not
+    deliver, with what it sent, in one commit; None when it delivered everything."""
+    if not missed:
+        return None
+    moment = values.now()
+    run_id = f"ALR-{moment:%Y%m%d-%H%M%S}-{secrets.token_hex(3).upper()}"
+    body = {
+        "id": run_id,
+        "today": today.isoformat(),
+        "days": days,
+        "ran_at": values.iso(moment),
+        "actor": vault.actor,
+        "sent": [n.id for n in sent],
+        "undelivered": missed,
+    }
+    subject = f"{what} {run_id}: {len(sent)} sent, {len(missed)} not delivered in full"
+    with vault.unit("alert-run", subject, trailers={"Alert-Run": run_id}) as unit:
+        unit.put(RUN_KIND, run_id, body)
+    return run_id
 
 
 def _settled(alert: Alert, reached: dict[str, str], problems: tuple[str, ...]) -> Alert:

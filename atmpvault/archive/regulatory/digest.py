@@ -24,16 +24,13 @@ week sends it.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
-from atmpvault.archive.core import values
 from atmpvault.archive.core.notices import AlreadySent, DistributionLists, Notice, Notices
 from atmpvault.archive.regulatory.alerts import ALL_RULES, Alerts, overdue_word
-from atmpvault.archive.regulatory.kinds import RUN_KIND
 from atmpvault.errors import DeliveryFailed, InvalidInput, NotFound, TemplateProblem
 
 if TYPE_CHECKING:
@@ -358,32 +355,17 @@ class WeeklyDigest:
 
     def _record(self, today: date, digests: list[Digest], sent: list[Notice]) -> str | None:
         """Record what a run could not deliver (with what it sent) in one commit, if anything."""
-        missed = [d for d in digests if d.problems]
-        if not missed:
-            return None
-        moment = values.now()
-        run_id = f"ALR-{moment:%Y%m%d-%H%M%S}-{secrets.token_hex(3).upper()}"
-        body = {
-            "id": run_id,
-            "today": today.isoformat(),
-            "days": WINDOW_DAYS,
-            "ran_at": values.iso(moment),
-            "actor": self.vault.actor,
-            "sent": [n.id for n in sent],
-            "undelivered": [
-                {
-                    "key": d.key,
-                    "week": iso_week(today),
-                    "status": d.status,
-                    "lists": [d.list],
-                    "problems": list(d.problems),
-                }
-                for d in missed
-            ],
-        }
-        subject = (
-            f"Weekly digest run {run_id}: {len(sent)} sent, {len(missed)} not delivered in full"
-        )
-        with self.vault.unit("alert-run", subject, trailers={"Alert-Run": run_id}) as unit:
-            unit.put(RUN_KIND, run_id, body)
-        return run_id
+        from atmpvault.archive.regulatory.alerts import record_run
+
+        missed = [
+            {
+                "key": d.key,
+                "week": iso_week(today),
+                "status": d.status,
+                "lists": [d.list],
+                "problems": list(d.problems),
+            }
+            for d in digests
+            if d.problems
+        ]
+        return record_run(self.vault, "Weekly digest run", today, WINDOW_DAYS, sent, missed)
