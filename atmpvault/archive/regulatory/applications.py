@@ -401,19 +401,24 @@ class Regulatory:
         self, unit: UnitOfWork, application: str, trigger: str, on: date, **details: Any
     ) -> Event:
         """Put a new event into a unit of work (its rules checked first)."""
-        from atmpvault.archive.regulatory.eventfields import check_extension, checked_fields
+        from atmpvault.archive.regulatory.eventfields import (
+            answered,
+            check_extension,
+            check_trigger,
+            checked_fields,
+        )
 
         if trigger not in TRIGGERS:
             raise InvalidInput(
                 f"unknown trigger {trigger!r}; valid triggers: {', '.join(TRIGGERS)}"
             )
         target = self.app(application)
-        self._check_trigger(target, trigger)
+        check_trigger(target, trigger)
         self._check_date(trigger, on)
         rules = load_rules(self.vault)
         given = {k: None for k in CORRECTABLE} | details
         fields = checked_fields(self.vault, rules, trigger, **given)
-        fields["of"] = self._answered(target, trigger, on, details.get("of"))
+        fields["of"] = answered(self, target, trigger, on, details.get("of"))
         if trigger == "review-extended":
             check_extension(self.vault, target, str(fields["of"]), on, rules)
         self._check_once(target, trigger, rules.once)
@@ -436,45 +441,6 @@ class Regulatory:
             unit.subject = f"Record {event.id} {trigger} on {on.isoformat()} for {target.id}"
             unit.trailers.update({"Application": target.id, "Event": event.id, "Version": "1"})
         return event
-
-    def _answered(
-        self, application: Application, trigger: str, on: date, of: str | None
-    ) -> str | None:
-        """The event an answering event answers: `of` if given (it must be one it can
-        answer, dated on or before it), else the latest such event of the application."""
-        answers = ANSWERS.get(trigger)
-        if answers is None:
-            if of is not None:
-                raise InvalidInput(f"--of applies only to {', '.join(ANSWERS)}, not {trigger}")
-            return None
-        earlier = [
-            e
-            for e in self.events(application.id)
-            if e.trigger in answers and not e.voided and e.on <= on
-        ]
-        if of is not None:
-            wanted = event_id(of)
-            chosen = [e for e in earlier if e.id == wanted]
-            if not chosen:
-                raise VaultError(
-                    f"{wanted} is not a {' or '.join(answers)} of {application.id} dated on or "
-                    f"before {on.isoformat()}; {trigger} answers one"
-                )
-            return wanted
-        if not earlier:
-            raise VaultError(
-                f"{trigger} answers a {' or '.join(answers)}, and {application.id} has none "
-                f"dated on or before {on.isoformat()}"
-            )
-        return earlier[-1].id
-
-    def _check_trigger(self, application: Application, trigger: str) -> None:
-        if application.kind not in TRIGGERS[trigger]:
-            fitting = [t for t, kinds in TRIGGERS.items() if application.kind in kinds]
-            raise InvalidInput(
-                f"{trigger} is not recorded against an {application.kind.upper()}; "
-                f"triggers for {application.id}: {', '.join(fitting)}"
-            )
 
     def _check_date(self, trigger: str, on: date) -> None:
         """A plausible date for the trigger: in the vault's range, not ahead unless planned."""

@@ -1,4 +1,4 @@
-"""The details of a regulatory event, checked against its trigger before it is written.
+"""A regulatory event checked before it is written: its trigger, its details, what it answers.
 
 Review track, meeting type and format, letter kind and response time, resubmission
 class, the granted meeting date, the document it records and a note: each applies to
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
 from atmpvault.archive.regulatory.applications import (
+    ANSWERS,
     LETTER_KINDS,
     MAX_NOTE,
     MAX_RESPONSE_DAYS,
@@ -20,8 +21,11 @@ from atmpvault.archive.regulatory.applications import (
     MEETING_TYPES,
     RESUBMISSION_CLASSES,
     REVIEWS,
+    TRIGGERS,
     Application,
+    Regulatory,
     choice,
+    event_id,
 )
 from atmpvault.errors import InvalidInput, VaultError
 
@@ -118,3 +122,44 @@ def check_extension(vault: Vault, target: Application, of: str, on: date, rules:
                 f"the review of {of} is {what} ({goal.key}: {c.state} on "
                 f"{c.on.isoformat()} by {c.evidence or c.by}); it cannot be extended"
             )
+
+
+def answered(
+    registry: Regulatory, application: Application, trigger: str, on: date, of: str | None
+) -> str | None:
+    """The event an answering event answers: `of` if given (it must be one it can
+    answer, dated on or before it), else the latest such event of the application."""
+    answers = ANSWERS.get(trigger)
+    if answers is None:
+        if of is not None:
+            raise InvalidInput(f"--of applies only to {', '.join(ANSWERS)}, not {trigger}")
+        return None
+    earlier = [
+        e
+        for e in registry.events(application.id)
+        if e.trigger in answers and not e.voided and e.on <= on
+    ]
+    if of is not None:
+        wanted = event_id(of)
+        chosen = [e for e in earlier if e.id == wanted]
+        if not chosen:
+            raise VaultError(
+                f"{wanted} is not a {' or '.join(answers)} of {application.id} dated on or "
+                f"before {on.isoformat()}; {trigger} answers one"
+            )
+        return wanted
+    if not earlier:
+        raise VaultError(
+            f"{trigger} answers a {' or '.join(answers)}, and {application.id} has none "
+            f"dated on or before {on.isoformat()}"
+        )
+    return earlier[-1].id
+
+
+def check_trigger(application: Application, trigger: str) -> None:
+    if application.kind not in TRIGGERS[trigger]:
+        fitting = [t for t, kinds in TRIGGERS.items() if application.kind in kinds]
+        raise InvalidInput(
+            f"{trigger} is not recorded against an {application.kind.upper()}; "
+            f"triggers for {application.id}: {', '.join(fitting)}"
+        )
