@@ -63,6 +63,12 @@ def milestone_done(
     """Mark an obligation done: when, and with what evidence.
 
     Without --cycle or --event: the oldest open obligation of the rule.
+
+    \b
+        atmpvault milestone done IND-012345 IND_ANNUAL --cycle 2 --on 2027-03-30 \\
+            --sequence 0007 --reason "annual report submitted"
+        atmpvault milestone done IND-012345 SAFETY_15D --event EV-000031 --on 2026-12-01 \\
+            --evidence DOC-000412@1 --reason "sent by the safety vendor"
     """
     from atmpvault.archive.core import values
     from atmpvault.archive.regulatory.obligations import DONE
@@ -75,7 +81,12 @@ def milestone_done(
 @_which
 @pass_vault
 def milestone_waive(vault: Vault, **which: Any) -> None:
-    """Waive an obligation that is not owed after all (the reason says why)."""
+    """Waive an obligation that is not owed after all (the reason says why).
+
+    \b
+        atmpvault milestone waive IND-012345 NEW_INVESTIGATOR --event EV-000031 \\
+            --reason "investigator withdrew before enrolling"
+    """
     from atmpvault.archive.regulatory.obligations import WAIVED
 
     _record(vault, WAIVED, which)
@@ -85,7 +96,12 @@ def milestone_waive(vault: Vault, **which: Any) -> None:
 @_which
 @pass_vault
 def milestone_reopen(vault: Vault, **which: Any) -> None:
-    """Undo a wrong completion or waiver; both stay in the history."""
+    """Undo a wrong completion or waiver; both stay in the history. A reopened
+    obligation stays open: no sequence or event closes it again by itself.
+
+    \b
+        atmpvault milestone reopen IND-012345 IND_ANNUAL --cycle 1 --reason "wrong year"
+    """
     from atmpvault.archive.regulatory.obligations import OPEN
 
     _record(vault, OPEN, which)
