@@ -282,3 +282,26 @@ def test_adds_killed_at_random_moments_lose_nothing_reported(tmp_path: Path) -> 
     last = run(vault, *add_args(new_file(tmp_path, "last.bin", rng)))
     assert last.exit_code == 0, last.stderr
     assert json.loads(last.stdout)["id"] not in done
+
+
+def test_a_ref_lock_left_by_a_power_cut_does_not_block_the_next_write(tmp_path: Path) -> None:
+    # A power cut while git moved the branch leaves its lock files; git itself would
+    # refuse every later write ("cannot lock ref 'HEAD'") until someone removed them.
+    vault = tmp_path / "vault"
+    assert run(vault, "init").exit_code == 0
+    (tmp_path / "a.bin").write_bytes(b"first batch record")
+    (tmp_path / "b.bin").write_bytes(b"second batch record")
+    first = run(vault, *add_args(tmp_path / "a.bin"))
+    assert first.exit_code == 0, first.stderr
+    repo = vault / "repo.git"
+    left = [repo / "HEAD.lock", repo / "refs" / "heads" / "main.lock"]
+    for lock in left:
+        lock.write_text("0000000000000000000000000000000000000000\n")
+    second = run(vault, *add_args(tmp_path / "b.bin"))
+    assert second.exit_code == 0, second.stderr
+    assert not any(lock.exists() for lock in left)
+    assert [d["id"] for d in json.loads(run(vault, "ls", "--json").stdout)] == [
+        json.loads(first.stdout)["id"],
+        json.loads(second.stdout)["id"],
+    ]
+    assert_verify_clean(vault)

@@ -32,6 +32,7 @@ _RECORD = "\x1e"
 # `git gc --auto`, one directory stands for all 256. 8 is about 2,000 loose objects.
 _LOOSE_SAMPLE_LIMIT = 8
 _PACK_LIMIT = 24
+STALE_LOCK_WAIT = 2.0  # seconds a ref lock of a dead writer's git process may linger
 # How git fsck names an object that is damaged (not one that merely points at it).
 _DAMAGED_RE = re.compile(
     r"missing (?:blob|tree|commit|tag) ([0-9a-f]{40})"
@@ -220,6 +221,28 @@ class GitStore:
         result = [shas[n] for n in range(1, count + 1)]
         self.pack_if_needed()
         return result
+
+    def clear_stale_locks(self, wait: float = STALE_LOCK_WAIT) -> list[str]:
+        """Remove ref lock files a writer killed mid-update left ("cannot lock ref").
+
+        Only the holder of the vault's lock calls it: a lock file is a dead writer's git
+        process still finishing (gone within `wait` s), or one that died with it (a
+        power cut). Returns the files removed, relative to the repository."""
+        import time
+
+        def locks() -> list[Path]:
+            found = [p for p in self.path.glob("*.lock") if p.name != "index.lock"]
+            refs = self.path / "refs"
+            return found + (sorted(refs.rglob("*.lock")) if refs.is_dir() else [])
+
+        deadline = time.monotonic() + wait
+        while locks() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        removed = []
+        for lock in locks():
+            lock.unlink(missing_ok=True)
+            removed.append(str(lock.relative_to(self.path)))
+        return removed
 
     def commit(self, new: NewCommit, parent: str | None) -> str:
         """Append one commit on top of `parent`; return its sha."""

@@ -537,6 +537,7 @@ class Vault:
     def commit_changes(self, changes: Iterable[Change]) -> tuple[list[str], str | None]:
         """Write one commit per change, all or none; return (commits, previous tip)."""
         assert self._lock.held, "commits need the write lock"
+        self.store.clear_stale_locks()  # a writer killed mid ref update left its lock
         parent = self.store.head()
         self.fault("before-commit")
         try:

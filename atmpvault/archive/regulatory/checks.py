@@ -103,7 +103,8 @@ class RegulatoryChecks:
 
 
 def _key(row: dict[str, object]) -> str:
-    return " ".join(str(row[k]) for k in ("app", "rule", "event", "record", "key") if k in row)
+    named = ("app", "rule", "event", "record") if "rule" in row else ("app", "key", "record")
+    return " ".join(str(row[k]) for k in named if k in row)
 
 
 def verify(vault: Vault) -> RegulatoryChecks:
