@@ -279,3 +279,12 @@ def test_an_approval_sets_the_status_and_a_void_undoes_it(bla: Path) -> None:
     [app] = ok_json(run(bla, "app", "ls", "--json"))
     assert app["status"] == "active"
     assert "PADER_QUARTERLY" not in {m["rule"] for m in calendar(bla, "2026-01-01")}
+
+
+def test_an_extension_cannot_put_the_goal_before_the_notice(bla: Path) -> None:
+    event(bla, BLA, "bla-received", "2025-01-06", "--review", "priority")  # goal 2025-09-07
+    refused(run(bla, "event", "add", BLA, "review-extended", "--on", "2025-12-10"), 1,
+            "would put the new goal on 2025-12-07, before FDA's notice on 2025-12-10")  # fmt: skip
+    assert [e["trigger"] for e in ok_json(run(bla, "event", "ls", BLA, "--json"))] == [
+        "bla-received"
+    ]

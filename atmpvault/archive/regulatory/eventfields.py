@@ -122,6 +122,15 @@ def check_extension(vault: Vault, target: Application, of: str, on: date, rules:
                 f"the review of {of} is {what} ({goal.key}: {c.state} on "
                 f"{c.on.isoformat()} by {c.evidence or c.by}); it cannot be extended"
             )
+        for rule in rules.rules:
+            if rule.supersedes and goal.rule in rule.anchor.get("review-extended", ()):
+                extended = rule.offset.apply(goal.due, None)  # type: ignore[arg-type]
+                if extended is not None and extended < on:
+                    raise VaultError(
+                        f"extending {goal.key} (due {goal.due.isoformat()}) would put the new "
+                        f"goal on {extended.isoformat()}, before FDA's notice on "
+                        f"{on.isoformat()}; check the notice's date"
+                    )
 
 
 def answered(
