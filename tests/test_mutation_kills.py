@@ -19,14 +19,16 @@ from typing import Any
 
 import pytest
 
+from atmpvault.archive.core.catalog import sqlite_damage
 from atmpvault.archive.core.vault import Vault
 from atmpvault.archive.documents.records import CONTENT, doc_dir
 from atmpvault.archive.domains import domains
 from atmpvault.archive.regulatory.derivation import derive
 from atmpvault.config import Settings
 from tests.conftest import run
+from tests.test_hardening_verify import add, behind_with_damage, damage_sha256_index, sha256_of
 from tests.test_rules import RULES, D, application, due_dates, event
-from tests.test_verify import git
+from tests.test_verify import flip_byte, git
 
 ARGS = ("--program", "CART-19", "--type", "batch-record")
 
@@ -187,6 +189,70 @@ def test_an_index_entry_with_no_version_behind_it_is_named(tmp_path: Path, engin
     code, found = problems(vault)
 
     assert (code, found) == (3, ["index has DOC-000009 v1, which is not in the repository"])
+
+
+# -- verify names every kind of damage at once, each once -----------------------------------
+
+
+def test_git_damage_and_a_damaged_catalog_file_are_all_named(tmp_path: Path) -> None:
+    # A record.json blob damaged in a commit neither projection has read, and two
+    # entries of an index of the catalog file changed: git's lines, the damaged object
+    # (once, with its record), every line of SQLite's integrity check and both
+    # projections that cannot catch up are all named; nothing about the damaged
+    # version's rows is.
+    vault = tmp_path / "vault"
+    assert run(vault, "init").exit_code == 0
+    for n in range(1, 4):
+        add(vault, tmp_path / f"d{n}.txt", f"sterility viability report {n}\n", f"SOP {n}")
+    assert run(vault, "search", "sterility").exit_code == 0
+    shas = [sha256_of(vault, doc_id) for doc_id in ("DOC-000002", "DOC-000003")]
+    oid = behind_with_damage(vault, tmp_path, "record.json")
+    for sha in shas:
+        damage_sha256_index(vault, sha)
+    sqlite_lines = sqlite_damage(f"sqlite:///{vault / 'catalog.sqlite'}")
+    assert len(sqlite_lines) >= 2  # SQLite itself names each damaged entry
+
+    code, found = problems(vault)
+
+    assert code == 3
+    assert any(p.startswith("git fsck: ") and oid in p for p in found), found
+    damaged = [p for p in found if p.startswith("damaged object ") and oid in p]
+    assert len(damaged) == 1 and "document DOC-000004" in damaged[0], found
+    assert [p for p in found if p.startswith("catalog integrity check: ")] == [
+        f"catalog integrity check: {line}" for line in sqlite_lines
+    ]
+    for name in ("catalog", "index"):
+        assert any(
+            p.startswith(f"{name} cannot be brought up to date: ") and oid in p for p in found
+        ), found
+    assert not [p for p in found if "DOC-000004 v" in p], found
+    assert not [p for p in found if any(f"DOC-00000{n}" in p for n in (1, 2, 3))], found
+
+
+def test_a_damaged_object_git_fsck_names_only_by_pack_offset_is_named_with_its_record(
+    tmp_path: Path,
+) -> None:
+    # git fsck reports a damaged packed object as "cannot unpack <id> from <pack>",
+    # which names no use of it; the replay that fails to read it names it, once, with
+    # the record it belongs to.
+    vault = tmp_path / "vault"
+    assert run(vault, "init").exit_code == 0
+    for n in range(1, 4):
+        add(vault, tmp_path / f"d{n}.txt", f"sterility viability report {n}\n", f"SOP {n}")
+    git(vault, "repack", "-a", "-d", "-q")
+    oid = git(vault, "rev-parse", f"refs/heads/main:{doc_dir('DOC-000002')}/record.json")
+    pack = next((vault / "repo.git" / "objects" / "pack").glob("*.pack"))
+    listing = git(vault, "verify-pack", "-v", str(pack.with_suffix(".idx")))
+    size, start = next(
+        (int(f[3]), int(f[4])) for f in map(str.split, listing.splitlines()) if f[0] == oid
+    )
+    flip_byte(pack, start + size - 3)  # in the zlib checksum of its stored bytes
+
+    code, found = problems(vault)
+
+    assert code == 3
+    damaged = [p for p in found if p.startswith("damaged object ") and oid in p]
+    assert len(damaged) == 1 and damaged[0].endswith("(document DOC-000002)"), found
 
 
 # -- import stays inside what it was given --------------------------------------------------
