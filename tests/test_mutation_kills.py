@@ -194,6 +194,19 @@ def test_an_index_entry_with_no_version_behind_it_is_named(tmp_path: Path, engin
 # -- verify names every kind of damage at once, each once -----------------------------------
 
 
+def test_a_sound_history_of_several_kinds_and_revisions_verifies_clean(tmp_path: Path) -> None:
+    # In-process, so a mutation tool sees it: the rows history gives (versions, latest
+    # flags, audit items and references) must equal the catalog's exactly.
+    vault = make_vault(tmp_path / "vault", tmp_path)
+    src = write(tmp_path / "src" / "BR-0002-r2.txt", "Batch record L-0002 viability 95%")
+    ok(vault, "add", str(src), "--id", "DOC-000002", "--reason", "periodic review")
+    ok(vault, "app", "new", "ind", "012345", "--program", "CART-19")
+    ok(vault, "event", "add", "IND-012345", "ind-effective", "--on", "2022-01-10")
+    ok(vault, "search", "viability")
+
+    assert problems(vault) == (0, [])
+
+
 def test_git_damage_and_a_damaged_catalog_file_are_all_named(tmp_path: Path) -> None:
     # A record.json blob damaged in a commit neither projection has read, and two
     # entries of an index of the catalog file changed: git's lines, the damaged object
