@@ -34,11 +34,14 @@ class DocumentChecks:
             self.expected[(version.id, version.version)] = version
             recorded.add(version.id)
         # Bytes changed without a new version: what `get` serves (the recorded commit's)
-        # and what the branch holds (what a clone or a backup takes) no longer agree.
-        for path in commit.paths:
-            folder, _, name = path.rpartition("/")
+        # and what the branch holds (what a clone or a backup takes) no longer agree. A
+        # record written in the same commit, even one that cannot be read (named on its
+        # own), is a new version.
+        mine = [p.rpartition("/") for p in commit.paths if p.startswith(KIND.root + "/")]
+        recorded |= {f.rpartition("/")[2] for f, _, name in mine if name == KIND.filename}
+        for folder, _, name in mine:
             doc_id = folder.rpartition("/")[2]
-            if name == CONTENT and path.startswith(KIND.root + "/") and doc_id not in recorded:
+            if name == CONTENT and doc_id not in recorded:
                 self.problems.append(
                     f"{doc_id}: its content was changed in commit {commit.sha[:12]} without a "
                     "new version; the recorded bytes are those of its last version"
