@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -438,3 +439,58 @@ def test_app_show_lists_its_own_open_milestones_only(vault_path: Path) -> None:
         ("IND-012345", "SAFETY_15D", "2026-02-04"),
         ("IND-012345", "IND_ANNUAL", "2027-04-05"),
     ]
+
+
+# -- verify compares the audit trail's references and every version's latest flag ----------
+
+
+def sequence_vault(path: Path, tmp_path: Path) -> Path:
+    """A document put in a sequence (an audit reference) and an event corrected (two
+    versions of a generic record): verified clean first."""
+    from tests.test_packages import pdf
+
+    assert run(path, "init").exit_code == 0
+    src = write(tmp_path / "src" / "cover.pdf", pdf("Cover letter"))
+    doc = ok(path, "add", str(src), *ARGS)["id"]
+    ok(path, "app", "new", "ind", "012345", "--program", "CART-19")
+    ok(path, "package", "new", "IND-012345", "--sequence", "0000", "--type", "original")
+    ok(path, "package", "add", "IND-012345", "0000", doc, "--section", "m1/us")
+    ok(path, "event", "add", "IND-012345", "ind-received", "--on", "2025-01-06")
+    ok(path, "event", "correct", "EV-000001", "--on", "2025-01-07", "--reason", "letter date")
+    assert problems(path) == (0, [])
+    return path
+
+
+def edit_catalog(vault: Path, sql: str) -> None:
+    with sqlite3.connect(vault / "catalog.sqlite") as conn:
+        assert conn.execute(sql).rowcount == 1
+    conn.close()
+
+
+def test_an_audit_reference_removed_or_changed_is_named(tmp_path: Path) -> None:
+    vault = sequence_vault(tmp_path / "vault", tmp_path)
+    with sqlite3.connect(vault / "catalog.sqlite") as conn:
+        [(seq,)] = conn.execute("SELECT seq FROM audit_refs").fetchall()
+    conn.close()
+    edit_catalog(vault, f"UPDATE audit_refs SET version = 9 WHERE seq = {seq}")
+    assert problems(vault) == (3, [
+        f"catalog audit reference #{seq} document DOC-000001 is not what the repository recorded"
+    ])  # fmt: skip
+    edit_catalog(vault, f"DELETE FROM audit_refs WHERE seq = {seq}")
+    assert problems(vault) == (
+        3,
+        [f"catalog is missing audit reference #{seq} document DOC-000001"],
+    )
+
+
+def test_an_earlier_version_marked_latest_is_named(tmp_path: Path) -> None:
+    vault = sequence_vault(tmp_path / "vault", tmp_path)
+    edit_catalog(vault, "UPDATE records SET latest = 1 WHERE kind = 'event' AND version = 1")
+    code, found = problems(vault)
+    assert code == 3
+    # The flag itself, and what the calendar projection made of two "latest" versions.
+    assert found[-1] == (
+        "catalog record row event EV-000001 v1 differs from the repository: latest is True, "
+        "repository has False"
+    )
+    assert all("EV-000001" in p for p in found), found
