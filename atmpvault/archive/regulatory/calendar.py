@@ -213,7 +213,7 @@ def _projected(
     every: bool = True,
 ) -> tuple[list[Milestone], list[Problem]]:
     """Milestones from the catalog's projection: one query over due dates, plus the
-    yearly series of active applications expanded for these dates; and the problems
+    repeating series expanded for these dates (none begun while inactive); and the problems
     the projection recorded or that an event's date outside `dates` makes. Without
     `every` and `start`, only what is still open is read (see read_projected)."""
     from atmpvault.archive.regulatory.tables import read_projected

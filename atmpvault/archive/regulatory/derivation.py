@@ -57,7 +57,7 @@ class Milestone:
     trigger_date: date
     event: str
     produces: str
-    cycle: int = 0  # 0 for a one-off milestone; n for the n-th yearly occurrence
+    cycle: int = 0  # 0 for a one-off milestone; n for the n-th cycle of a repeating rule
     begins: date | None = None  # a cycle's anniversary (else the obligation begins on its event)
     closure: Closure | None = None  # done or waived: how, when, by whom
     provisional: bool = False  # counted from a date FDA has not fixed yet (a meeting)
@@ -108,7 +108,7 @@ class Milestone:
 
 @dataclass(frozen=True)
 class Series:
-    """A yearly rule's cycles for one event: which of them to list depends on today."""
+    """A repeating rule's cycles for one event: which of them to list depends on today."""
 
     rule: Rule
     event: EventFacts
@@ -153,10 +153,11 @@ def derive(
 ) -> list[Milestone]:
     """Every milestone one application's events trigger, in date order.
 
-    One-off milestones are all returned. A yearly rule yields, while the application is
-    active, the current cycle's report (the latest anniversary on or before `today`)
-    and the next one, plus any other cycle falling due inside [start, end] when `end`
-    is given. Events whose milestones cannot be computed are left out (see derive_fixed).
+    One-off milestones are all returned. A repeating rule yields every cycle begun by
+    `today` (a report stays owed until it is closed), except those begun while the
+    application was inactive, and the next one, plus any other cycle falling due inside
+    [start, end] when `end` is given. Nothing here is closed: `closures` says what is.
+    Events whose milestones cannot be computed are left out (see derive_fixed).
     """
     return derive_checked(app, events, rules, today, start, end)[0]
 
@@ -290,7 +291,7 @@ def closures(
     rules: Rules,
 ) -> dict[str, Closure]:
     """Key -> closure of one application's closed obligations (see obligations.resolve):
-    the yearly cycles are those begun by the last thing that could complete one."""
+    the repeating cycles are those begun by the last thing that could complete one."""
     last = latest_completion(sequences, events)
     cycles = [m for s in series for m in expand(app, s, last, None, None)] if last else []
     decided = _decided_by_fda(fixed, events, rules)
