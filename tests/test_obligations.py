@@ -365,3 +365,22 @@ def test_a_reexport_after_corrections_completions_and_voids(
     moved = f"{IND}.IND_EFFECTIVE.EV-000001@atmpvault"
     assert (status[moved], after[moved].decoded("DTSTART")) == ("CONFIRMED", date(2025, 2, 7))
     assert after[moved].decoded("SEQUENCE") > before[moved].decoded("SEQUENCE")
+
+
+def test_a_sequence_named_as_evidence_closes_only_that_obligation(
+    vault_path: Path, tmp_path: Path
+) -> None:
+    # Three annual reports owed by February 2025; sequence 0001 closes the oldest by
+    # itself. It was in fact the 2024 report, and the user marks that one done with it:
+    # the sequence then closes that one only, and the 2023 report is owed again.
+    v = vault_path
+    ok(run(v, "app", "new", "ind", "012345", "--program", "CART-19"))
+    ok(run(v, "event", "add", IND, "ind-effective", "--on", "2022-01-10"))
+    submit(v, tmp_path, "0001", "annual-report", "2025-02-01")
+    first = {m["key"]: m["state"] for m in calendar(v, "2025-03-01", "--all")}
+    assert [first[f"{IND}/IND_ANNUAL/{n}"] for n in (1, 2, 3)] == ["done", "open", "open"]
+    ok(run(v, "milestone", "done", IND, "IND_ANNUAL", "--cycle", "2", "--on", "2025-02-01",
+           "--sequence", "0001", "--reason", "the 2024 report", "--today", "2025-03-01"))  # fmt: skip
+    every = {m["key"]: m for m in calendar(v, "2025-03-01", "--all")}
+    assert [every[f"{IND}/IND_ANNUAL/{n}"]["state"] for n in (1, 2, 3)] == ["open", "done", "open"]
+    assert every[f"{IND}/IND_ANNUAL/2"]["closed"]["evidence"] == f"{IND}/0001"

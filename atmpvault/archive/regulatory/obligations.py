@@ -136,17 +136,22 @@ def resolve(
     What FDA's events `decided` (superseded, cancelled) holds; then a recorded state
     wins for its key; each automatic completion, in date order, closes the oldest open
     obligation (by due date) of a rule that lists it, begun by its date, that has no
-    recorded state."""
+    recorded state. A sequence or event a recorded completion names as its evidence has
+    closed that one and closes no other."""
     pending = sorted(obligations, key=lambda m: (m.due, m.key))
     closed: dict[str, Closure] = dict(decided or {})
     stated: set[str] = set(closed)
+    used: set[str] = set()
     for r in recorded:
         if r.key in stated:
             continue
         stated.add(r.key)
         if r.state in (DONE, WAIVED):
             closed[r.key] = Closure(r.key, r.state, r.on, r.user, "recorded", r.evidence, r.reason)
+            used.add(r.evidence or "")
     for done in _completions(sequences, events, rules):
+        if done.evidence in used:
+            continue
         for m in pending:
             if (
                 m.rule in done.rules
