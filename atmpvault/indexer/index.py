@@ -27,15 +27,13 @@ from atmpvault.errors import InvalidInput
 from atmpvault.files import write_atomically
 from atmpvault.indexer.query import (
     FIELDS,
-    HIGHLIGHT_CLOSE,
-    HIGHLIGHT_OPEN,
-    Highlighter,
     QueryError,
     filter_range,
     parse,
     tag_field,
     utc,
 )
+from atmpvault.indexer.snippets import HIGHLIGHT_CLOSE, HIGHLIGHT_OPEN, Highlighter
 
 __all__ = [
     "ENGINE_NAMES",
