@@ -28,6 +28,7 @@ from atmpvault.archive.regulatory.derivation import derive
 from atmpvault.config import Settings
 from tests.conftest import run
 from tests.test_hardening_verify import add, behind_with_damage, damage_sha256_index, sha256_of
+from tests.test_records import edit_catalog
 from tests.test_rules import RULES, D, application, due_dates, event
 from tests.test_verify import flip_byte, git
 
@@ -459,12 +460,6 @@ def sequence_vault(path: Path, tmp_path: Path) -> Path:
     ok(path, "event", "correct", "EV-000001", "--on", "2025-01-07", "--reason", "letter date")
     assert problems(path) == (0, [])
     return path
-
-
-def edit_catalog(vault: Path, sql: str) -> None:
-    with sqlite3.connect(vault / "catalog.sqlite") as conn:
-        assert conn.execute(sql).rowcount == 1
-    conn.close()
 
 
 def test_an_audit_reference_removed_or_changed_is_named(tmp_path: Path) -> None:

@@ -188,11 +188,10 @@ def latest_completion(sequences: Sequence[Submitted], events: Sequence[EventFact
 
 def submitted_from(body: Mapping[str, Any]) -> Submitted | None:
     """A package record's body as a finalised sequence (None: not finalised yet)."""
-    if body.get("status") not in ("submitted", "acknowledged") or not body.get("submitted"):
+    from atmpvault.archive.regulatory.submissions.model import Package
+
+    package = Package.from_json(dict(body))
+    if not package.finalised or not package.submitted:
         return None
-    return Submitted(
-        f"{body['app']}/{body['sequence']}",
-        str(body["type"]),
-        date.fromisoformat(body["submitted"]),
-        str(body.get("finalised_by") or ""),
-    )
+    on = date.fromisoformat(package.submitted)
+    return Submitted(package.name, package.type, on, package.finalised_by or "")
