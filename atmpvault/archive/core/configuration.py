@@ -200,16 +200,30 @@ class Configuration:
             new = _set(raw, key, value, config.zone)
             if new == before.get(key, 0):
                 raise NothingChanged(f"{key} is already {new}; nothing was changed")
-            data = (json.dumps(raw, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-            VaultConfig.parse(data)  # what we write must read back
-            commit = vault.commit_files(
-                {CONFIG_PATH: data},
+            commit = commit_config(
+                vault,
+                raw,
                 f"Set {key} to {new} (was {before.get(key, 0)})",
                 {"Action": "set-config", "Key": key},
-                reason=why,
-                actor=actor,
+                why,
+                actor,
             )
         return SettingChange(key, new, before.get(key, 0), commit)
+
+
+def commit_config(
+    vault: Vault,
+    raw: dict[str, Any],
+    subject: str,
+    trailers: dict[str, str],
+    reason: str,
+    actor: str | None,
+) -> str:
+    """Write the changed configuration as one commit, once it is known to read back.
+    The caller holds the writer lock and read `raw` under it from the tip."""
+    data = (json.dumps(raw, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    VaultConfig.parse(data)  # what we write must read back
+    return vault.commit_files({CONFIG_PATH: data}, subject, trailers, reason=reason, actor=actor)
 
 
 def _set(raw: dict[str, Any], key: str, typed: str, zone: tzinfo) -> Any:

@@ -224,7 +224,7 @@ class DistributionLists:
     def _change(
         self, name: str, addresses: tuple[str, ...] | None, reason: str, actor: str | None
     ) -> None:
-        from atmpvault.archive.core.configuration import CONFIG_PATH, VaultConfig
+        from atmpvault.archive.core.configuration import CONFIG_PATH, commit_config
 
         vault = self.vault
         with vault.writing():
@@ -251,15 +251,7 @@ class DistributionLists:
                 action = "set-distribution-list"
                 subject = f"Set distribution list {name} ({len(addresses)} addresses)"
             raw["distribution_lists"] = dict(sorted(lists.items()))
-            data = (json.dumps(raw, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-            VaultConfig.parse(data)  # what we write must read back
-            vault.commit_files(
-                {CONFIG_PATH: data},
-                subject,
-                {"Action": action, "List": name},
-                reason=reason,
-                actor=actor,
-            )
+            commit_config(vault, raw, subject, {"Action": action, "List": name}, reason, actor)
 
 
 # -- notices -----------------------------------------------------------------------------
