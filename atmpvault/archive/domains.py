@@ -13,6 +13,8 @@ from atmpvault.archive.core.domain import Domain, check, load
 DOMAIN_PATHS = (
     "atmpvault.archive.documents:DOMAIN",
     "atmpvault.archive.regulatory:DOMAIN",
+    "atmpvault.archive.lots:DOMAIN",
+    "atmpvault.archive.quality:DOMAIN",
 )
 
 

@@ -26,7 +26,7 @@ from atmpvault.archive.core.records import Columns, Record, new_references
 from atmpvault.errors import IntegrityError, VaultError
 from atmpvault.repository.git import ObjectMissing
 
-CORE_SCHEMA = "3"
+CORE_SCHEMA = "4"  # 4: record_lots
 # What reading a damaged database raises ("database disk image is malformed").
 DATABASE_ERRORS: tuple[type[Exception], ...] = (sa.exc.DatabaseError,)
 
@@ -60,6 +60,19 @@ records = sa.Table(
     sa.Index("records_kind_latest", "kind", "latest"),
     sa.Index("records_kind_ref", "kind", "ref"),
     sa.Index("records_kind_due", "kind", "due"),
+)
+
+# Every lot a version of a record concerns (a deviation may affect several), so a lot's
+# records are found by SQL: `lot show`, `deviation ls --lot`.
+record_lots = sa.Table(
+    "record_lots",
+    metadata,
+    sa.Column("kind", sa.String(40), primary_key=True),
+    sa.Column("id", sa.String(100), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("lot", sa.String(64), primary_key=True),
+    sa.Column("recorded_at", sa.String(32), nullable=False),
+    sa.Index("record_lots_lot", "lot"),
 )
 
 audit = sa.Table(
@@ -100,7 +113,7 @@ audit_refs = sa.Table(
     sa.Index("audit_refs_kind_id", "kind", "id"),
 )
 
-CORE_TABLES = (records, audit, audit_items, audit_refs, state)
+CORE_TABLES = (records, record_lots, audit, audit_items, audit_refs, state)
 
 
 class ProjectionContext:
@@ -259,7 +272,7 @@ class Catalog:
 
     def _project(self, conn: Connection, commits: Sequence[CommitChanges]) -> None:
         seq = conn.execute(sa.select(sa.func.max(audit.c.seq))).scalar() or 0
-        audit_rows, item_rows, record_rows, ref_rows = [], [], [], []
+        audit_rows, item_rows, record_rows, ref_rows, lot_rows = [], [], [], [], []
         heads = self._head_versions(conn, {(r.kind.name, r.id) for c in commits for r in c.records})
         bodies: dict[tuple[str, str], dict[str, Any]] = {}  # the newest of this batch
         for commit in commits:
@@ -273,6 +286,11 @@ class Catalog:
                 touched.append((change.kind.name, change.id, version))
                 if change.kind.generic:
                     record_rows.append(_record_row(change, version, seq, commit))
+                    lot_rows += [
+                        {"kind": key[0], "id": key[1], "version": version, "lot": lot,
+                         "recorded_at": commit.recorded_at}
+                        for lot in change.kind.lots_of(change.body)
+                    ]  # fmt: skip
                 if change.kind.references is not None:
                     before = bodies[key] if key in bodies else self._body(conn, key, version - 1)
                     reference_rows(seq, new_references(change.kind, change.body, before), refs)
@@ -285,6 +303,8 @@ class Catalog:
             conn.execute(audit_items.insert(), item_rows)
         if ref_rows:
             conn.execute(audit_refs.insert(), ref_rows)
+        if lot_rows:
+            conn.execute(record_lots.insert(), lot_rows)
         if record_rows:
             changed = {(r["kind"], r["id"]) for r in record_rows}
             for kind, rid in changed:
@@ -401,6 +421,37 @@ class Catalog:
         for clause in where:
             query = query.where(clause)
         query = query.order_by(*order, records.c.id)
+        with self.engine.connect() as conn:
+            return [_record(row) for row in conn.execute(query)]
+
+    def lot_records(
+        self, lot: str, kind: str | None = None, as_of: str | None = None
+    ) -> list[Record]:
+        """The records that concern a lot (of one kind, or all), each as it stood at `as_of`
+        (its newest version otherwise), in kind and id order."""
+        named = sa.select(record_lots.c.kind, record_lots.c.id).where(record_lots.c.lot == lot)
+        if kind is not None:
+            named = named.where(record_lots.c.kind == kind)
+        if as_of is not None:
+            named = named.where(record_lots.c.recorded_at <= as_of)
+        newest = sa.select(
+            records.c.kind, records.c.id, sa.func.max(records.c.version).label("version")
+        ).where(sa.tuple_(records.c.kind, records.c.id).in_(named.distinct()))
+        if as_of is not None:
+            newest = newest.where(records.c.recorded_at <= as_of)
+        heads = newest.group_by(records.c.kind, records.c.id).subquery()
+        query = (
+            sa.select(records)
+            .join(
+                heads,
+                sa.and_(
+                    heads.c.kind == records.c.kind,
+                    heads.c.id == records.c.id,
+                    heads.c.version == records.c.version,
+                ),
+            )
+            .order_by(records.c.kind, records.c.id)
+        )
         with self.engine.connect() as conn:
             return [_record(row) for row in conn.execute(query)]
 

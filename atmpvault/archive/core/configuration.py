@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 CONFIG_PATH = "config/vault.json"
 CONFIG_FORMAT = 1
+# Sections of config/vault.json that a workflow reads and checks itself.
+WORKFLOW_SECTIONS = ("quality", "custody", "dosing")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,10 @@ class VaultConfig:
     holidays: str = "US"
     # per kind of milestone, the sponsor's own target: so many days before the due date
     targets: dict[str, int] = field(default_factory=dict)
+    # the directory of people (name -> e-mail address) workflow steps name (see people.py)
+    people: dict[str, str] = field(default_factory=dict)
+    # the sections workflows keep for themselves (e.g. "quality"), as read
+    sections: dict[str, Any] = field(default_factory=dict)
 
     @property
     def zone(self) -> tzinfo:
@@ -72,6 +78,8 @@ class VaultConfig:
             dates=_dates(data.get("dates"), _zone(data.get("timezone"))),
             holidays=str(data.get("holidays", "US")),
             targets=_targets(data.get("targets")),
+            people={str(k): str(v) for k, v in (data.get("people") or {}).items()},
+            sections={k: v for k, v in data.items() if k in WORKFLOW_SECTIONS},
         )
 
     def serialise(self) -> bytes:
@@ -90,6 +98,9 @@ class VaultConfig:
             data["holidays"] = self.holidays
         if self.targets:
             data["targets"] = dict(sorted(self.targets.items()))
+        if self.people:
+            data["people"] = dict(sorted(self.people.items()))
+        data.update(self.sections)
         if (self.dates.earliest, self.dates.years_ahead) != (values.EARLIEST, values.YEARS_AHEAD):
             data["dates"] = {
                 "earliest": self.dates.earliest.isoformat(),

@@ -51,6 +51,7 @@ from atmpvault.errors import (
 from atmpvault.files import write_atomically
 
 if TYPE_CHECKING:
+    from atmpvault.archive.core.changes import UnitOfWork
     from atmpvault.archive.core.vault import Vault
 
 OUTBOX_DIR = "outbox"
@@ -152,14 +153,13 @@ class DistributionLists:
 
     def resolve(self, names: Iterable[str]) -> tuple[str, ...]:
         """The valid addresses of every named list, each address once, in order."""
-        seen: dict[str, str] = {}
+        found: list[str] = []
         for name in names:
             valid, _bad = _split_addresses(self.get(name))
             if not valid:
                 raise NotFound(f"distribution list {name!r} has no valid address")
-            for address in valid:
-                seen.setdefault(address.lower(), address)
-        return tuple(seen.values())
+            found += valid
+        return _unique(found)
 
     def reach(self, names: Iterable[str]) -> Reach:
         """Sort lists into those a notice can go to and why the others cannot (never raises)."""
@@ -275,6 +275,7 @@ class Notice:
     text: str
     refused: tuple[str, ...] = ()  # recipients the SMTP server refused while taking the rest
     commit: str | None = None
+    people: tuple[str, ...] = ()  # people of the vault's directory it went to, by name
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -291,6 +292,7 @@ class Notice:
             "actor": self.actor,
             "refused": list(self.refused),
             "commit": self.commit,
+            **({"people": list(self.people)} if self.people else {}),
         }
 
     def body(self) -> dict[str, Any]:
@@ -316,6 +318,7 @@ class Notice:
             text=data.get("text", ""),
             refused=tuple(data.get("refused", ())),
             commit=commit,
+            people=tuple(data.get("people", ())),
         )
 
 
@@ -393,12 +396,22 @@ class Notices:
         template: str,
         subject: str,
         context: Mapping[str, Any],
+        people: Iterable[str] = (),
+        unit: UnitOfWork | None = None,
     ) -> Notice:
-        """Render, deliver (SMTP or outbox) and record one notice; refuse a key sent before."""
+        """Render, deliver (SMTP or outbox) and record one notice; refuse a key sent before.
+
+        It goes to distribution lists and/or people of the vault's directory (by name).
+        Given a `unit`, its record joins that unit's commit (one user action, one commit);
+        otherwise it is a commit of its own.
+        """
+        from atmpvault.archive.core.people import People
+
         key = notice_key(key)
         names = tuple(dict.fromkeys(list_name(n) for n in lists))
-        if not names:
-            raise InvalidInput("a notice needs at least one distribution list")
+        persons = tuple(dict.fromkeys(people))
+        if not names and not persons:
+            raise InvalidInput("a notice needs at least one distribution list or person")
         subject = self._subject(subject)
         settings = self.vault.settings
         sender = email_address(settings.smtp_from) if settings.smtp_from else DEFAULT_SENDER
@@ -409,7 +422,8 @@ class Notices:
                 raise AlreadySent(
                     f"notice {key!r} was already sent to {', '.join(again)} as {reached[again[0]]}"
                 )
-            to = self.lists.resolve(names)
+            directory = People(self.vault)
+            to = _unique((*self.lists.resolve(names), *(directory.address(p) for p in persons)))
             full = {**context, "subject": subject, "lists": list(names), "recipients": list(to)}
             text = render(f"{template}.txt.j2", full)
             html = render(f"{template}.html.j2", full)
@@ -446,12 +460,16 @@ class Notices:
                 actor=self.vault.actor,
                 text=text,
                 refused=refused,
+                people=persons,
             )
+            if unit is not None:
+                unit.put(NOTICE_KIND, notice_id, notice.body())
+                return notice
             trailers = {"Notice": notice_id, "Notice-Key": key}
             subject_line = f"Notice {notice_id}: {subject}"
-            with self.vault.unit("notice", subject_line, trailers=trailers) as unit:
-                unit.put(NOTICE_KIND, notice_id, notice.body())
-            commit = unit.commit
+            with self.vault.unit("notice", subject_line, trailers=trailers) as own:
+                own.put(NOTICE_KIND, notice_id, notice.body())
+            commit = own.commit
         return replace(notice, commit=commit)
 
     @staticmethod
@@ -509,6 +527,14 @@ def _lists_reached(found: Iterable[Record]) -> dict[str, dict[str, str]]:
         for name in r.body.get("lists", ()):
             by_list.setdefault(name, r.id)
     return reached
+
+
+def _unique(addresses: Iterable[str]) -> tuple[str, ...]:
+    """Each address once (compared without case), in order."""
+    seen: dict[str, str] = {}
+    for address in addresses:
+        seen.setdefault(address.lower(), address)
+    return tuple(seen.values())
 
 
 def _split_addresses(addresses: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:

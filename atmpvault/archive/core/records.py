@@ -103,7 +103,8 @@ class RecordKind:
     the root and the file (shards, an owning application) are free. Ids match
     `id_pattern`. Files written before formats were numbered carry no `format` and are
     read as `legacy_format`; `fields`, when given, is every key a body may have.
-    `references`, when given, names the records a body refers to (a package's leaves:
+    `lots`, when given, names every lot a body concerns (else its `lot` column does), so
+    `lot show` finds it. `references`, when given, names the records a body refers to (a package's leaves:
     document versions), so the audit trail lists a write that adds a reference under the
     record referred to as well; only a generic kind can declare them (its previous
     version, to compare with, is in the catalog).
@@ -121,11 +122,23 @@ class RecordKind:
     # False: the owning workflow projects this kind into its own tables (documents).
     generic: bool = True
     indexed: bool = False  # every version is an entry of the full-text index
+    # Whether an id's shape alone tells it apart (DOC-000042, EV-000007); a lot's free-form
+    # id does not, so `log --doc` does not take it for one (`lot show` lists a lot's writes).
+    distinctive: bool = True
     references: Callable[[Mapping[str, Any]], Iterable[Reference]] | None = None
+    # The lots a body concerns (a deviation affects several); absent: its `lot` column.
+    lots: Callable[[Mapping[str, Any]], Iterable[str]] | None = None
 
     def __post_init__(self) -> None:
         if self.references is not None and not self.generic:
             raise ValueError(f"{self.name}: only a generic record kind can declare references")
+
+    def lots_of(self, body: Mapping[str, Any]) -> tuple[str, ...]:
+        """Every lot a version of a record concerns."""
+        if self.lots is not None:
+            return tuple(dict.fromkeys(self.lots(body)))
+        lot = self.columns(body).lot
+        return (lot,) if lot else ()
 
     def is_id(self, value: str) -> bool:
         """Whether `value` has the shape of this kind's ids."""
@@ -255,6 +268,7 @@ NOTICE_KIND = RecordKind(
             "actor",
             "refused",
             "text",
+            "people",
         }
     ),  # fmt: skip
     columns=_notice_columns,

@@ -206,7 +206,7 @@ class Vault:
         """The id of a document or of a record of any kind; InvalidInput if it is neither."""
         from atmpvault.archive.core.values import MAX_CODE
 
-        if len(value) > MAX_CODE or not any(k.is_id(value) for k in self.kinds):
+        if len(value) > MAX_CODE or not any(k.is_id(value) for k in self.kinds if k.distinctive):
             raise InvalidInput(
                 f"invalid document id {value[:40]!r}: use a document's id such as DOC-000042, "
                 "or a record's such as EV-000007 or IND-012345/0001"

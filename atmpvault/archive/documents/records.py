@@ -7,11 +7,13 @@ extracted text) and `record.json` (this record, with its format number).
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from atmpvault.archive.core import values
 from atmpvault.archive.core.records import RecordKind
+from atmpvault.errors import InvalidInput
 
 DOCS_ROOT = "docs"
 RECORD = "record.json"
@@ -92,6 +94,19 @@ class DocumentVersion:
         data = self._fields()
         del data["seq"]
         return data
+
+
+DOC_REF_RE = re.compile(r"(?P<doc>[^@]+)(?:@(?P<version>[0-9]{1,9}))?")
+
+
+def parse_doc_ref(value: str) -> tuple[str, int | None]:
+    """DOC or DOC@VERSION, e.g. DOC-000007@2."""
+    match = DOC_REF_RE.fullmatch(value.strip())
+    if match is None:
+        raise InvalidInput(f"invalid document {value[:40]!r}: use DOC-000007 or DOC-000007@2")
+    version = match["version"]
+    number = int(version) if version is not None else None
+    return values.doc_id(match["doc"]), number
 
 
 KIND = RecordKind(

@@ -203,6 +203,33 @@ class Documents:
             )
             return self._write(draft, data)
 
+    def stage_new(
+        self,
+        unit: UnitOfWork,
+        data: bytes,
+        filename: str,
+        program: str,
+        type: str,
+        title: str | None = None,
+        lot: str | None = None,
+        meta: dict[str, str] | None = None,
+    ) -> DocumentVersion:
+        """Put a new document (version 1) into another workflow's unit of work, so it is
+        archived in the same commit as the step that made it (a closure package)."""
+        seq = self.catalog.next_seq()
+        seq = max([seq, *(int(i[4:]) + 1 for k, i, _v in unit.touched if k == KIND.name)])
+        draft = DocumentVersion(
+            id=doc_id_for(seq), version=1, seq=seq, program=values.program(program),
+            type=self.vault.document_type(type), title=values.title(title),
+            lot=values.lot(lot), filename=filename, size=0, sha256="", status=ACTIVE,
+            action="add", recorded_at="", user=unit.actor, reason=None, meta=meta or {},
+        )  # fmt: skip
+        subject, trailers = unit.subject, dict(unit.trailers)
+        version = self.stage(unit, draft, data, extract_text(data, filename))
+        unit.subject = subject or unit.subject  # the step names the commit, not its document
+        unit.trailers.update(trailers)
+        return version
+
     def revise(
         self,
         doc_id: str,

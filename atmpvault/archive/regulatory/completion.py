@@ -147,8 +147,8 @@ def _find(vault: Vault, which: Which, state: str, today: date) -> Milestone:
 def _evidence(vault: Vault, app: str, evidence: str | None, sequence: str | None) -> str | None:
     """The evidence as it is recorded: DOC-000007@2, or the submitted sequence's name."""
     if evidence is not None:
+        from atmpvault.archive.documents.records import parse_doc_ref
         from atmpvault.archive.documents.versions import Documents
-        from atmpvault.archive.regulatory.submissions.model import parse_doc_ref
 
         doc, number = parse_doc_ref(evidence)
         found = Documents(vault).show(doc, number)

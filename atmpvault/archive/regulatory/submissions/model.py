@@ -87,7 +87,6 @@ SEQUENCE_RE = re.compile(r"[0-9]{4}")
 SEGMENT_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
 SECTION_RE = re.compile(r"m[1-5](?:/[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*")
 FILE_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9]{1,8})?")
-DOC_REF_RE = re.compile(r"(?P<doc>[^@]+)(?:@(?P<version>[0-9]{1,9}))?")
 _NOT_NAME = re.compile(r"[^a-z0-9]+")
 
 
@@ -133,16 +132,6 @@ def calendar_date(value: str, what: str, within: values.DateRange = values.DEFAU
     """A date something happened (submitted, acknowledged), as YYYY-MM-DD: not in the
     future (a day's grace east of UTC) and inside the vault's date range `within`."""
     return values.day(value, what, within, happened=True)
-
-
-def parse_doc_ref(value: str) -> tuple[str, int | None]:
-    """DOC or DOC@VERSION, e.g. DOC-000007@2."""
-    match = DOC_REF_RE.fullmatch(value.strip())
-    if match is None:
-        raise InvalidInput(f"invalid document {value[:40]!r}: use DOC-000007 or DOC-000007@2")
-    version = match["version"]
-    number = int(version) if version is not None else None
-    return values.doc_id(match["doc"]), number
 
 
 def normalise_name(filename: str) -> str:

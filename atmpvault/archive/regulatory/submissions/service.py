@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
-from atmpvault.archive.documents.records import WITHDRAWN, DocumentVersion
+from atmpvault.archive.documents.records import WITHDRAWN, DocumentVersion, parse_doc_ref
 from atmpvault.archive.documents.versions import Documents
 from atmpvault.archive.regulatory.applications import Application, Regulatory, app_id
 from atmpvault.archive.regulatory.kinds import PACKAGE_KIND
@@ -50,7 +50,6 @@ from atmpvault.archive.regulatory.submissions.model import (
     Submission,
     calendar_date,
     operation,
-    parse_doc_ref,
     record_path,
     section,
     sequence,

@@ -1,0 +1,13 @@
+"""Lots: the lot registry (program, chain-of-identity id, kind, status) that quality,
+custody and dosing build on; release asks every workflow's release holds."""
+
+from __future__ import annotations
+
+from atmpvault.archive.core.domain import Domain
+
+DOMAIN = Domain(
+    name="lots",
+    record_kinds="atmpvault.archive.lots.records:KINDS",
+    commands="atmpvault.cli.lots:register",
+    depends_on=("documents",),
+)

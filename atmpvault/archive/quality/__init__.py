@@ -1,0 +1,16 @@
+"""Quality: deviations, their investigation and CAPA, aging, escalation, closure packages
+(into the lot's batch record) and the release holds open deviations put on lots."""
+
+from __future__ import annotations
+
+from atmpvault.archive.core.domain import Domain
+
+DOMAIN = Domain(
+    name="quality",
+    record_kinds="atmpvault.archive.quality.records:KINDS",
+    index="atmpvault.archive.quality.indexing:index",
+    release_holds="atmpvault.archive.quality.holds:release_holds",
+    list_users="atmpvault.archive.quality.settings:list_users",
+    commands="atmpvault.cli.quality:register",
+    depends_on=("documents", "lots"),
+)

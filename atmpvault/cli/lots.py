@@ -1,0 +1,220 @@
+"""Lot commands: register lots, move them through manufacturing, release or reject them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from atmpvault.cli.base import emit_json, json_option, pass_vault, table, user_option, when_option
+
+if TYPE_CHECKING:
+    from atmpvault.archive.core.vault import Vault
+    from atmpvault.archive.lots.service import Lot
+
+
+@click.group("lot")
+def lot() -> None:
+    """Lots: one per manufacturing run; an autologous lot belongs to one patient.
+
+    \b
+        atmpvault lot new L-0042 --program CART-19 --coi COI-7F3K-22
+        atmpvault lot start L-0042
+        atmpvault lot release L-0042 --by "Q. Approver"
+    """
+
+
+def _show(found: Lot, as_json: bool) -> None:
+    if as_json:
+        emit_json(found.to_json())
+        return
+    click.echo(f"{found.id}  {found.status}  {found.program}  {found.coi or '-'}  v{found.version}")
+
+
+@lot.command("new")
+@click.argument("lot_id", metavar="LOT")
+@click.option("--program", required=True, help="The program, e.g. CART-19.")
+@click.option("--coi", "coi_id", metavar="COI_ID", help="The patient's chain-of-identity id.")
+@click.option(
+    "--kind", type=click.Choice(["autologous", "allogeneic"]), default="autologous",
+    show_default=True, help="One patient's cells, or a donor's for many.",
+)  # fmt: skip
+@click.option("--replaces", metavar="LOT", help="The lot this one replaces (same patient).")
+@user_option
+@json_option
+@pass_vault
+def lot_new(
+    vault: Vault, lot_id: str, program: str, coi_id: str | None, kind: str,
+    replaces: str | None, user: str | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Register a lot (status planned).
+
+    A replacement lot is refused while the lot it replaces has an open deviation.
+
+    \b
+        atmpvault lot new L-0042 --program CART-19 --coi COI-7F3K-22
+        atmpvault lot new L-0043 --program CART-19 --replaces L-0042
+    """
+    from atmpvault.archive.lots.service import Lots
+
+    _show(Lots(vault).new(lot_id, program, coi_id, kind, replaces), as_json)
+
+
+def _step(name: str, doc: str) -> click.Command:
+    @click.argument("lot_id", metavar="LOT")
+    @click.option("--comment", help="A note kept in the lot's history.")
+    @user_option
+    @json_option
+    @pass_vault
+    def command(
+        vault: Vault, lot_id: str, comment: str | None, user: str | None, as_json: bool
+    ) -> None:
+        from atmpvault.archive.lots.service import Lots
+
+        _show(Lots(vault).step(lot_id, name, comment), as_json)
+
+    command.__doc__ = doc
+    return lot.command(name)(command)
+
+
+_step(
+    "start",
+    """Manufacturing has started: planned -> in-manufacturing.
+
+    \b
+        atmpvault lot start L-0042
+    """,
+)
+_step(
+    "complete",
+    """Manufacturing is complete: in-manufacturing -> pending-release.
+
+    \b
+        atmpvault lot complete L-0042 --comment "final formulation filled"
+    """,
+)
+
+
+@lot.command("show")
+@click.argument("lot_id", metavar="LOT")
+@click.option("--as-of", "as_of", metavar="WHEN", help="The lot as it stood at this time.")
+@json_option
+@pass_vault
+def lot_show(vault: Vault, lot_id: str, as_of: str | None, as_json: bool) -> None:
+    """Show a lot with every document and record of it, and their versions.
+
+    \b
+        atmpvault lot show L-0042
+        atmpvault lot show L-0042 --as-of 2026-03-31
+    """
+    from atmpvault.archive.lots.service import contents
+
+    found = contents(vault, lot_id, when_option(vault, as_of))
+    if as_json:
+        emit_json(found.to_json())
+        return
+    data = found.to_json()
+    lot_data = data["lot"]
+    for key in ("id", "program", "coi", "kind", "replaces", "status", "version"):
+        click.echo(f"{key:12} {'' if lot_data[key] is None else lot_data[key]}")
+    if found.lot.disposition:
+        d = found.lot.disposition
+        extra = " (exceptional)" if d.get("exceptional") else ""
+        click.echo(f"{'disposition':12} {d['decision']}{extra} by {d['by']} at {d['at']}")
+    for entry in found.lot.statuses:
+        click.echo(f"{'history':12} {entry['at']}  {entry['status']}  {entry['by']}")
+    click.echo("")
+    click.echo("Documents")
+    table(
+        [
+            (d["id"], d["type"], d["status"], ",".join(str(v["version"]) for v in d["versions"]),
+             d["title"] or "")
+            for d in data["documents"]
+        ],
+        ["ID", "TYPE", "STATUS", "VERSIONS", "TITLE"],
+    )  # fmt: skip
+    click.echo("")
+    click.echo("Records")
+    table(
+        [(r["kind"], r["id"], r["version"], r["status"] or "", r["recorded_at"][:19])
+         for r in data["records"]],
+        ["KIND", "ID", "V", "STATUS", "RECORDED"],
+    )  # fmt: skip
+
+
+@lot.command("ls")
+@click.option("--program", help="Only this program's lots.")
+@click.option("--status", help="Only lots with this status.")
+@json_option
+@pass_vault
+def lot_ls(vault: Vault, program: str | None, status: str | None, as_json: bool) -> None:
+    """List lots.
+
+    \b
+        atmpvault lot ls --status pending-release
+    """
+    from atmpvault.archive.lots.service import Lots
+
+    found = Lots(vault).ls(program, status)
+    if as_json:
+        emit_json([f.to_json() for f in found])
+        return
+    table(
+        [(f.id, f.program, f.kind, f.coi or "", f.status, f.replaces or "") for f in found],
+        ["LOT", "PROGRAM", "KIND", "COI", "STATUS", "REPLACES"],
+    )
+
+
+@lot.command("release")
+@click.argument("lot_id", metavar="LOT")
+@click.option("--by", required=True, help="Who gives the QA disposition.")
+@click.option("--reason", help="Why (required with --exceptional).")
+@click.option("--exceptional", is_flag=True, help="Release despite holds, recording them.")
+@user_option
+@json_option
+@pass_vault
+def lot_release(
+    vault: Vault, lot_id: str, by: str, reason: str | None, exceptional: bool,
+    user: str | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Release a lot: refused while any workflow holds it (an open deviation...).
+
+    \b
+        atmpvault lot release L-0042 --by "Q. Approver"
+        atmpvault lot release L-0042 --by "Q. Approver" --exceptional \\
+            --reason "patient in conditioning; CAPA tracked, no product impact"
+    """
+    from atmpvault.archive.lots.service import Lots
+
+    released = Lots(vault).release(lot_id, by, reason, exceptional)
+    if as_json:
+        emit_json(released.to_json())
+        return
+    _show(released, False)
+    for hold in (released.disposition or {}).get("overridden") or ():
+        click.echo(f"overridden: {hold}")
+
+
+@lot.command("reject")
+@click.argument("lot_id", metavar="LOT")
+@click.option("--by", required=True, help="Who gives the QA disposition.")
+@click.option("--reason", required=True, help="Why the lot is rejected.")
+@user_option
+@json_option
+@pass_vault
+def lot_reject(
+    vault: Vault, lot_id: str, by: str, reason: str, user: str | None, as_json: bool
+) -> None:
+    """Reject a lot (QA disposition).
+
+    \b
+        atmpvault lot reject L-0042 --by "Q. Approver" --reason "sterility failure"
+    """
+    from atmpvault.archive.lots.service import Lots
+
+    _show(Lots(vault).reject(lot_id, by, reason), as_json)
+
+
+def register(cli: click.Group) -> None:
+    """Add this module's commands to the command line."""
+    cli.add_command(lot)
