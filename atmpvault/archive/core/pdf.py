@@ -165,8 +165,10 @@ def _document(title: str, created: datetime, landscape: bool) -> FPDF:
             super().handle_starttag(tag, attrs)
 
         def handle_endtag(self, tag: str) -> None:
-            if tag == "table" and self.table is not None and not self.table._col_widths:
-                self.table._col_widths = _column_widths(self.pdf, self.table, self.font_size_pt)
+            if tag == "table" and self.table is not None:
+                if not self.table._col_widths:
+                    self.table._col_widths = _column_widths(self.pdf, self.table, self.font_size_pt)
+                self.pdf.ln(2)  # fpdf2 sets a table flush against the text above it
             super().handle_endtag(tag)
 
         def feed(self, data: str) -> None:
@@ -201,9 +203,10 @@ def _document(title: str, created: datetime, landscape: bool) -> FPDF:
 def _tag_styles() -> dict[str, Any]:
     from fpdf.fonts import TextStyle
 
-    sizes = {"h1": (16, 2), "h2": (13, 5), "h3": (11, 4)}  # tag: (size in pt, space above)
+    # tag: (size in pt, space above in mm); fpdf2 takes the space below as a fraction of the size
+    sizes = {"h1": (16, 2), "h2": (13, 5), "h3": (11, 4)}
     return {
-        tag: TextStyle(FONT, "B", size, color=HEADING, t_margin=top, b_margin=1.5)
+        tag: TextStyle(FONT, "B", size, color=HEADING, t_margin=top, b_margin=0.35)
         for tag, (size, top) in sizes.items()
     }
 
