@@ -224,10 +224,8 @@ def _column_widths(pdf: FPDF, table: Table, size_pt: float) -> list[float] | Non
                 if not isinstance(cell, Cell) or cell.rowspan > 1:
                     return None  # spans: let fpdf2 share the width evenly
                 if cell.colspan == 1 and cell.text:
-                    bold = bool(
-                        cell.style and cell.style.emphasis and "B" in cell.style.emphasis.style
-                    )
-                    pdf.set_font(FONT, "B" if bold else "", size_pt)
+                    emphasis = cell.style.emphasis if cell.style else None
+                    pdf.set_font(FONT, "B" if emphasis and "B" in emphasis.style else "", size_pt)
                     widest[position] = max(widest[position], pdf.get_string_width(cell.text))
                     words = [pdf.get_string_width(word) for word in cell.text.split()]
                     longest_word[position] = max(longest_word[position], *words, 0.0)
@@ -272,15 +270,13 @@ def _draw_chart(pdf: FPDF, chart: BarChart) -> None:
     peak = max((max(values, default=0) for _, values in chart.series), default=0)
     step = _tick_step(peak)
     top_value = max(step, math.ceil(peak / step) * step)
-    groups = max(1, len(chart.categories))
-    label_width = pdf.get_string_width(str(top_value)) + 2
-    left, right = x0 + label_width + 1, x0 + width
-    group_width = (right - left) / groups
-    label_pt, rotate = _label_size(pdf, chart.categories, group_width)
+    left, right = x0 + pdf.get_string_width(str(top_value)) + 3, x0 + width
+    group_width = (right - left) / max(1, len(chart.categories))
+    label_pt = 8.0
     pdf.set_font(FONT, "", label_pt)
-    label_room = (
-        min(30.0, max(pdf.get_string_width(c) for c in chart.categories) + 2) if rotate else 5.0
-    )
+    widest = max((pdf.get_string_width(category) for category in chart.categories), default=0.0)
+    rotate = widest > group_width - 1  # category labels set vertically when they would collide
+    label_room = min(30.0, widest + 2) if rotate else 5.0
     top, bottom = y0 + 17, y0 + CHART_HEIGHT_MM - 4 - label_room
     height = bottom - top
 
@@ -320,15 +316,6 @@ def _draw_chart(pdf: FPDF, chart: BarChart) -> None:
         else:
             _centred(pdf, centre, bottom + 4, category)
     pdf.set_xy(pdf.l_margin, y0 + CHART_HEIGHT_MM + 2)
-
-
-def _label_size(pdf: FPDF, categories: tuple[str, ...], room: float) -> tuple[float, bool]:
-    """The font size for category labels, and whether they must be set vertically to fit."""
-    for size in (8.0, 7.0, 6.0):
-        pdf.set_font(FONT, "", size)
-        if all(pdf.get_string_width(category) <= room - 1 for category in categories):
-            return size, False
-    return 7.0, True
 
 
 def _centred(pdf: FPDF, x: float, baseline: float, text: str) -> None:
