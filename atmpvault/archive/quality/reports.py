@@ -21,6 +21,10 @@ def shown(value: Any) -> str:
         return "\u2014"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, dict) and "doc" in value and "version" in value:  # an attachment
+        return f"{value['doc']} v{value['version']} {value.get('filename') or ''}".strip()
+    if isinstance(value, dict) and "from" in value and "to" in value:  # an extension
+        return f"{value['from']} \u2192 {value['to']} ({value.get('reason') or ''})"
     if isinstance(value, dict):
         return "; ".join(f"{k}: {shown(v)}" for k, v in value.items() if v not in (None, ""))
     if isinstance(value, list):
@@ -33,7 +37,9 @@ def history_rows(entries: list[HistoryEntry]) -> list[dict[str, Any]]:
     rows = []
     for e in entries:
         note = e.comment or e.reason or ""
-        changes = e.changes or (("", None, None),)
+        # A step's own time and actor (investigation.at, closure.by) are the entry's.
+        kept = tuple(c for c in e.changes if not c[0].endswith((".at", ".by")))
+        changes = kept or (("", None, None),)
         for number, (field, old, new) in enumerate(changes):
             rows.append(
                 {
@@ -85,4 +91,6 @@ def closure_package(
         "shown": shown,
     }
     html = render("quality/closure-package.html.j2", context)
-    return html_pdf(html, title=f"{body['id']} closed deviation package", created=unit.when)
+    return html_pdf(
+        html, title=f"{body['id']} closed deviation package", created=unit.when, landscape=True
+    )

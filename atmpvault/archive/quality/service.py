@@ -8,7 +8,7 @@ silently: only `extend` moves it, with a reason and an approver, and it is liste
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -383,7 +383,7 @@ class Deviations:
             ]  # fmt: skip
             self._put(unit, body, "attach", None)
             unit.subject = f"Attach {version.id} ({path.name}) to {dev}"
-        return body, version
+        return body, replace(version, commit=unit.commit or "")
 
     def close(self, dev: str, summary: str, actor: str | None = None) -> tuple[dict[str, Any], Any]:
         """Close a deviation: its closure package (a PDF of the record, investigation, CAPA,
@@ -421,4 +421,4 @@ class Deviations:
             body["closure"]["package"] = package.id
             self._put(unit, body, "close", None)
             unit.subject = f"Close {dev}: closure package {package.id} into lot {body['lots'][0]}"
-        return body, package
+        return body, replace(package, commit=unit.commit or "")
