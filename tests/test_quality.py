@@ -220,3 +220,22 @@ def test_listing_filters_by_sql(campaign: Path) -> None:
     assert ids("--class", "critical") == [second]
     assert ids("--owner", OWNER) == [first]
     assert "cassette cracked" in ok(vault, "deviation", "ls", "--open")
+
+
+def test_quality_settings_live_in_the_vault_configuration(campaign: Path) -> None:
+    vault = campaign
+    ok(vault, "config", "set", "quality.classes", '{"minor": 45, "major": 20, "critical": 7}',
+       "--reason", "SOP-QA-012 rev 4")  # fmt: skip
+    shown = json.loads(ok(vault, "config", "show", "--json"))["quality"]
+    assert shown["classes"] == {"minor": 45, "major": 20, "critical": 7}
+    assert shown["buckets"] == [7, 14, 30]  # the default, untouched
+    dev = open_deviation(vault)  # discovered 2026-11-02, major: 20 days
+    assert json.loads(ok(vault, "deviation", "show", dev, "--json"))["due"] == "2026-11-22"
+    before = head(vault)
+    assert "increasing" in refused(vault, 2, "config", "set", "quality.buckets", "[30, 7]",
+        "--reason", "r")  # fmt: skip
+    assert "unknown setting" in refused(vault, 2, "config", "set", "quality.colour", "1",
+        "--reason", "r")  # fmt: skip
+    assert head(vault) == before
+    entry = json.loads(ok(vault, "log", "--json"))[-2]
+    assert (entry["action"], entry["reason"]) == ("set-config", "SOP-QA-012 rev 4")

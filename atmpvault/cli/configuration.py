@@ -3,7 +3,8 @@ and the sponsor's target dates."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -51,10 +52,24 @@ def config_show(vault: Vault, as_json: bool) -> None:
                     if key.startswith("targets.")
                 },
                 "today": today,
+                **_sections(shown),
             }
         )
     else:
-        table([*shown.items(), ("(today)", today)], ["SETTING", "VALUE"])
+        rows = [(k, v if isinstance(v, str | int) else json.dumps(v)) for k, v in shown.items()]
+        table([*rows, ("(today)", today)], ["SETTING", "VALUE"])
+
+
+def _sections(shown: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The workflows' settings (quality.buckets ...), grouped by workflow for JSON."""
+    from atmpvault.archive.core.configuration import WORKFLOW_SECTIONS
+
+    grouped: dict[str, dict[str, Any]] = {}
+    for key, value in shown.items():
+        section, _, name = key.partition(".")
+        if section in WORKFLOW_SECTIONS:
+            grouped.setdefault(section, {})[name] = value
+    return grouped
 
 
 @config_group.command("set")
@@ -81,11 +96,17 @@ def config_set(
                          DE-BY), or none (weekends only)
       targets.KIND       the sponsor's own target, in days before the due date, for
                          milestones of KIND (sponsor-due, fda-due...); 0 removes it
+      quality.classes    deviation classes and their investigation due days (JSON)
+      quality.buckets    the last day of each aging bucket, e.g. [7, 14, 30]
+      quality.warning_days  escalate items due within so many days (a warning)
+      quality.escalation escalation levels: [{"level", "after_days", "lists"}...]
 
     \b
         atmpvault config set timezone America/New_York --reason "sponsor site in New York"
         atmpvault config set dates.earliest 2015-01-01 --reason "no program is older"
         atmpvault config set targets.sponsor-due 10 --reason "package ready 10 days early"
+        atmpvault config set quality.classes '{"minor": 45, "major": 30, "critical": 15}' \\
+            --reason "SOP-QA-012 rev 4"
     """
     from atmpvault.archive.core.configuration import Configuration
 

@@ -15,7 +15,7 @@ from datetime import UTC, date, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
-from atmpvault.archive.core.domain import Domain
+from atmpvault.archive.core.domain import Domain, load
 from atmpvault.config import DEFAULT_DOCUMENT_TYPES
 from atmpvault.errors import InvalidInput, NothingChanged, VaultError
 
@@ -184,8 +184,14 @@ class Configuration:
         self.vault = vault
 
     def show(self) -> dict[str, Any]:
-        """Every setting, by key, as the vault was opened."""
-        return settings_of(self.vault.config)
+        """Every setting, by key, as the vault was opened (a workflow's as section.key)."""
+        shown = settings_of(self.vault.config)
+        for domain in self.vault.domains:
+            if domain.settings is not None:
+                section = self.vault.config.sections.get(domain.name)
+                for name, value in load(domain.settings)(section).items():
+                    shown[f"{domain.name}.{name}"] = value
+        return shown
 
     def set(self, key: str, value: str, reason: str, actor: str | None = None) -> SettingChange:
         """Change one setting: a commit with the reason, audited as set-config.
@@ -194,7 +200,8 @@ class Configuration:
         setting already has that value.
         """
         targeted = key.startswith(TARGETS) and _KIND_RE.fullmatch(key[len(TARGETS) :])
-        if key not in SETTINGS and not targeted:
+        workflow = self._workflow_setting(key)
+        if key not in SETTINGS and not targeted and workflow is None:
             raise InvalidInput(
                 f"unknown setting {key[:40]!r}; settings: {', '.join(SETTINGS)}, "
                 f"{TARGETS}KIND (e.g. {TARGETS}sponsor-due)"
@@ -208,7 +215,11 @@ class Configuration:
             config = VaultConfig.parse(current)
             before = settings_of(config)
             raw: dict[str, Any] = json.loads(current)
-            new = _set(raw, key, value, config.zone)
+            if workflow is not None:
+                before[key] = workflow[1](raw.get(workflow[0])).get(key.partition(".")[2])
+                new = _set_section(raw, key, value, workflow[1])
+            else:
+                new = _set(raw, key, value, config.zone)
             if new == before.get(key, 0):
                 raise NothingChanged(f"{key} is already {new}; nothing was changed")
             commit = commit_config(
@@ -220,6 +231,35 @@ class Configuration:
                 actor,
             )
         return SettingChange(key, new, before.get(key, 0), commit)
+
+    def _workflow_setting(self, key: str) -> tuple[str, Any] | None:
+        """(section, the workflow's settings hook) for a key such as quality.buckets."""
+        section, _, name = key.partition(".")
+        for domain in self.vault.domains:
+            if domain.name == section and domain.settings is not None and name:
+                hook = load(domain.settings)
+                if name not in hook(None):
+                    known = ", ".join(f"{section}.{k}" for k in hook(None))
+                    raise InvalidInput(f"unknown setting {key[:60]!r}; {section} settings: {known}")
+                return section, hook
+        return None
+
+
+def _set_section(raw: dict[str, Any], key: str, typed: str, hook: Any) -> Any:
+    """Put a workflow's setting (a JSON value: 45, [7, 14, 30], {...}) into its section,
+    checked by the workflow; the value as it now reads."""
+    section, _, name = key.partition(".")
+    try:
+        value = json.loads(typed)
+    except ValueError:
+        value = typed  # a bare word is a string
+    changed = {**(raw.get(section) or {}), name: value}
+    try:
+        effective = hook(changed)
+    except VaultError as exc:
+        raise InvalidInput(f"{key}: {exc}") from None
+    raw[section] = changed
+    return effective[name]
 
 
 def commit_config(

@@ -35,6 +35,9 @@ class Domain:
     - `release_holds`: "module:function"(vault, lot) -> reasons a lot may not be released.
     - `list_users`: "module:function"(vault, name) -> reasons a distribution list is still
       needed (alerts routed to it); the core refuses to remove a list while any remain.
+    - `settings`: "module:function"(section) -> the effective settings (JSON) of its
+      section of config/vault.json (named after the workflow), defaults filled in; it
+      raises VaultError naming what is wrong with a broken section.
     - `commands`: "module:function"(cli) that adds its command groups.
     """
 
@@ -48,6 +51,7 @@ class Domain:
     verify: str | None = None
     release_holds: str | None = None
     list_users: str | None = None
+    settings: str | None = None
     commands: str | None = None
     depends_on: tuple[str, ...] = ()
 

@@ -11,6 +11,7 @@ DOMAIN = Domain(
     index="atmpvault.archive.quality.indexing:index",
     release_holds="atmpvault.archive.quality.holds:release_holds",
     list_users="atmpvault.archive.quality.settings:list_users",
+    settings="atmpvault.archive.quality.settings:effective",
     commands="atmpvault.cli.quality:register",
     depends_on=("documents", "lots"),
 )

@@ -99,6 +99,8 @@ class Capas:
         unit.trailers.update(
             {"CAPA": body["id"], "Deviation": body["deviation"], "Step": f"capa-{action}"}
         )
+        if comment:
+            unit.trailers["Comment"] = " ".join(comment.split())[:200]
 
     def done(
         self, capa: str, evidence: str, comment: str | None = None, actor: str | None = None

@@ -232,6 +232,8 @@ class Deviations:
         )  # fmt: skip
         unit.put(DEVIATION_KIND, body["id"], body)
         unit.trailers.update({"Deviation": body["id"], "Step": action})
+        if comment:
+            unit.trailers["Comment"] = " ".join(comment.split())[:200]
 
     def _open_one(self, dev: str, step: str) -> dict[str, Any]:
         body = dict(self.get(dev).body)

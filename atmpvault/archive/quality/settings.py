@@ -95,7 +95,17 @@ DEFAULTS: dict[str, Any] = {
 def quality_settings(vault: Vault) -> QualitySettings:
     """The vault's quality settings (defaults for what it does not set); a broken section
     is refused by every quality command, naming what is wrong."""
-    return parse({**DEFAULTS, **(vault.config.sections.get(SECTION) or {})})
+    section = vault.config.sections.get(SECTION)
+    if section is not None and not isinstance(section, dict):
+        raise VaultError(f'config/vault.json "{SECTION}" must be an object of settings')
+    return parse({**DEFAULTS, **(section or {})})
+
+
+def effective(section: object) -> dict[str, Any]:
+    """The settings a "quality" section gives, defaults filled in (for `config show/set`)."""
+    if section is not None and not isinstance(section, dict):
+        raise VaultError(f'config/vault.json "{SECTION}" must be an object of settings')
+    return parse({**DEFAULTS, **(section or {})}).to_json()
 
 
 def _whole(value: object, low: int, high: int) -> bool:
@@ -104,6 +114,11 @@ def _whole(value: object, low: int, high: int) -> bool:
 
 def parse(raw: dict[str, Any]) -> QualitySettings:
     where = f'config/vault.json "{SECTION}"'
+    unknown = sorted(set(raw) - set(DEFAULTS))
+    if unknown:
+        raise VaultError(
+            f"{where}: unknown setting(s) {', '.join(unknown)}; settings: {', '.join(DEFAULTS)}"
+        )
     classes = raw["classes"]
     if (
         not isinstance(classes, dict)
