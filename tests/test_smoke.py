@@ -13,8 +13,14 @@ def test_demo_builds_a_vault_that_lists_and_verifies(tmp_path: Path) -> None:
     result = run(None, "demo", str(path))
     assert result.exit_code == 0, result.stderr
     assert "ok: every version re-hashed" in result.stdout
+    # The quality story: a deviation closed into its lot's batch record, a lot released,
+    # another held by an open deviation.
+    assert "cannot be released: deviation DEV-2026-0002" in result.stdout
+    released = json.loads(run(path, "lot", "show", "C19-2026-001", "--json").stdout)
+    assert released["lot"]["status"] == "released"
+    assert "deviation-package" in {d["type"] for d in released["documents"]}
     listed = json.loads(run(path, "ls", "--json").stdout)
-    assert len(listed) == 12
+    assert len(listed) == 13  # 12 seeded, and the closure package
     assert {d["program"] for d in listed} == {"CART-19", "AAV9-SMA"}
     assert any(d["status"] == "withdrawn" for d in listed)
     assert any(d["version"] == 3 for d in listed)

@@ -10,7 +10,7 @@ from atmpvault.cli.base import emit_json, json_option, pass_vault, table, user_o
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
-    from atmpvault.archive.lots.service import Lot
+    from atmpvault.archive.lots.service import Lot, LotContents
 
 
 @click.group("lot")
@@ -113,6 +113,11 @@ def lot_show(vault: Vault, lot_id: str, as_of: str | None, as_json: bool) -> Non
     if as_json:
         emit_json(found.to_json())
         return
+    show_contents(found)
+
+
+def show_contents(found: LotContents) -> None:
+    """A lot, its history, its documents and its records, for people."""
     data = found.to_json()
     lot_data = data["lot"]
     for key in ("id", "program", "coi", "kind", "replaces", "status", "version"):

@@ -228,13 +228,24 @@ def deviation_show(vault: Vault, dev: str, as_json: bool) -> None:
     """
     from atmpvault.archive.quality.service import Deviations
 
+    if as_json:
+        deviations = Deviations(vault)
+        body = deviations.get(dev).body
+        capas = [c.body for c in deviations.capas(body["id"])]
+        entries = deviations.history(body["id"])
+        emit_json({**body, "capa_records": capas, "history": [e.to_json() for e in entries]})
+        return
+    show_deviation(vault, dev)
+
+
+def show_deviation(vault: Vault, dev: str) -> None:
+    """A deviation, its CAPAs and its history, for people."""
+    from atmpvault.archive.quality.service import Deviations
+
     deviations = Deviations(vault)
     body = deviations.get(dev).body
     capas = [c.body for c in deviations.capas(body["id"])]
     entries = deviations.history(body["id"])
-    if as_json:
-        emit_json({**body, "capa_records": capas, "history": [e.to_json() for e in entries]})
-        return
     inv = body.get("investigation") or {}
     for key, value in (
         ("id", body["id"]), ("class", body["class"]), ("status", body["status"]),

@@ -184,7 +184,8 @@ def demo(ctx: click.Context, path: Path) -> None:
     from atmpvault.archive.regulatory.calendar import app_view, milestone_calendar
     from atmpvault.cli.regulatory import show_app, show_milestones
 
-    settings = replace(settings_for(ctx), vault=path, user="demo.qa")
+    # The demo's notices go to its outbox, never to a real mail server.
+    settings = replace(settings_for(ctx), vault=path, user="demo.qa", smtp_host=None)
     with build_demo(settings) as (vault, story):
         click.echo(f"Demo vault built in {path}: {len(story.documents)} documents\n")
         click.echo(f"$ atmpvault --vault {path} ls")
@@ -210,6 +211,20 @@ def demo(ctx: click.Context, path: Path) -> None:
         )
         found = milestone_calendar(vault, today, app=story.application, start=since, closed=True)
         show_milestones(found.milestones, states=True)
+        from atmpvault.archive.lots.service import contents
+        from atmpvault.cli.lots import show_contents
+
+        click.echo(f"\n$ atmpvault --vault {path} lot show {story.lot}")
+        show_contents(contents(vault, story.lot))
+        click.echo(f"\n$ atmpvault --vault {path} deviation show {story.deviation}")
+        from atmpvault.cli.quality import show_deviation
+
+        show_deviation(vault, story.deviation)
+        click.echo(f'\n$ atmpvault --vault {path} lot release {story.held} --by "Q. Approver"')
+        from atmpvault.archive.lots.service import release_holds
+
+        holds = release_holds(vault, story.held)
+        click.echo(f"atmpvault: lot {story.held} cannot be released: " + "; ".join(holds))
         click.echo(f"\n$ atmpvault --vault {path} verify")
         problems = vault.verify()
         for problem in problems:

@@ -25,6 +25,9 @@ class DemoStory:
     as_of: str
     as_of_version: DocumentVersion
     application: str  # an IND with events and a finalised sequence
+    lot: str  # a lot whose deviation was investigated, closed and which was released
+    deviation: str  # that deviation
+    held: str  # a lot held by an open deviation
 
 
 def _pdf(title: str, *paragraphs: str, pages: int = 1) -> bytes:
@@ -202,6 +205,54 @@ def _regulatory(vault: Vault, ids: dict[str, str]) -> None:
     )  # fmt: skip
 
 
+DEMO_LOT, DEMO_HELD = "C19-2026-001", "C19-2026-002"
+INVESTIGATOR = "Dana Whitfield"
+
+
+def _quality(vault: Vault, ids: dict[str, str]) -> str:
+    """Two CART-19 lots: one with a major deviation run to closure (investigation, CAPA,
+    closure package) and released; one held by an open minor deviation."""
+    from datetime import date
+
+    from atmpvault.archive.core.people import People
+    from atmpvault.archive.lots.service import Lots
+    from atmpvault.archive.quality.capas import Capas
+    from atmpvault.archive.quality.service import Deviations
+
+    lots = Lots(vault)
+    lots.new(DEMO_LOT, "CART-19", "COI-C19-0001")
+    lots.new(DEMO_HELD, "CART-19", "COI-C19-0002")
+    for lot in (DEMO_LOT, DEMO_HELD):
+        lots.step(lot, "start")
+    People(vault).set(INVESTIGATOR, "dana.whitfield@example.com", "QA investigator")
+    deviations = Deviations(vault)
+    dev = deviations.open(
+        [DEMO_LOT], "major", "Cryobag port weld leak at thaw-in check",
+        "Bag 2 of 3 showed a pin-hole leak at the port weld during the thaw-in inspection.",
+        "2026-03-10T09:40",
+    )["id"]  # fmt: skip
+    deviations.assign(dev, INVESTIGATOR)
+    deviations.investigate(
+        dev, "Heat sealer SN-114 ran 6 °C below its validated range after a fuse change",
+        "One bag affected and discarded; the two sealed before the fuse change passed "
+        "integrity testing", product_impact="no", patient_impact="no",
+    )  # fmt: skip
+    capa = Capas(vault).add(
+        dev, "Recalibrate sealer SN-114 and add a post-maintenance seal-strength check to SOP-014",
+        INVESTIGATOR, date(2026, 4, 30), date(2026, 7, 31),
+    )["id"]  # fmt: skip
+    Capas(vault).done(capa, ids["sop-014.md"])
+    deviations.close(dev, "Root cause corrected; CAPA implemented, effectiveness check in July")
+    lots.step(DEMO_LOT, "complete")
+    lots.release(DEMO_LOT, "Q. Approver")
+    deviations.open(
+        [DEMO_HELD], "minor", "Label smudged on the infusion bag",
+        "Print smudge on the DIN barcode; identity re-verified by a second person.",
+        "2026-03-12T14:05",
+    )  # fmt: skip
+    return str(dev)
+
+
 @contextmanager
 def build_demo(settings: Settings) -> Iterator[tuple[Vault, DemoStory]]:
     """Create the demo vault at settings.vault and tell its story."""
@@ -235,6 +286,7 @@ def build_demo(settings: Settings) -> Iterator[tuple[Vault, DemoStory]]:
             sop.write_bytes(sop.read_bytes() + b"4. Label verification by a second person.\n")
             documents.revise(ids["sop-014.md"], sop, "Periodic review: add second-person check")
             _regulatory(vault, ids)
+            deviation = _quality(vault, ids)
             documents.withdraw(ids["fda-ir-2026-02.pdf"], "Filed in error under CART-19; refiled")
         history = documents.history(protocol)
         as_of = history[0].recorded_at
@@ -245,6 +297,9 @@ def build_demo(settings: Settings) -> Iterator[tuple[Vault, DemoStory]]:
             as_of=as_of,
             as_of_version=documents.show(protocol, as_of=as_of),
             application=DEMO_IND,
+            lot=DEMO_LOT,
+            deviation=deviation,
+            held=DEMO_HELD,
         )
         yield vault, story
     finally:

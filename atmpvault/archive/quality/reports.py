@@ -37,9 +37,7 @@ def history_rows(entries: list[HistoryEntry]) -> list[dict[str, Any]]:
     rows = []
     for e in entries:
         note = e.comment or e.reason or ""
-        # A step's own time and actor (investigation.at, closure.by) are the entry's.
-        kept = tuple(c for c in e.changes if not c[0].endswith((".at", ".by")))
-        changes = kept or (("", None, None),)
+        changes = e.changes or (("", None, None),)
         for number, (field, old, new) in enumerate(changes):
             rows.append(
                 {

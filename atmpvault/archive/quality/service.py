@@ -95,6 +95,9 @@ class HistoryEntry:
         }
 
 
+OWN_STAMP = (".at", ".by")  # a step's own time and actor (closure.at): the entry's
+
+
 def history(versions: list[Record], fields: tuple[str, ...]) -> list[HistoryEntry]:
     """The versions of a record as a history of changes, oldest first."""
     entries: list[HistoryEntry] = []
@@ -102,7 +105,9 @@ def history(versions: list[Record], fields: tuple[str, ...]) -> list[HistoryEntr
     for record in versions:
         body = record.body
         changes = tuple(
-            (c.name, c.old, c.new) for c in field_changes(before, body, fields) if before
+            (c.name, c.old, c.new)
+            for c in field_changes(before, body, fields)
+            if before and not c.name.endswith(OWN_STAMP)
         ) or tuple((name, None, body.get(name)) for name in fields if body.get(name))
         entries.append(
             HistoryEntry(
@@ -202,7 +207,7 @@ class Deviations:
         name = values.text(title, "--title", values.MAX_TITLE, required=True)
         text = long_text(description, "--description")
         zone = self.vault.config.zone
-        found = values.when(discovered, zone) if discovered else None
+        found = values.when(discovered, zone, start_of_day=True) if discovered else None
         with self.vault.unit("deviation-open", "", actor=actor) as unit:
             moment = found or unit.when
             if moment > unit.when + values.GRACE:
