@@ -170,3 +170,19 @@ def test_exceptional_release_lists_the_holds_it_overrode(vault_path: Path) -> No
     assert any(dev in hold for hold in released["disposition"]["overridden"])
     entry = json.loads(ok(vault_path, "log", "--json"))[-1]
     assert entry["action"] == "lot-release"
+
+
+def test_verify_names_a_lot_link_the_catalog_lost(vault_path: Path) -> None:
+    import sqlite3
+
+    ok(vault_path, "lot", "new", "L-1", "--program", "CART-19")
+    ok(vault_path, "lot", "start", "L-1")
+    ok(vault_path, "deviation", "open", "--lot", "L-1", "--class", "minor", "--title", "t",
+       "--description", "d")  # fmt: skip
+    with sqlite3.connect(vault_path / "catalog.sqlite") as db:
+        db.execute("DELETE FROM record_lots WHERE kind = 'deviation'")
+    result = run(vault_path, "verify")
+    assert result.exit_code == 3
+    assert "catalog is missing that deviation DEV-2026-0001 v1 concerns lot L-1" in result.stdout
+    ok(vault_path, "rebuild")
+    assert "DEV-2026-0001" in ok(vault_path, "deviation", "ls", "--lot", "L-1")

@@ -192,6 +192,7 @@ class _Expected:
         self.records: dict[tuple[str, str, int], dict[str, Any]] = {}
         self.heads: dict[tuple[str, str], int] = {}
         self.indexed: set[tuple[str, int]] = set()
+        self.lots: set[tuple[str, str, int, str, str]] = set()  # record_lots rows
         self.unchecked: set[str] = set()  # "ID vN" of versions whose record is damaged
         self._skipped: list[tuple[str, str]] = []
 
@@ -214,6 +215,10 @@ class _Expected:
                 if version > 1 and (key[0], key[1], version - 1) in self.records:
                     self.records[(key[0], key[1], version - 1)]["latest"] = False
                 self.records[(key[0], key[1], version)] = _record_row(change, version, seq, commit)
+                self.lots.update(
+                    (key[0], key[1], version, lot, commit.recorded_at)
+                    for lot in change.kind.lots_of(change.body)
+                )
             if change.kind.indexed:
                 self.indexed.add((change.id, version))
             if change.kind.references is not None:
@@ -267,7 +272,7 @@ def _label(key: Any) -> str:
 
 
 def _compare_catalog(vault: Vault, head: str | None, expected: _Expected) -> list[str]:
-    from atmpvault.archive.core.catalog import records
+    from atmpvault.archive.core.catalog import record_lots, records
 
     problems = []
     try:
@@ -282,6 +287,16 @@ def _compare_catalog(vault: Vault, head: str | None, expected: _Expected) -> lis
         problems += _compare_rows(
             "record", rows, expected.records, lambda r: (r["kind"], r["id"], r["version"])
         )
+        lots = {
+            (r.kind, r.id, r.version, r.lot, r.recorded_at)
+            for r in conn.execute(record_lots.select())
+        }
+    for kind, rid, version, lot, _at in sorted(lots - expected.lots):
+        problems.append(
+            f"catalog says {kind} {rid} v{version} concerns lot {lot}; the repository does not"
+        )
+    for kind, rid, version, lot, _at in sorted(expected.lots - lots):
+        problems.append(f"catalog is missing that {kind} {rid} v{version} concerns lot {lot}")
     audit = {row["seq"]: row for row in expected.audit}
     problems += _compare_rows("audit", iter(catalog.audit_rows()), audit, lambda r: r["seq"])
     items = {(r["seq"], r["kind"], r["id"]): r for r in expected.items}
