@@ -239,3 +239,29 @@ def test_quality_settings_live_in_the_vault_configuration(campaign: Path) -> Non
     assert head(vault) == before
     entry = json.loads(ok(vault, "log", "--json"))[-2]
     assert (entry["action"], entry["reason"]) == ("set-config", "SOP-QA-012 rev 4")
+
+
+def test_lots_and_deviations_on_both_catalogs(catalog_vault: Path, tmp_path: Path) -> None:
+    """The lot queries (record_lots, as-of joins) on SQLite and on PostgreSQL."""
+    vault = catalog_vault
+    for lot in ("L-0042", "L-0043"):
+        ok(vault, "lot", "new", lot, "--program", "CART-19")
+        ok(vault, "lot", "start", lot)
+    ok(vault, "people", "set", OWNER, "dana.whitfield@example.com", "--reason", "QA")
+    early = json.loads(ok(vault, "log", "--json"))[-1]["time"]
+    dev = open_deviation(vault, "--lot", "L-0043")
+    ok(vault, "deviation", "assign", dev, "--owner", OWNER)
+    ok(vault, "deviation", "investigate", dev, "--root-cause", "r", "--impact", "i")
+    ok(vault, "deviation", "close", dev, "--summary", "s")
+    for lot in ("L-0042", "L-0043"):
+        shown = json.loads(ok(vault, "lot", "show", lot, "--json"))
+        assert [(r["kind"], r["id"], r["status"]) for r in shown["records"]] == [
+            ("deviation", dev, "closed")
+        ]
+        then = json.loads(ok(vault, "lot", "show", lot, "--as-of", early, "--json"))
+        assert then["records"] == [] and then["lot"]["status"] == "in-manufacturing"
+    assert [
+        d["id"] for d in json.loads(ok(vault, "deviation", "ls", "--lot", "L-0043", "--json"))
+    ] == [dev]
+    ok(vault, "lot", "release", "L-0043", "--by", "Q. Approver")
+    assert ok(vault, "verify").startswith("ok: ")
