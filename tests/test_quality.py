@@ -220,6 +220,7 @@ def test_listing_filters_by_sql(campaign: Path) -> None:
     assert ids("--class", "critical") == [second]
     assert ids("--owner", OWNER) == [first]
     assert "cassette cracked" in ok(vault, "deviation", "ls", "--open")
+    assert "unknown lot L-404" in refused(vault, 1, "deviation", "ls", "--lot", "L-404")
 
 
 def test_quality_settings_live_in_the_vault_configuration(campaign: Path) -> None:

@@ -170,7 +170,10 @@ class Deviations:
                 f"unknown class {deviation_class!r}; classes: {', '.join(self.settings.classes)}"
             )
         if lot is not None:
-            found = self.vault.catalog.lot_records(values.lot(lot) or "", DEVIATION_KIND.name)
+            from atmpvault.archive.lots.service import Lots
+
+            known = Lots(self.vault).get(lot).id  # an unknown lot is refused, not empty
+            found = self.vault.catalog.lot_records(known, DEVIATION_KIND.name)
         else:
             where = [records.c.status == OPEN] if open_only else []
             if owner is not None:
