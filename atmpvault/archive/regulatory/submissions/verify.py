@@ -1,9 +1,8 @@
 """Verifying a built sequence: every checksum re-computed, every member accounted for,
 each difference named.
 
-The rule for the members of a zip is here, for every zip atmpvault reads or writes:
-each is a plain relative path (not absolute, no '..', no backslash, no empty or '.'
-part), named once, and not a symbolic link. A zip that breaks it is not trusted.
+The rule for the members of a zip, for every zip atmpvault reads or writes, is in
+core/zips.py.
 """
 
 from __future__ import annotations
@@ -11,14 +10,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import stat
 import zipfile
-from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+from atmpvault.archive.core.zips import is_symlink, member_problem, zip_member_problems
 from atmpvault.archive.regulatory.submissions.ectd import (
     INDEX,
     INDEX_MD5,
@@ -28,48 +26,6 @@ from atmpvault.archive.regulatory.submissions.model import (
     SEQUENCE_RE,
 )
 from atmpvault.errors import IntegrityError, NotFound
-
-_DRIVE_RE = re.compile(r"[A-Za-z]:")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-
-
-# -- the members of a zip -------------------------------------------------------------------
-
-
-def member_problem(name: str) -> str | None:
-    """Why a member's name is not a plain relative path inside the archive, or None."""
-    if name.startswith(("/", "\\")) or _DRIVE_RE.match(name):
-        return f"{name!r}: an absolute path"
-    if "\\" in name:
-        return f"{name!r}: a backslash in the name (a Windows folder separator)"
-    if _CONTROL_RE.search(name):
-        return f"{name!r}: control characters in the name"
-    parts = name[:-1].split("/") if name.endswith("/") else name.split("/")
-    if ".." in parts:
-        return f"{name!r}: climbs out of the archive ('..')"
-    if any(part in ("", ".") for part in parts):
-        return f"{name!r}: an empty or '.' folder in the path"
-    return None
-
-
-def is_symlink(info: zipfile.ZipInfo) -> bool:
-    """A member stored as a symbolic link (its unix mode in the high bits)."""
-    return stat.S_ISLNK(info.external_attr >> 16)
-
-
-def zip_member_problems(infos: Sequence[zipfile.ZipInfo]) -> list[str]:
-    """Every member of a zip that breaks the rule above, each named once."""
-    problems = []
-    for info in infos:
-        problem = member_problem(info.filename)
-        if problem is None and is_symlink(info):
-            problem = f"{info.filename}: a symbolic link"
-        if problem is not None:
-            problems.append(problem)
-    counts = Counter(info.filename for info in infos)
-    problems += [f"{name}: in the zip {n} times" for name, n in sorted(counts.items()) if n > 1]
-    return problems
-
 
 # -- verifying a build --------------------------------------------------------------------
 
