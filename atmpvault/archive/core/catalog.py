@@ -484,6 +484,15 @@ class Catalog:
             rows = [dict(row._mapping) for row in conn.execute(query)]
         return rows
 
+    def last_write(self, until: str | None = None) -> dict[str, Any] | None:
+        """The audit row of the newest commit at or before `until` (any time: the tip)."""
+        query = sa.select(audit)
+        if until is not None:
+            query = query.where(audit.c.time <= until)
+        with self.engine.connect() as conn:
+            row = conn.execute(query.order_by(audit.c.seq.desc()).limit(1)).first()
+        return None if row is None else dict(row._mapping)
+
     def count_versions(self) -> int:
         """How many versions of documents and records the catalog holds."""
         with self.engine.connect() as conn:
@@ -520,6 +529,17 @@ def touched_filter(kind: str | None, record_id: str | None) -> Any:
             items = items.where(table.c.kind == kind)
         if record_id is not None:
             items = items.where(table.c.id == record_id)
+        found.append(audit.c.seq.in_(items))
+    return sa.or_(*found)
+
+
+def touching(keys: Iterable[tuple[str, str]]) -> Any:
+    """An audit WHERE clause: the commit touched, or newly referred to, any of these
+    (kind, id) records (a lot's trail: the lot, its documents and its records)."""
+    wanted = sorted(set(keys))
+    found = []
+    for table in (audit_items, audit_refs):
+        items = sa.select(table.c.seq).where(sa.tuple_(table.c.kind, table.c.id).in_(wanted))
         found.append(audit.c.seq.in_(items))
     return sa.or_(*found)
 
