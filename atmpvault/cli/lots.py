@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -222,4 +223,45 @@ def lot_reject(
 
 def register(cli: click.Group) -> None:
     """Add this module's commands to the command line."""
+    from atmpvault.cli.bundles import register as register_bundles
+
     cli.add_command(lot)
+    register_bundles(cli)
+
+
+@lot.command("export")
+@click.argument("lot_id", metavar="LOT")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(path_type=Path),
+    help="The bundle's file, e.g. L-0042-bundle.zip.",
+)  # fmt: skip
+@click.option("--as-of", "as_of", metavar="WHEN", help="The lot as it stood at this time.")
+@click.option("--force", is_flag=True, help="Replace an existing file.")
+@json_option
+@pass_vault
+def lot_export(
+    vault: Vault, lot_id: str, output: Path, as_of: str | None, force: bool, as_json: bool
+) -> None:
+    """Write an auditor bundle: the lot's complete, versioned batch record as one zip.
+
+    Every version of every document of the lot (exact bytes), every version of every
+    record of it, the audit trail (CSV and PDF, old -> new) and a SHA-256 manifest that
+    `sha256sum -c manifest.sha256` or `atmpvault bundle verify` checks. The same archive
+    and --as-of always give the same bytes.
+
+    \b
+        atmpvault lot export L-0042 -o L-0042-bundle.zip
+        atmpvault lot export L-0042 -o L-0042-2026-03-31.zip --as-of 2026-03-31
+    """
+    from atmpvault.archive.lots.export import export
+
+    result = export(vault, lot_id, output, when_option(vault, as_of), force)
+    if as_json:
+        emit_json(result.to_json())
+        return
+    click.echo(
+        f"{result.lot} as of {result.as_of[:19].replace('T', ' ')} UTC -> {result.output}: "
+        f"{result.documents} documents ({result.document_versions} versions), "
+        f"{result.record_versions} record versions, {result.writes} writes in the audit "
+        f"trail; {result.files} files, {result.size:,} bytes"
+    )
