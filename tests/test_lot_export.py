@@ -8,12 +8,14 @@ import hashlib
 import io
 import json
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from atmpvault.archive.core import values
 from atmpvault.archive.core.pdf import make_pdf
 from tests.conftest import Clock, run
 
@@ -38,14 +40,25 @@ def ok(vault: Path, *args: str) -> str:
     return result.stdout
 
 
-@pytest.fixture
-def lot(vault_path: Path, tmp_path: Path, clock: Clock) -> Lot:
+@pytest.fixture(scope="module")
+def lot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lot]:
     """L-0042: started, its batch record added then revised, a deviation opened before
-    the revision, then assigned, investigated and closed (a closure package archived)."""
+    the revision, then assigned, investigated and closed (a closure package archived).
+    Built once for the module: the tests only read it."""
+    tmp_path = tmp_path_factory.mktemp("lot")
+    vault_path = tmp_path / "vault"
     v1 = make_pdf([["Batch record L-0042", "Viability 93%"]], title="BR L-0042")
     v2 = make_pdf([["Batch record L-0042 rev 2", "Viability 94%"]], title="BR L-0042")
     (tmp_path / "BR-0042.pdf").write_bytes(v1)
     (tmp_path / "BR-0042-r2.pdf").write_bytes(v2)
+    with pytest.MonkeyPatch.context() as patch:
+        clock = Clock(OPENED - timedelta(minutes=1))
+        patch.setattr(values, "now", clock)
+        ok(vault_path, "init")
+        yield _build(vault_path, tmp_path, clock, v1, v2)
+
+
+def _build(vault_path: Path, tmp_path: Path, clock: Clock, v1: bytes, v2: bytes) -> Lot:
     clock.at = OPENED
     ok(vault_path, "lot", "new", LOT, "--program", "CART-19", "--coi", "COI-7F3K-22")
     ok(vault_path, "lot", "start", LOT)
@@ -216,10 +229,11 @@ def rewrite(source: Path, target: Path, change: dict[str, bytes | None]) -> None
                 new.writestr(name, data)
 
 
-@pytest.fixture
-def bundle(lot: Lot, tmp_path: Path) -> Path:
-    export(lot, tmp_path / "bundle.zip")
-    return tmp_path / "bundle.zip"
+@pytest.fixture(scope="module")
+def bundle(lot: Lot, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("bundle") / "bundle.zip"
+    export(lot, target)
+    return target
 
 
 def test_verify_says_ok_offline(bundle: Path, tmp_path: Path) -> None:
@@ -290,3 +304,31 @@ def test_verify_refuses_what_is_not_a_bundle(tmp_path: Path) -> None:
     broken = run(None, "bundle", "verify", str(tmp_path / "notes.zip"))
     assert broken.exit_code == 3 and broken.stderr.count("\n") == 1
     assert "is not a readable zip" in broken.stderr
+
+
+def test_verify_names_a_member_that_climbs_out(bundle: Path, tmp_path: Path) -> None:
+    rewrite(bundle, tmp_path / "climbs.zip", {"../outside.txt": b"x"})
+    result = run(None, "bundle", "verify", str(tmp_path / "climbs.zip"))
+    assert result.exit_code == 3
+    assert result.stdout == "unsafe member: '../outside.txt': climbs out of the archive ('..')\n"
+
+
+def test_export_on_either_catalog(catalog_vault: Path, sample_pdf: Path, tmp_path: Path) -> None:
+    """The trail's queries (the records a write touched, the last write at a time) on
+    SQLite and on PostgreSQL."""
+    ok(catalog_vault, "lot", "new", LOT, "--program", "CART-19")
+    ok(catalog_vault, "add", str(sample_pdf), "--program", "CART-19", "--type", "batch-record",
+       "--lot", LOT)  # fmt: skip
+    ok(catalog_vault, "people", "set", "Dana Whitfield", "dana@example.com", "--reason", "r")
+    dev = json.loads(
+        ok(catalog_vault, "deviation", "open", "--lot", LOT, "--class", "minor", "--title", "T",
+           "--description", "D", "--json")
+    )["id"]  # fmt: skip
+    ok(catalog_vault, "deviation", "assign", dev, "--owner", "Dana Whitfield")
+    target = tmp_path / "bundle.zip"
+    ok(catalog_vault, "lot", "export", LOT, "-o", str(target))
+    rows = trail_rows(members(target))
+    assert [r["action"] for r in rows if r["field"] in ("status", "owner")] == [
+        "lot-new", "add", "deviation-open", "deviation-assign",
+    ]  # fmt: skip
+    assert ok(catalog_vault, "bundle", "verify", str(target)).startswith("bundle OK")

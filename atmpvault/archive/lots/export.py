@@ -112,7 +112,7 @@ def export(
             document_versions += 1
     rows = trail(vault, versions, until)
     made = datetime.fromisoformat(tip["time"])
-    context = _context(found, until, tip, rows, listed)
+    context = _context(found, until, tip, rows)
     add(TRAIL_CSV, trail_csv(rows))
     add(TRAIL_PDF, _trail_pdf(found, context, made))
     add(README, _readme(context))
@@ -253,18 +253,15 @@ def manifest_sha256(files: list[BundleFile]) -> bytes:
 
 
 def _context(
-    found: LotContents, until: str, tip: dict[str, Any], rows: list[TrailRow],
-    listed: list[BundleFile],
-) -> dict[str, Any]:  # fmt: skip
+    found: LotContents, until: str, tip: dict[str, Any], rows: list[TrailRow]
+) -> dict[str, Any]:
     """What the PDF and the README show."""
-    by_path = {f.path: f for f in listed}
     documents = [
         {
             "id": d.id, "version": d.version, "type": d.type, "filename": d.filename,
             "at": d.recorded_at[:19].replace("T", " "), "user": d.user,
             "action": d.action, "reason": d.reason or "", "status": d.status,
             "sha256": d.sha256, "size": d.size,
-            "member": f"documents/{d.id}/v{d.version}/{_file_name(d.filename)}",
         }
         for versions in found.documents
         for d in versions
@@ -274,7 +271,6 @@ def _context(
          "at": r.recorded_at[:19].replace("T", " ")}
         for r in found.records
     ]  # fmt: skip
-    assert all(d["member"] in by_path for d in documents)
     return {
         "lot": found.lot.to_json(),
         "as_of": until[:19].replace("T", " "),
