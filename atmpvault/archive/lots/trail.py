@@ -7,12 +7,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from atmpvault.archive.core.records import field_changes
+from atmpvault.archive.core.records import EMPTY, field_changes, shown_change
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
@@ -26,8 +25,6 @@ COLUMNS = (
 BOOKKEEPING = frozenset(
     {"format", "id", "version", "seq", "recorded_at", "user", "action", "comment", "reason"}
 )
-EMPTY: tuple[Any, ...] = (None, "", [], {})
-STORED_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00")
 
 
 @dataclass(frozen=True)
@@ -162,31 +159,6 @@ def trail_csv(rows: Sequence[TrailRow]) -> bytes:
     writer.writerow(COLUMNS)
     writer.writerows(row.cells() for row in rows)
     return out.getvalue().encode("utf-8")
-
-
-def shown(value: Any) -> str:
-    """A recorded value as a person reads it: lists joined, mappings as key: value, stored
-    times to the second (the CSV keeps every value exactly)."""
-    if value in EMPTY:
-        return "\u2014"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, str) and STORED_TIME.fullmatch(value):
-        return value[:19].replace("T", " ")
-    if isinstance(value, dict):
-        return "; ".join(f"{k}: {shown(v)}" for k, v in value.items() if v not in (None, ""))
-    if isinstance(value, list):
-        return ", ".join(shown(v) if not isinstance(v, dict) else f"({shown(v)})" for v in value)
-    return str(value)
-
-
-def shown_change(old: Any, new: Any) -> tuple[str, str]:
-    """Old and new as a person reads them; a list that only grew (a lot's statuses, a
-    deviation's extensions) as its earlier entries and what was added."""
-    if isinstance(old, list) and isinstance(new, list) and old and new[: len(old)] == old:
-        earlier = f"{len(old)} {'entry' if len(old) == 1 else 'entries'}"
-        return f"({earlier})", f"({earlier}) + {shown(new[len(old) :])}"
-    return shown(old), shown(new)
 
 
 def template_rows(rows: Sequence[TrailRow]) -> list[dict[str, str]]:

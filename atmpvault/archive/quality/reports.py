@@ -7,29 +7,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
+from atmpvault.archive.core.records import shown, shown_change
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.changes import UnitOfWork
     from atmpvault.archive.core.records import Record
     from atmpvault.archive.core.vault import Vault
     from atmpvault.archive.quality.service import HistoryEntry
-
-
-def shown(value: Any) -> str:
-    """A recorded value as a person reads it: lists joined, mappings as key: value."""
-    if value is None or value == [] or value == {}:
-        return "\u2014"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, dict) and "doc" in value and "version" in value:  # an attachment
-        return f"{value['doc']} v{value['version']} {value.get('filename') or ''}".strip()
-    if isinstance(value, dict) and "from" in value and "to" in value:  # an extension
-        return f"{value['from']} \u2192 {value['to']} ({value.get('reason') or ''})"
-    if isinstance(value, dict):
-        return "; ".join(f"{k}: {shown(v)}" for k, v in value.items() if v not in (None, ""))
-    if isinstance(value, list):
-        return ", ".join(shown(v) if not isinstance(v, dict) else f"({shown(v)})" for v in value)
-    return str(value)
 
 
 def history_rows(entries: list[HistoryEntry]) -> list[dict[str, Any]]:
@@ -39,6 +23,7 @@ def history_rows(entries: list[HistoryEntry]) -> list[dict[str, Any]]:
         note = e.comment or e.reason or ""
         changes = e.changes or (("", None, None),)
         for number, (field, old, new) in enumerate(changes):
+            before, after = shown_change(old, new)
             rows.append(
                 {
                     "version": e.version if number == 0 else "",
@@ -47,8 +32,8 @@ def history_rows(entries: list[HistoryEntry]) -> list[dict[str, Any]]:
                     "action": e.action if number == 0 else "",
                     "note": note if number == 0 else "",
                     "field": field,
-                    "old": shown(old),
-                    "new": shown(new),
+                    "old": before,
+                    "new": after,
                 }
             )
     return rows
