@@ -1,4 +1,4 @@
-"""Text extraction for indexing: the only module that imports pypdf and pypdfium2.
+"""Text extraction for indexing: with core/pdf.py (which reads generated PDFs back), the module that imports pypdf; the only one for pypdfium2.
 
 `extract` never raises for bad content: a file whose text cannot be read (encrypted,
 scanned, damaged, unsupported) comes back with searchable=False and a reason a user can
