@@ -405,4 +405,7 @@ def capa_verify(
 
 def register(cli: click.Group) -> None:
     """Add this module's commands to the command line."""
+    from atmpvault.cli import quality_reports
+
+    quality_reports.register(deviation)
     cli.add_command(deviation)
