@@ -1,4 +1,5 @@
-"""Quality reports of the daily stand-up: the aging of open deviations and CAPAs."""
+"""Quality reports of the daily stand-up: the aging of open deviations and CAPAs, and the
+escalation of those overdue (or nearly due) to their owners and the lists of each level."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ from atmpvault.cli.base import (
     table,
     today_for,
     today_option,
+    user_option,
 )
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
     from atmpvault.archive.quality.aging import AgingReport
+    from atmpvault.archive.quality.escalation import EscalationRun
 
 FORMATS = ("table", "csv", "pdf")
 
@@ -139,6 +142,74 @@ def _aging_table(report: AgingReport) -> None:
     )
 
 
+@click.command("escalate")
+@click.option("--send", is_flag=True, help="Send the escalations (without it: a dry run).")
+@today_option
+@user_option
+@json_option
+@pass_vault
+def deviation_escalate(
+    vault: Vault, send: bool, today: str | None, user: str | None, as_json: bool
+) -> None:
+    """Escalate overdue investigations and CAPAs to their owners and the lists of a level.
+
+    An item overdue by D days goes to its owner and the lists of the highest level
+    (config/vault.json "quality" "escalation") whose after_days is at most D; one due
+    within warning_days goes to its owner and the first level's lists as a warning. Each
+    item is escalated at most once per level per day, so a daily cron job repeats
+    nothing; one still overdue later reaches the next level. Each escalation is its
+    notice and its record, in one commit. Without --send it only shows what it would
+    send. A list that cannot be reached holds back no other: the rest is sent, what was
+    missed is named on stderr (exit 1), and the next --send that day sends it.
+
+    \b
+        atmpvault deviation escalate                    # dry run: what is owed today
+        atmpvault deviation escalate --send             # e.g. daily from cron
+    """
+    from atmpvault.archive.quality.escalation import Escalations
+    from atmpvault.errors import VaultError
+
+    run = Escalations(vault).run(today_for(vault, today), send=send)
+    failure = run.failure()
+    if as_json:
+        emit_json([e.to_json() for e in run.escalations])
+    else:
+        _escalation_table(run)
+    if failure:
+        raise VaultError(failure)
+
+
+def _escalation_table(run: EscalationRun) -> None:
+    shown = {"new": "would send" if not run.send else "new"}
+    table(
+        [
+            (shown.get(e.status, e.status), e.item.id, e.item.kind, e.item.deviation_class,
+             e.level, e.days_overdue, e.item.due.isoformat(), e.item.owner or "-",
+             ",".join(e.lists), e.notice or "")
+            for e in run.escalations
+        ],
+        ["STATUS", "ITEM", "KIND", "CLASS", "LEVEL", "OVERDUE", "DUE", "OWNER", "LISTS",
+         "NOTICE"],
+    )  # fmt: skip
+    for e in run.troubled():
+        word = "NOT DELIVERED" if run.send else "WILL MISS"
+        for problem in e.problems:
+            click.echo(f"{word}: {e.item.id} at {e.level}: {problem}")
+    counts = run.counts()
+    if run.send:
+        summary = (
+            f"{len(run.sent)} escalation(s) sent, {counts.get('already-sent', 0)} already "
+            f"sent today ({run.today.isoformat()})"
+        )
+    else:
+        summary = (
+            f"dry run: {counts.get('new', 0)} escalation(s) would be sent, "
+            f"{counts.get('already-sent', 0)} already sent today; use --send to send them"
+        )
+    click.echo(summary)
+
+
 def register(deviation: click.Group) -> None:
-    """Add the aging report to the `deviation` group."""
+    """Add the aging report and escalation to the `deviation` group."""
     deviation.add_command(deviation_aging)
+    deviation.add_command(deviation_escalate)
