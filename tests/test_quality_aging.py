@@ -271,8 +271,9 @@ def test_bad_input_is_one_line_exit_2(vault_path: Path, args: list[str], fragmen
     assert not Path("x.csv").exists()
 
 
-def set_quality(vault: Path, section: dict[str, Any]) -> None:
-    """Commit a "quality" section into config/vault.json, as an administrator would."""
+def set_quality(vault: Path, section: Any) -> None:
+    """Commit a "quality" section into config/vault.json as edited by hand (`config set`
+    refuses a broken one)."""
     with Vault.open(Settings(vault=vault, user="qa.tester"), domains()) as v, v.writing():
         raw = json.loads(v.read_file(CONFIG_PATH) or b"{}")
         raw["quality"] = section
@@ -286,11 +287,12 @@ def test_configured_buckets_and_classes_change_the_report(
     vault = standup["vault"]
     ids = standup["ids"]
     clock.at = datetime(2026, 4, 10, 9, 0, tzinfo=UTC)
-    set_quality(
-        vault,
-        {"classes": {"minor": 30, "major": 30, "critical": 15, "observation": 60},
-         "buckets": [10, 20], "warning_days": 2},
-    )  # fmt: skip
+    for key, value in (
+        ("quality.classes", '{"minor": 30, "major": 30, "critical": 15, "observation": 60}'),
+        ("quality.buckets", "[10, 20]"),
+        ("quality.warning_days", "2"),
+    ):
+        ok(vault, "config", "set", key, value, "--reason", "site SOP QA-014")
     extra = deviation(vault, "L-0001", "observation", "label font small", aged(3))
     found = report(vault)
     assert found["buckets"] == ["0-10", "11-20", ">20"]
