@@ -22,6 +22,7 @@ def lot() -> None:
         atmpvault lot new L-0042 --program CART-19 --coi COI-7F3K-22
         atmpvault lot start L-0042
         atmpvault lot release L-0042 --by "Q. Approver"
+        atmpvault lot export L-0042 -o L-0042-bundle.zip
     """
 
 
