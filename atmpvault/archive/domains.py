@@ -15,6 +15,7 @@ DOMAIN_PATHS = (
     "atmpvault.archive.regulatory:DOMAIN",
     "atmpvault.archive.lots:DOMAIN",
     "atmpvault.archive.quality:DOMAIN",
+    "atmpvault.archive.custody:DOMAIN",
 )
 
 

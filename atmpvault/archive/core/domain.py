@@ -33,6 +33,8 @@ class Domain:
     - `tag_fields`: the tag field names it contributes, usable in queries (app:...).
     - `verify`: "module:function"(vault, replayed) -> problems, one line each.
     - `release_holds`: "module:function"(vault, lot) -> reasons a lot may not be released.
+    - `on_release`: "module:function"(vault, unit, lot, disposition): what it writes, in the
+      release's commit, when a lot is released (custody: the qa-release step).
     - `list_users`: "module:function"(vault, name) -> reasons a distribution list is still
       needed (alerts routed to it); the core refuses to remove a list while any remain.
     - `settings`: "module:function"(section) -> the effective settings (JSON) of its
@@ -50,6 +52,7 @@ class Domain:
     tag_fields: tuple[str, ...] = ()
     verify: str | None = None
     release_holds: str | None = None
+    on_release: str | None = None
     list_users: str | None = None
     settings: str | None = None
     commands: str | None = None

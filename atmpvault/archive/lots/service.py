@@ -276,6 +276,9 @@ class Lots:
                 "exceptional": bool(exceptional), "overridden": holds,
             }  # fmt: skip
             changed = self.move(unit, current, decision, disposition=disposition, reason=why)
+            if decision == RELEASED:
+                for hook in hooks(self.vault.domains, "on_release"):
+                    hook(self.vault, unit, changed, disposition)
             verb = "Exceptional release of" if exceptional else decision.capitalize()
             unit.subject = f"{verb} lot {current.id} (QA disposition by {who})"
             unit.trailers["Disposition"] = decision + (" (exceptional)" if exceptional else "")
