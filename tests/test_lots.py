@@ -8,14 +8,14 @@ from pathlib import Path
 from tests.conftest import run
 
 
-def ok(vault: Path, *args: str) -> str:
-    result = run(vault, *args)
+def ok(vault: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    result = run(vault, *args, env=env)
     assert result.exit_code == 0, (args, result.stderr)
     return result.stdout
 
 
-def refused(vault: Path, code: int, *args: str) -> str:
-    result = run(vault, *args)
+def refused(vault: Path, code: int, *args: str, env: dict[str, str] | None = None) -> str:
+    result = run(vault, *args, env=env)
     assert result.exit_code == code, (args, result.exit_code, result.stdout, result.stderr)
     assert "Traceback" not in result.stderr and result.stdout == ""
     if code != 2:  # a usage error is click's: usage, hint, then the one-line error

@@ -103,7 +103,6 @@ class Custody:
     ) -> Logged:
         """Append one custody event (see the module's docstring)."""
         from atmpvault.archive.custody.din import din as checked_din
-
         from atmpvault.archive.lots.service import Lots
         from atmpvault.archive.lots.service import coi as checked_coi
 
@@ -150,8 +149,10 @@ class Custody:
                 from atmpvault.archive.custody.checks import current_din
 
                 body["old_din"] = current_din(effective(events))
+            if summary is not None:  # checked with the event; its document joins below
+                body["logger"] = {"doc": None, "version": None, "summary": summary}
             logged = self._append(unit, current, events, body)
-            if data is not None and logger is not None and summary is not None:
+            if data is not None and logger is not None:
                 from atmpvault.archive.documents.versions import Documents
 
                 doc = Documents(self.vault).stage_new(
@@ -159,9 +160,9 @@ class Custody:
                     title=f"Temperature log, {step}, lot {current.id}", lot=current.id,
                     meta={"custody_event": logged.event["id"], "role": "temperature-log"},
                 )  # fmt: skip
-                logged.event["logger"] = {"doc": doc.id, "version": doc.version,
-                                          "summary": summary}  # fmt: skip
+                logged.event["logger"].update(doc=doc.id, version=doc.version)
                 unit.put(EVENT_KIND, logged.event["id"], logged.event)
+                unit.subject = f"{unit.subject}, with temperature log {doc.id}"
         return logged
 
     def _logger_summary(self, data: bytes, step: str, site: str) -> dict[str, Any]:
