@@ -207,3 +207,137 @@ def test_a_logger_file_is_archived_and_summarised(lot: Path, tmp_path: Path) -> 
     assert [b["check"] for b in event["break_records"]] == ["temperature"]
     shown = json.loads(ok(lot, "show", event["logger"]["doc"], "--json"))
     assert shown["lot"] == "L-0042" and shown["meta"]["role"] == "temperature-log"
+
+
+# -- certificates ------------------------------------------------------------------------------
+
+
+def pdftotext(data: bytes, tmp_path: Path) -> str:
+    """Text as an ordinary tool reads it (poppler-utils; CI installs it: never skipped)."""
+    import subprocess
+
+    path = tmp_path / "certificate.pdf"
+    path.write_bytes(data)
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True,
+                          check=True, text=True).stdout  # fmt: skip
+
+
+def certificate_bytes(vault: Path, doc: str, tmp_path: Path, version: int | None = None) -> bytes:
+    out = tmp_path / f"{doc}-{version}.pdf"
+    args = ["get", doc, "-o", str(out), "--force"] + (
+        ["--version", str(version)] if version else []
+    )
+    ok(vault, *args)
+    return out.read_bytes()
+
+
+def test_a_certificate_is_issued_after_receipt_at_manufacturing(lot: Path, tmp_path: Path) -> None:
+    import hashlib
+
+    from atmpvault.archive.core.pdf import embedded_files
+
+    for step, at, extra in CLEAN[:4]:
+        log(lot, step, at, *extra)
+    receipt = log(lot, *CLEAN[4][:2], *CLEAN[4][2])  # a certificate step by default
+    shown = json.loads(ok(lot, "ls", "--lot", "L-0042", "--type", "coc-certificate", "--json"))
+    [certificate] = shown
+    data = certificate_bytes(lot, certificate["id"], tmp_path)
+    text = pdftotext(data, tmp_path)
+    for expected in ("Chain-of-Custody Certificate", "L-0042", COI, DIN, "receipt-at-manufacturing",
+                     "APH-01", "R. Coordinator", "-185", "SHA-256 of the custody log"):  # fmt: skip
+        assert expected in text, expected
+    files = embedded_files(data)
+    record = json.loads(files["certificate.json"])
+    lines = files["custody-log.jsonl"].decode().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [s for s, _a, _e in CLEAN[:5]]
+    assert json.loads(lines[-1])["id"] == receipt["id"]
+    assert record["custody_log_sha256"] == hashlib.sha256(files["custody-log.jsonl"]).hexdigest()
+    assert record["custody_log_sha256"] in text.replace("\n", "").replace(" ", "")
+    assert data.count(b"pdfaid:part") and b"/AFRelationship /Data" in data
+    path = tmp_path / "issued.pdf"
+    path.write_bytes(data)
+    assert ok(lot, "custody", "verify-certificate", str(path)).startswith("ok: ")
+    hits = json.loads(ok(lot, "search", "chain of custody certificate", "--json"))["hits"]
+    assert certificate["id"] in {h["id"] for h in hits}
+
+
+def test_verify_certificate_catches_an_altered_file_and_a_changed_log(
+    lot: Path, tmp_path: Path
+) -> None:
+    import subprocess
+
+    for step, at, extra in CLEAN[:5]:
+        log(lot, step, at, *extra)
+    [certificate] = json.loads(ok(lot, "ls", "--type", "coc-certificate", "--json"))
+    data = certificate_bytes(lot, certificate["id"], tmp_path)
+    altered = tmp_path / "altered.pdf"
+    altered.write_bytes(data.replace(b"R. Coordinator", b"X. Coordinator", 1))
+    result = run(lot, "custody", "verify-certificate", str(altered))
+    assert result.exit_code == 3 and "not an archived certificate" in result.stdout
+    # The custody log changed since issue: a record rewritten behind the archive's back.
+    good = tmp_path / "good.pdf"
+    good.write_bytes(data)
+    path = "custody/events/L-0042/0002.json"
+    blob = subprocess.run(["git", "-C", str(lot / "repo.git"), "show", f"HEAD:{path}"], capture_output=True,
+                          check=True).stdout  # fmt: skip
+    from tests.test_mutation_kills import commit_tree_with  # real git plumbing, one commit
+
+    commit_tree_with(lot, {path: blob.replace(b"R. Coordinator", b"Someone Else")}, "edit")
+    ok(lot, "rebuild")
+    result = run(lot, "custody", "verify-certificate", str(good))
+    assert result.exit_code == 3
+    assert "custody log as archived no longer matches" in result.stdout
+
+
+def test_no_certificate_while_a_break_is_open_then_one_after_resolution(lot: Path) -> None:
+    log(lot, "collection", "2026-10-01T08:00", "--seal", "broken")
+    result = run(lot, "custody", "certificate", "L-0042")
+    assert result.exit_code == 1 and "unresolved chain break: BRK-001 (seal" in result.stderr
+    ok(lot, "custody", "resolve", "L-0042", "--break", "BRK-001", "--by", "Q. Approver",
+       "--reason", "outer bag seal only; inner seal intact")  # fmt: skip
+    first = json.loads(ok(lot, "custody", "certificate", "L-0042", "--json"))
+    assert (first["through"], first["document"]["version"]) == ("collection", 1)
+    log(lot, "labeling", "2026-10-01T08:30")
+    again = json.loads(ok(lot, "custody", "certificate", "L-0042", "--json"))
+    # A re-issue is the next version of the same certificate document.
+    assert again["document"]["id"] == first["document"]["id"]
+    assert (again["through"], again["document"]["version"]) == ("labeling", 2)
+    through = json.loads(
+        ok(lot, "custody", "certificate", "L-0042", "--through", "collection", "--json")
+    )
+    assert through["events"] == 1
+
+
+def test_relabel_changes_the_din_and_notify_tells_the_clinical_team(
+    lot: Path,
+    smtp_server: SmtpServer,  # noqa: F811
+) -> None:
+    env = smtp_server.env()
+    log(lot, "collection", "2026-10-01T08:00", "--din", DIN, env=env)
+    relabel = log(lot, "relabel", "2026-10-01T08:10", "--din", NEW_DIN, "--note", "label torn",
+                  env=env)  # fmt: skip
+    assert (relabel["old_din"], relabel["din"]) == (DIN, NEW_DIN)
+    assert all(c["ok"] for c in log(lot, "labeling", "2026-10-01T08:30", "--din", NEW_DIN,
+                                    env=env)["checks"])  # fmt: skip
+    assert smtp_server.collector.envelopes == []  # no break, nothing escalated
+    for name in ("clinical-team", "patient-scheduling"):
+        ok(lot, "lists", "set", name, f"{name}@example.com", "--reason", "status updates")
+    notice = json.loads(ok(lot, "custody", "notify", "L-0042", "--json", env=env))
+    assert notice["lists"] == ["clinical-team", "patient-scheduling"]
+    [envelope] = smtp_server.collector.envelopes
+    assert sorted(envelope.rcpt_tos) == ["clinical-team@example.com",
+                                         "patient-scheduling@example.com"]  # fmt: skip
+    body = smtp_server.collector.messages()[0].get_body(("plain",)).get_content()
+    assert "labeling at APH-01" in body and "No open chain breaks" in body
+    assert json.loads(ok(lot, "log", "--json"))[-1]["action"] == "custody-notify"
+
+
+def test_custody_steps_and_limits_live_in_the_configuration(lot: Path) -> None:
+    steps = json.loads(ok(lot, "config", "show", "--json"))["custody"]["steps"]
+    steps[0] = {"step": "collection", "low": 2, "high": 25}  # a fresh product at room temp
+    ok(lot, "config", "set", "custody.steps", json.dumps(steps), "--reason", "SOP-CUS-3 rev 2")
+    assert all(
+        c["ok"] for c in log(lot, "collection", "2026-10-01T08:00", "--temp", "21")["checks"]
+    )
+    assert "custody.steps" in refused(lot, 2, "config", "set", "custody.steps", "[]",
+                                      "--reason", "r")  # fmt: skip

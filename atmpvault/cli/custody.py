@@ -76,7 +76,64 @@ def custody_log(
         click.echo(f"{e['id']}  {e['step']}  {e['at'][:19]}  {e['site']}")
         for c in e["checks"]:
             click.echo(f"  {'ok   ' if c['ok'] else 'BREAK'}  {c['check']}: {c['detail']}")
+    if logged.certificate is not None and not as_json:
+        c = logged.certificate
+        click.echo(f"certificate {c.id} v{c.version} issued through {logged.event['step']}")
+    for warning in logged.warnings:
+        click.echo(f"atmpvault: warning: {warning}", err=True)
     _problems(logged.problems)
+
+
+@custody.command("certificate")
+@click.argument("lot", metavar="LOT")
+@click.option("--through", metavar="STEP", help="Certify the events through this step.")
+@user_option
+@json_option
+@pass_vault
+def custody_certificate(vault: Vault, lot: str, through: str | None, user: str | None,
+                        as_json: bool) -> None:  # fmt: skip
+    """Issue a lot's chain-of-custody certificate (PDF/A-3b), archived with the lot.
+
+    Refused while the lot has an unresolved chain break. A re-issue is the certificate
+    document's next version.
+
+    \b
+        atmpvault custody certificate L-0042 --through receipt-at-manufacturing
+    """
+    from atmpvault.archive.custody.certificates import certify
+
+    issued = certify(vault, lot, through)
+    if as_json:
+        emit_json({**issued.record, "document": issued.document.to_json()})
+        return
+    d = issued.document
+    click.echo(f"{d.id} v{d.version}  lot {issued.record['lot']} through "
+               f"{issued.record['through']}  sha256 {issued.record['custody_log_sha256'][:16]}")  # fmt: skip
+
+
+@custody.command("verify-certificate")
+@click.argument("path", metavar="FILE", type=click.Path(path_type=Path))
+@json_option
+@pass_vault
+def custody_verify_certificate(vault: Vault, path: Path, as_json: bool) -> None:
+    """Check a certificate file against the archive: its bytes, its embedded log and its
+    printed hash against the custody log as archived (exit 3 when it no longer matches).
+
+    \b
+        atmpvault custody verify-certificate coc-certificate-L-0042.pdf
+    """
+    from atmpvault.archive.custody.certificates import verify_certificate
+
+    problems = verify_certificate(vault, path)
+    if as_json:
+        emit_json({"file": str(path), "ok": not problems, "problems": problems})
+    else:
+        for problem in problems:
+            click.echo(f"PROBLEM  {problem}")
+        if not problems:
+            click.echo(f"ok: {path.name} is an archived certificate and matches the custody log")
+    if problems:
+        exit_with(3)
 
 
 @custody.command("show")

@@ -47,6 +47,8 @@ class Logged:
     event: dict[str, Any]
     breaks: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # escalations not delivered
+    warnings: list[str] = field(default_factory=list)  # e.g. no certificate: a break
+    certificate: Any = None  # the certificate document issued with the event, if any
 
 
 def event_site(value: str) -> str:
@@ -149,20 +151,19 @@ class Custody:
                 from atmpvault.archive.custody.checks import current_din
 
                 body["old_din"] = current_din(effective(events))
-            if summary is not None:  # checked with the event; its document joins below
-                body["logger"] = {"doc": None, "version": None, "summary": summary}
-            logged = self._append(unit, current, events, body)
-            if data is not None and logger is not None:
+            if data is not None and logger is not None and summary is not None:
                 from atmpvault.archive.documents.versions import Documents
 
+                event_id = f"{current.id}/{len(events) + 1:04d}"
                 doc = Documents(self.vault).stage_new(
                     unit, data, logger.name, current.program, "report",
                     title=f"Temperature log, {step}, lot {current.id}", lot=current.id,
-                    meta={"custody_event": logged.event["id"], "role": "temperature-log"},
+                    meta={"custody_event": event_id, "role": "temperature-log"},
                 )  # fmt: skip
-                logged.event["logger"].update(doc=doc.id, version=doc.version)
-                unit.put(EVENT_KIND, logged.event["id"], logged.event)
-                unit.subject = f"{unit.subject}, with temperature log {doc.id}"
+                body["logger"] = {"doc": doc.id, "version": doc.version, "summary": summary}
+            logged = self._append(unit, current, events, body)
+            if body["logger"] is not None:
+                unit.subject = f"{unit.subject}, with temperature log {body['logger']['doc']}"
         return logged
 
     def _logger_summary(self, data: bytes, step: str, site: str) -> dict[str, Any]:
@@ -194,6 +195,23 @@ class Custody:
         event["breaks"] = [b["id"] for b in logged.breaks]
         event.update(version=1, recorded_at=values.iso(unit.when), user=unit.actor)
         unit.put(EVENT_KIND, event["id"], event, f"{EVENT_KIND.root}/{event['id']}.json")
+        step = self.settings.step(event["step"]) if event["step"] in self.settings.names() else None
+        if step is not None and step.certificate and logged.breaks:
+            logged.warnings.append(f"no certificate after {event['step']}: it broke the chain")
+        elif step is not None and step.certificate:
+            from atmpvault.archive.custody.certificates import issue
+
+            try:
+                logged.certificate = issue(
+                    self.vault,
+                    unit,
+                    lot,
+                    [*events, event],
+                    event["step"],
+                    self.vault.store.head(),
+                ).document
+            except VaultError as exc:
+                logged.warnings.append(f"no certificate after {event['step']}: {exc}")
         move = MOVES.get(event["step"])
         if move is not None and lot.status in move[0]:
             from atmpvault.archive.lots.service import Lots

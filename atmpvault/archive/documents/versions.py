@@ -230,6 +230,25 @@ class Documents:
         unit.trailers.update(trailers)
         return version
 
+    def stage_revision(
+        self, unit: UnitOfWork, doc_id: str, data: bytes, filename: str, reason: str
+    ) -> DocumentVersion:
+        """Put the next version of a document into another workflow's unit of work (a
+        re-issued certificate), in the same commit as the step that made it."""
+        current = self._current(doc_id)
+        if current.status == WITHDRAWN:
+            raise VaultError(f"{doc_id} was withdrawn in version {current.version}")
+        version = replace(
+            current, version=current.version + 1, filename=filename, action="revise",
+            user=unit.actor, reason=values.reason(reason), source_path=None,
+            duplicate_of=None, commit="",
+        )  # fmt: skip
+        subject, trailers = unit.subject, dict(unit.trailers)
+        version = self.stage(unit, version, data, extract_text(data, filename))
+        unit.subject = subject or unit.subject
+        unit.trailers.update(trailers)
+        return version
+
     def revise(
         self,
         doc_id: str,
