@@ -20,7 +20,11 @@ def test_demo_builds_a_vault_that_lists_and_verifies(tmp_path: Path) -> None:
     assert released["lot"]["status"] == "released"
     assert "deviation-package" in {d["type"] for d in released["documents"]}
     listed = json.loads(run(path, "ls", "--json").stdout)
-    assert len(listed) == 13  # 12 seeded, and the closure package
+    assert len(listed) == 14  # 12 seeded, the closure package and a CoC certificate
+    custody = json.loads(run(path, "custody", "status", "--json").stdout)
+    assert [(c["lot"], c["step"], c["open_breaks"]) for c in custody] == [
+        ("C19-2026-001", "administration", 0), ("C19-2026-002", "collection", 1),
+    ]  # fmt: skip
     assert {d["program"] for d in listed} == {"CART-19", "AAV9-SMA"}
     assert any(d["status"] == "withdrawn" for d in listed)
     assert any(d["version"] == 3 for d in listed)

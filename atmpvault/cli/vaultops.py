@@ -225,6 +225,14 @@ def demo(ctx: click.Context, path: Path) -> None:
 
         holds = release_holds(vault, story.held)
         click.echo(f"atmpvault: lot {story.held} cannot be released: " + "; ".join(holds))
+        from atmpvault.archive.custody.tables import status
+
+        click.echo(f"\n$ atmpvault --vault {path} custody status")
+        table(
+            [(r["lot"], r["lot_status"], r["step"], r["at"][:16], r["site"], r["open_breaks"])
+             for r in status(vault)],
+            ["LOT", "STATUS", "LAST STEP", "AT", "SITE", "OPEN BREAKS"],
+        )  # fmt: skip
         click.echo(f"\n$ atmpvault --vault {path} verify")
         problems = vault.verify()
         for problem in problems:

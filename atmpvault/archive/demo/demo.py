@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from atmpvault.archive.core.pdf import make_pdf
 from atmpvault.archive.core.vault import Vault
@@ -222,8 +223,8 @@ def _quality(vault: Vault, ids: dict[str, str]) -> str:
     lots = Lots(vault)
     lots.new(DEMO_LOT, "CART-19", "COI-C19-0001")
     lots.new(DEMO_HELD, "CART-19", "COI-C19-0002")
-    for lot in (DEMO_LOT, DEMO_HELD):
-        lots.step(lot, "start")
+    _custody_to_release(vault)  # the collection-to-testing chain; starts DEMO_LOT
+    lots.step(DEMO_HELD, "start")
     People(vault).set(INVESTIGATOR, "dana.whitfield@example.com", "QA investigator")
     deviations = Deviations(vault)
     dev = deviations.open(
@@ -244,13 +245,65 @@ def _quality(vault: Vault, ids: dict[str, str]) -> str:
     Capas(vault).done(capa, ids["sop-014.md"])
     deviations.close(dev, "Root cause corrected; CAPA implemented, effectiveness check in July")
     lots.step(DEMO_LOT, "complete")
-    lots.release(DEMO_LOT, "Q. Approver")
+    lots.release(DEMO_LOT, "Q. Approver")  # writes the qa-release custody step too
+    _custody_to_patient(vault)
     deviations.open(
         [DEMO_HELD], "minor", "Label smudged on the infusion bag",
         "Print smudge on the DIN barcode; identity re-verified by a second person.",
         "2026-03-12T14:05",
     )  # fmt: skip
     return str(dev)
+
+
+DEMO_DIN = "G123498654321H"
+DEMO_SITE, DEMO_MFG, DEMO_CLINIC = "APH-BOS-01", "MFG-01", "ONC-BOS-04"
+
+
+def _custody_to_release(vault: Vault) -> None:
+    """C19-2026-001's material from apheresis to release testing, every check passing (a
+    certificate issued at receipt); C19-2026-002's collection, logged too warm: a break."""
+    from datetime import UTC, datetime
+
+    from atmpvault.archive.core.notices import DistributionLists
+    from atmpvault.archive.custody.service import Custody
+
+    lists = DistributionLists(vault)
+    for name in ("manufacturing-leadership", "qa-management", "clinical-team",
+                 "patient-scheduling"):  # fmt: skip
+        lists.set(name, [f"{name}@example.com"], "demo distribution lists")
+    custody = Custody(vault)
+    chain: list[tuple[str, str, str, dict[str, Any]]] = [
+        ("collection", DEMO_SITE, "2026-03-02T08:15", {"temps": (4.2,), "din": DEMO_DIN}),
+        ("labeling", DEMO_SITE, "2026-03-02T08:40", {"temps": (4.4,), "din": DEMO_DIN}),
+        ("cryopreservation", DEMO_SITE, "2026-03-02T13:00", {}),
+        ("shipment-to-manufacturing", DEMO_SITE, "2026-03-03T09:00",
+         {"temps": (-186.0,), "shipper": "CRYO-22", "seal": "intact"}),
+        ("receipt-at-manufacturing", DEMO_MFG, "2026-03-04T11:30",
+         {"temps": (-183.0,), "seal": "intact"}),
+        ("manufacturing-start", DEMO_MFG, "2026-03-05T07:00", {}),
+        ("release-testing", DEMO_MFG, "2026-03-20T07:00", {}),
+    ]  # fmt: skip
+    for step, site, at, extra in chain:
+        moment = datetime.fromisoformat(at).replace(tzinfo=UTC)
+        custody.log(DEMO_LOT, step, "M. Ortega", site, moment, coi="COI-C19-0001", **extra)
+    moment = datetime(2026, 3, 9, 8, 0, tzinfo=UTC)
+    custody.log(DEMO_HELD, "collection", "M. Ortega", DEMO_SITE, moment, temps=(11.5,))
+
+
+def _custody_to_patient(vault: Vault) -> None:
+    """C19-2026-001 shipped, received, thawed, checked at the bedside and infused (now)."""
+    from atmpvault.archive.custody.service import Custody
+
+    custody = Custody(vault)
+    steps: list[tuple[str, str, dict[str, Any]]] = [
+        ("shipment-to-site", DEMO_MFG, {"temps": (-188.0,), "shipper": "CRYO-31", "seal": "intact"}),
+        ("receipt-at-site", DEMO_CLINIC, {"temps": (-185.0,), "seal": "intact"}),
+        ("thaw", DEMO_CLINIC, {}),
+        ("bedside-identity-check", DEMO_CLINIC, {"coi": "COI-C19-0001", "din": DEMO_DIN}),
+        ("administration", DEMO_CLINIC, {}),
+    ]  # fmt: skip
+    for step, site, extra in steps:
+        custody.log(DEMO_LOT, step, "K. Lindqvist", site, **extra)
 
 
 @contextmanager
