@@ -17,7 +17,7 @@ def test_demo_builds_a_vault_that_lists_and_verifies(tmp_path: Path) -> None:
     # another held by an open deviation.
     assert "cannot be released: deviation DEV-2026-0002" in result.stdout
     released = json.loads(run(path, "lot", "show", "C19-2026-001", "--json").stdout)
-    assert released["lot"]["status"] == "released"
+    assert released["lot"]["status"] == "administered"  # released, shipped, infused
     assert "deviation-package" in {d["type"] for d in released["documents"]}
     listed = json.loads(run(path, "ls", "--json").stdout)
     assert len(listed) == 14  # 12 seeded, the closure package and a CoC certificate
