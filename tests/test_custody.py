@@ -77,6 +77,15 @@ def test_a_clean_chain_from_collection_to_administration(lot: Path, clock: Clock
                 json.loads(ok(lot, "lot", "show", "L-0042", "--json"))["lot"]["status"] == "shipped"
             )
     assert json.loads(ok(lot, "lot", "show", "L-0042", "--json"))["lot"]["status"] == "administered"
+    # A certificate after receipt at manufacturing, re-issued after administration.
+    [certificate] = json.loads(ok(lot, "ls", "--type", "coc-certificate", "--json"))
+    assert (certificate["lot"], certificate["version"]) == ("L-0042", 2)
+    out = lot.parent / "certificate.pdf"
+    ok(lot, "get", certificate["id"], "-o", str(out))
+    from atmpvault.archive.core.pdf import embedded_files
+
+    record = json.loads(embedded_files(out.read_bytes())["certificate.json"])
+    assert (record["through"], record["events"]) == ("administration", 13)
     status = json.loads(ok(lot, "custody", "status", "--json"))
     assert [(s["lot"], s["step"], s["open_breaks"]) for s in status] == [
         ("L-0042", "administration", 0)
