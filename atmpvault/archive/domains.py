@@ -16,6 +16,7 @@ DOMAIN_PATHS = (
     "atmpvault.archive.lots:DOMAIN",
     "atmpvault.archive.quality:DOMAIN",
     "atmpvault.archive.custody:DOMAIN",
+    "atmpvault.archive.dosing:DOMAIN",
 )
 
 

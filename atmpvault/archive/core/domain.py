@@ -35,6 +35,8 @@ class Domain:
     - `release_holds`: "module:function"(vault, lot) -> reasons a lot may not be released.
     - `on_release`: "module:function"(vault, unit, lot, disposition): what it writes, in the
       release's commit, when a lot is released (custody: the qa-release step).
+    - `on_lot_status`: "module:function"(vault, unit, lot, status): what it writes, in
+      the same commit, when a lot's status changes (dosing: confirmations).
     - `list_users`: "module:function"(vault, name) -> reasons a distribution list is still
       needed (alerts routed to it); the core refuses to remove a list while any remain.
     - `settings`: "module:function"(section) -> the effective settings (JSON) of its
@@ -53,6 +55,7 @@ class Domain:
     verify: str | None = None
     release_holds: str | None = None
     on_release: str | None = None
+    on_lot_status: str | None = None
     list_users: str | None = None
     settings: str | None = None
     commands: str | None = None

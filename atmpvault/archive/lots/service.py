@@ -224,6 +224,8 @@ class Lots:
         unit.put(LOT_KIND, current.id, changed.body())
         unit.trailers["Lot"] = current.id
         unit.trailers["Status"] = status
+        for hook in hooks(self.vault.domains, "on_lot_status"):
+            hook(self.vault, unit, changed, status)
         return changed
 
     def release(
