@@ -317,25 +317,8 @@ def year_of_conflicts() -> list[Conflict]:
     return [c for day in WEEKDAYS for c in find(schedule(day.isoformat()))]
 
 
-# The two ways `plan()` breaks the rules, both reported to the lead as planning bugs:
-# LD is counted back from the infusion without waiting for release, so with a one-day
-# transit it starts the day before release; and the delivery window's end is not kept to
-# working days, so a window opening on a Friday (or the eve of a holiday) ends on a day off.
-PLANNING_BUGS = {LD_RELEASE, off_day("delivery_to")}
-
-
-def test_a_year_of_default_plans_breaks_only_the_known_rules() -> None:
-    found = year_of_conflicts()
-    assert {(c.rule, tuple(sorted(c.dates))) for c in found} <= PLANNING_BUGS
-    for c in found:
-        if c.rule == "ld-before-release":
-            assert c.dates["expected_release"] - c.dates["ld_start"] == DAY
-        else:
-            assert "delivery_from" not in c.message
-
-
-@pytest.mark.xfail(strict=True, reason="planning bug: see PLANNING_BUGS")
 def test_a_year_of_default_plans_has_no_conflicts() -> None:
+    """`plan()` waits for release before LD and keeps the delivery window to working days."""
     assert year_of_conflicts() == []
 
 

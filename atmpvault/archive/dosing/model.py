@@ -78,7 +78,7 @@ class Conflict:
     rule: str  # e.g. "ld-before-release", "infusion-window", "non-working-day"
     dates: dict[str, date]  # the dates involved, by field
     message: str  # one line a coordinator can act on
-    act: str  # who must act: "scheduler", "qa", "site", "logistics"
+    act: str  # who must act: "scheduler", "qa", "site", "logistics", "manufacturing"
 
     def key(self) -> str:
         """A stable key: the same conflict on the same dates is the same conflict."""

@@ -4,8 +4,8 @@ From the apheresis date: manufacturing starts in the reserved slot (else the nex
 working day), completes `manufacturing_days` later, is released `release_testing_days`
 after that, ships on the first working day on or after release, arrives within the
 delivery window `transit_days` later; the infusion (day 0) is the given date, else the
-day after the window opens plus the shortest wait after LD; LD ends the profile's
-minimum days before it and lasts `ld_days`. Steps the profile keeps to working days
+day after the window closes, or later if LD (which ends the profile's minimum days before
+day 0 and lasts `ld_days`) would otherwise start before the release. Steps the profile keeps to working days
 move to the next working day.
 """
 
@@ -45,9 +45,13 @@ def plan(
     release = fix("expected_release", completion + timedelta(days=profile.release_testing_days))
     ship = fix("ship", release)
     delivery_from = fix("delivery_from", ship + timedelta(days=profile.transit_days))
-    delivery_to = delivery_from + timedelta(days=profile.delivery_window_days - 1)
+    delivery_to = fix(
+        "delivery_to", delivery_from + timedelta(days=profile.delivery_window_days - 1)
+    )
     shortest = profile.infusion_after_ld[0]
-    day0 = infusion or delivery_to + ONE
+    # Day 0 after the product arrives, and late enough that LD starts on or after release.
+    earliest = release + timedelta(days=shortest + profile.ld_days - 1)
+    day0 = infusion or max(delivery_to + ONE, earliest)
     ld_end = day0 - timedelta(days=shortest)
     ld_start = ld_end - timedelta(days=profile.ld_days - 1)
     return {

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
 from atmpvault.archive.core.workdays import non_working
-from atmpvault.archive.dosing.model import FIELDS, Schedule
+from atmpvault.archive.dosing.model import FIELDS, Conflict, Schedule
 from atmpvault.archive.dosing.records import CANCELLED, RESERVED, SCHEDULE_KIND, SLOT_KIND
 from atmpvault.archive.dosing.settings import DosingSettings, Facility, dosing_settings
 from atmpvault.errors import DeliveryFailed, InvalidInput, NotFound, VaultError
@@ -361,6 +361,42 @@ class Dosing:
             result.append(self.schedule(r.id, record=r, lot_record=lot,
                                         holds=tuple(release_holds(self.vault, r.id))))  # fmt: skip
         return sorted(result, key=lambda s: (s.day("infusion"), s.lot))
+
+
+def find_conflicts(dosing: Dosing, today: date) -> list[Conflict]:
+    """Every timing conflict of the active schedules and the slots, as of `today`."""
+    from atmpvault.archive.dosing.conflicts import for_lots
+
+    reservations = [
+        (r["facility"], date.fromisoformat(r["day"]), r["lot"]) for r in dosing.reservations()
+    ]
+    return for_lots(dosing.active(), dosing.settings.profiles, dosing.settings, reservations, today)
+
+
+def send_conflicts(dosing: Dosing, found: list[Conflict]) -> tuple[list[Conflict], list[str]]:
+    """Tell the scheduling lists of each conflict not told before (one notice each, each its
+    own commit); the conflicts sent, and what could not be sent."""
+    from atmpvault.archive.core.notices import DistributionLists, Notices
+
+    notices = Notices(dosing.vault)
+    sent, problems = [], []
+    reach = DistributionLists(dosing.vault).reach(dosing.settings.scheduling_lists)
+    problems += [f"conflicts not sent to list {name!r}: {why}" for name, why in reach.problems]
+    for conflict in found:
+        key = "dosing/conflict/" + conflict.key().replace(",", "+")
+        wanted = [n for n in reach.lists if n not in notices.reached(key)]
+        if not wanted:
+            continue
+        try:
+            notices.send(
+                key, wanted, "dosing/conflict", f"Dosing conflict, lot {conflict.lot}: {conflict.rule}",
+                {"conflict": conflict.to_json()},
+            )  # fmt: skip
+            sent.append(conflict)
+        except DeliveryFailed as exc:
+            problems.append(str(exc))
+            break  # the server is down: the next run tries the rest
+    return sent, problems
 
 
 def _check_order(dates: dict[str, date]) -> None:

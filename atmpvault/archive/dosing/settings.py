@@ -12,7 +12,8 @@ vault works:
           "manufacturing_days": 17, "release_testing_days": 7, "transit_days": 1,
           "delivery_window_days": 2, "ld_days": 3, "infusion_after_ld": [2, 14],
           "ld_repeat_after_days": 14, "shipper_hold_hours": 240,
-          "working_days_only": ["manufacturing_start", "ship", "delivery_from"]}},
+          "working_days_only": ["manufacturing_start", "ship", "delivery_from",
+                                "delivery_to"]}},
       "sites": {},
       "scheduling_lists": ["patient-scheduling"]
     }
@@ -99,7 +100,7 @@ DEFAULTS: dict[str, Any] = {
             "manufacturing_days": 17, "release_testing_days": 7, "transit_days": 1,
             "delivery_window_days": 2, "ld_days": 3, "infusion_after_ld": [2, 14],
             "ld_repeat_after_days": 14, "shipper_hold_hours": 240,
-            "working_days_only": ["manufacturing_start", "ship", "delivery_from"],
+            "working_days_only": ["manufacturing_start", "ship", "delivery_from", "delivery_to"],
         }
     },
     "sites": {},
@@ -133,7 +134,7 @@ def parse(raw: dict[str, Any]) -> DosingSettings:
             raise _bad(f"facility {code!r}: closures are dates, YYYY-MM-DD") from None
         facilities[code] = Facility(
             code, f.get("slots", 1), f.get("working_days_only", True), closures,
-            str(f.get("holidays", "US")),
+            _calendar(f.get("holidays", "US"), f"facility {code!r}"),
         )  # fmt: skip
     if not facilities:
         raise _bad('"facilities" must name at least one facility')
@@ -146,13 +147,26 @@ def parse(raw: dict[str, Any]) -> DosingSettings:
                 and all(isinstance(s.get(k, ""), str) for k in ("holidays", "scheduler_list", "nursing_list"))):  # fmt: skip
             raise _bad(f'site {code!r} is {{"holidays", "scheduler_list", "nursing_list"}}')
         sites[code] = Site(
-            code, s.get("holidays", "US"), s.get("scheduler_list", DEFAULT_LIST),
+            code, _calendar(s.get("holidays", "US"), f"site {code!r}"),
+            s.get("scheduler_list", DEFAULT_LIST),
             s.get("nursing_list", DEFAULT_LIST),
         )  # fmt: skip
     lists = raw["scheduling_lists"]
     if not (isinstance(lists, list) and all(isinstance(n, str) for n in lists)):
         raise _bad('"scheduling_lists" must be a list of distribution list names')
     return DosingSettings(facilities, profiles, sites, tuple(lists))
+
+
+def _calendar(code: object, where: str) -> str:
+    """A holiday calendar code the `holidays` package knows (checked, so a typo is named
+    here and not deep inside a conflict check)."""
+    from atmpvault.archive.core.workdays import holiday_calendar
+    from atmpvault.errors import InvalidInput
+
+    try:
+        return holiday_calendar(str(code))
+    except InvalidInput as exc:
+        raise _bad(f"{where}: {exc}") from None
 
 
 def _mapping(value: object, what: str) -> dict[str, Any]:
