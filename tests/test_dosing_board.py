@@ -1,7 +1,11 @@
-"""The coordination board: its rows and the text board (golden)."""
+"""The coordination board: its rows, the text board (golden), the HTML page escaped, and
+the page drawn by a real headless browser (Debian's chromium) with its bars visible."""
 
 from __future__ import annotations
 
+import struct
+import subprocess
+import zlib
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -17,6 +21,16 @@ GOLDEN = Path(__file__).parent / "golden" / "dosing-board.txt"
 PROFILE = parse(DEFAULTS).profiles["autologous-cart"]
 TODAY = date(2026, 3, 9)  # a Monday
 DAYS = 28
+CHROMIUM = "/usr/bin/chromium"
+# The page's colours (board.html.j2): the bars, the conflict outline, today's line.
+BARS = {
+    "manufacturing": (0x1F, 0x6F, 0xD1),
+    "release testing": (0xF2, 0xA9, 0x00),
+    "in transit": (0x12, 0xA4, 0xA4),
+    "lymphodepletion": (0x8A, 0x3F, 0xC7),
+}
+CONFLICT_RED = (0xE0, 0x00, 0x00)
+TODAY_INK = (0x1B, 0x1F, 0x24)
 
 
 def weekdays(day: date) -> bool:
@@ -166,3 +180,141 @@ def test_the_text_board_never_passes_control_characters_to_the_terminal() -> Non
     c = Conflict("L-1", "x", {"ship": TODAY}, "bad\x1b]0;title\x07 news\nline", "site")
     text = board.text_board(board.rows([s], [c], TODAY, 7), TODAY, 7)
     assert "\x1b" not in text and "\x07" not in text and "news\nline" not in text
+
+
+def hostile() -> tuple[list[board.BoardRow], str]:
+    schedules, conflicts = three_lots()
+    evil = Schedule(
+        lot="<script>alert('lot')</script>", program="CART-19",
+        coi='<script>alert("coi")</script>', profile=PROFILE.name, facility="MFG-01",
+        site="<b>SITE</b>", dates=plan(PROFILE, date(2026, 2, 16), weekdays),
+    )  # fmt: skip
+    bad = Conflict(
+        evil.lot, "<i>rule</i>", {"infusion": date(2026, 3, 18)},
+        "<img src=x onerror=alert(1)> infusion", "<u>site</u>",
+    )  # fmt: skip
+    rows = board.rows([*schedules, evil], [*conflicts, bad], TODAY, DAYS)
+    return rows, board.html_board(rows, TODAY, DAYS, "Board <script>alert('title')</script>")
+
+
+def test_the_html_board_escapes_what_it_shows() -> None:
+    _, page = hostile()
+    assert "<script" not in page.lower()
+    assert "<img" not in page and "<b>SITE" not in page and "<i>rule" not in page
+    assert "&lt;script&gt;alert(&#34;coi&#34;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(&#39;lot&#39;)&lt;/script&gt;" in page
+    assert "&lt;img src=x onerror=alert(1)&gt; infusion" in page
+    assert "<title>Board &lt;script&gt;" in page
+
+
+def test_the_html_board_is_self_contained() -> None:
+    schedules, conflicts = three_lots()
+    page = board.html_board(
+        board.rows(schedules, conflicts, TODAY, DAYS), TODAY, DAYS, "Dosing board"
+    )
+    assert page.startswith("<!DOCTYPE html>")
+    for outside in ("http:", "https:", "src=", "url(", "@import", "<link", "<script"):
+        assert outside not in page
+    assert page.count('class="label"') == 3 and "L-2026-0024" in page
+    assert "LD starts 2026-03-14, before the planned release on 2026-03-16" in page
+
+
+def test_an_empty_board_says_so() -> None:
+    assert "(no active lots)" in board.text_board([], TODAY, 7)
+    assert "no active lots" in board.html_board([], TODAY, 7, "Dosing board")
+
+
+# The page in a real browser. Chromium missing is a failure (FileNotFoundError), never a
+# skip: .ci/run installs Debian's chromium where /usr/bin/chromium is missing.
+
+
+def screenshot(page: Path, png: Path, profile: Path, size: tuple[int, int]) -> None:
+    done = subprocess.run(
+        [
+            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+            "--no-first-run", "--no-default-browser-check", "--disable-dev-shm-usage",
+            f"--user-data-dir={profile}", f"--screenshot={png}",
+            f"--window-size={size[0]},{size[1]}", page.as_uri(),
+        ],
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def read_png(data: bytes) -> tuple[int, int, list[bytes]]:
+    """Width, height and RGB rows of an 8-bit RGB or RGBA, non-interlaced PNG (stdlib)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    at, idat, header = 8, [], b""
+    while at < len(data):
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        kind, body = data[at + 4 : at + 8], data[at + 8 : at + 8 + length]
+        at += 12 + length
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"IEND":
+            break
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", header)
+    assert depth == 8 and colour in (2, 6) and interlace == 0, (depth, colour, interlace)
+    bpp = 3 if colour == 2 else 4
+    stride = width * bpp
+    raw = zlib.decompress(b"".join(idat))
+    rows: list[bytes] = []
+    prior = bytearray(stride)
+    for y in range(height):
+        start = y * (stride + 1)
+        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        if kind == 1:
+            for i in range(bpp, stride):
+                line[i] = (line[i] + line[i - bpp]) & 0xFF
+        elif kind == 2:
+            line = bytearray((a + b) & 0xFF for a, b in zip(line, prior, strict=True))
+        elif kind == 3:
+            for i in range(stride):
+                left = line[i - bpp] if i >= bpp else 0
+                line[i] = (line[i] + ((left + prior[i]) >> 1)) & 0xFF
+        elif kind == 4:
+            for i in range(stride):
+                a = line[i - bpp] if i >= bpp else 0
+                b, c = prior[i], prior[i - bpp] if i >= bpp else 0
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                near = a if pa <= pb and pa <= pc else b if pb <= pc else c
+                line[i] = (line[i] + near) & 0xFF
+        prior = line
+        rows.append(bytes(line) if bpp == 3 else bytes(v for i, v in enumerate(line) if i % 4 != 3))
+    return width, height, rows
+
+
+def test_the_html_board_in_a_real_browser_shows_its_bars(tmp_path: Path) -> None:
+    schedules, conflicts = three_lots()
+    page = tmp_path / "board.html"
+    page.write_text(
+        board.html_board(board.rows(schedules, conflicts, TODAY, DAYS), TODAY, DAYS, "Board"),
+        encoding="utf-8",
+    )
+    png = tmp_path / "board.png"
+    screenshot(page, png, tmp_path / "chromium-profile", (1600, 900))
+    assert png.is_file()
+    width, height, rows = read_png(png.read_bytes())
+    assert (width, height) == (1600, 900)
+
+    counts: dict[tuple[int, int, int], int] = {}
+    for line in rows:
+        for x in range(0, len(line), 3):
+            rgb = (line[x], line[x + 1], line[x + 2])
+            counts[rgb] = counts.get(rgb, 0) + 1
+    # A legend swatch is under 1,000 pixels: more than that of a colour is a drawn bar.
+    for name, rgb in BARS.items():
+        assert counts.get(rgb, 0) > 1500, f"no {name} bar on the page ({counts.get(rgb, 0)} px)"
+    assert counts.get(CONFLICT_RED, 0) > 1500, "the conflict's days are not outlined"
+
+    # Today is a line down the chart: one column of pixels in its colour through every lot.
+    tallest = 0
+    for x in range(0, width * 3, 3):
+        run = 0
+        for line in rows:
+            run = run + 1 if (line[x], line[x + 1], line[x + 2]) == TODAY_INK else 0
+            tallest = max(tallest, run)
+    assert tallest >= 150, f"no line for today (longest run {tallest} px)"

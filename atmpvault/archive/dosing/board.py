@@ -3,8 +3,9 @@
 Schedulers go through it on the daily call with manufacturing, the site's oncology
 team, the apheresis center and logistics. `rows` computes what each lot shows in the
 window [today - 3 days, today + days): its phases as spans, its day markers and the
-days its conflicts name; `text_board` draws it for a terminal (one character a day).
-Patients appear only as the lot and its chain-of-identity id, never by name.
+days its conflicts name; `text_board` draws it for a terminal (one character a day)
+and `html_board` as a self-contained page for a projector. Patients appear only as the
+lot and its chain-of-identity id, never by name.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from atmpvault.archive.core.render import render
 from atmpvault.archive.dosing.model import Conflict, Schedule
 from atmpvault.errors import InvalidInput
 
@@ -275,3 +277,132 @@ def text_board(board: Sequence[BoardRow], today: date, days: int) -> str:
             break_on_hyphens=False,
         )
     return "\n".join(lines) + "\n"
+
+
+def html_board(board: Sequence[BoardRow], today: date, days: int, title: str) -> str:
+    """The board as one self-contained HTML page (inline CSS, no scripts) for a projector."""
+    return render("dosing/board.html.j2", _page(board, today, days, title))
+
+
+LANES = ("product", "patient")  # each lot takes two grid rows: its product, its patient
+HEADER_ROWS = 3  # months, weekdays, days of the month
+# A bar shows its label, else the shorter one, where it fits (a CSS container query: the
+# browser measures, whatever the screen); a bold character is about this wide.
+CHAR_EM = 0.64
+FIELD_NAMES = {
+    "apheresis": "apheresis", "manufacturing_start": "manufacturing start",
+    "expected_completion": "expected completion", "expected_release": "expected release",
+    "ship": "ship", "delivery_from": "delivery from", "delivery_to": "delivery to",
+    "ld_start": "LD start", "ld_end": "LD end", "infusion": "infusion",
+}  # fmt: skip
+MARKER_LANE = {kind: lane for kind, _, _, lane, _ in MARKERS}
+MARKER_FIELD = {kind: name for kind, name, *_ in MARKERS}
+MARKER_NAME = {kind: name for kind, _, _, _, name in MARKERS}
+
+
+def _page(board: Sequence[BoardRow], today: date, days: int, title: str) -> dict[str, Any]:
+    """The template's values: grid positions (day i is grid column i + 2) and labels."""
+    shown = _days(today, days)
+    column = {d: i + 2 for i, d in enumerate(shown)}
+    lots = [_lot(r, HEADER_ROWS + 1 + n * len(LANES), n, column) for n, r in enumerate(board)]
+    months: list[dict[str, Any]] = []
+    for i, d in enumerate(shown):
+        if i == 0 or d.day == 1:
+            months.append({"label": d.strftime("%B %Y"), "column": i + 2, "span": 1})
+        else:
+            months[-1]["span"] += 1
+    conflicts = [
+        {
+            "lot": r.lot, "coi": r.coi or "-", "rule": c.rule, "act": c.act,
+            "message": c.message,
+            "dates": [f"{FIELD_NAMES.get(f, f)} {d.isoformat()}" for f, d in sorted(c.dates.items(), key=lambda x: x[1])],
+        }
+        for r in board for c in r.conflicts
+    ]  # fmt: skip
+    return {
+        "title": title,
+        "today": today.isoformat(),
+        "first": shown[0].isoformat(),
+        "last": shown[-1].isoformat(),
+        "columns": len(shown),
+        "dense": len(shown) > 40,
+        "days": [
+            {
+                "column": column[d],
+                "day": d.day,
+                "weekday": d.strftime("%a")[0],
+                "weekend": d.weekday() >= 5,
+                "today": d == today,
+                "monday": d.weekday() == 0,
+            }
+            for d in shown
+        ],
+        "months": months,
+        "today_column": column[today],
+        "body_first_row": HEADER_ROWS + 1,
+        "last_row": HEADER_ROWS + max(1, len(board)) * len(LANES) + 1,
+        "lots": lots,
+        "conflicts": conflicts,
+        "legend_phases": [(p[0], p[5]) for p in PHASES],
+        "bar_labels": [
+            (phase, round(len(label) * CHAR_EM, 1), round(len(short) * CHAR_EM, 1))
+            for phase, *_, label, short in PHASES
+        ],
+        "legend_markers": [(kind, letter, name) for kind, _, letter, _, name in MARKERS],
+    }
+
+
+def _lot(r: BoardRow, top: int, n: int, column: dict[date, int]) -> dict[str, Any]:
+    """One lot's label, bars and markers, placed on the grid from row `top`."""
+    lane_row = {lane: top + i for i, lane in enumerate(LANES)}
+    # Markers on the same day in the same lane (release and ship, mostly) share one badge.
+    cells: dict[tuple[str, date], list[Marker]] = {}
+    for m in r.markers:
+        cells.setdefault((MARKER_LANE[m.kind], m.day), []).append(m)
+    markers = [
+        {
+            "kinds": [m.kind for m in here],
+            "letters": "".join(MARKER_CHARS[m.kind] for m in here),
+            "column": column[day], "row": lane_row[lane],
+            "conflict": any(m.conflict for m in here),
+            "title": ", ".join(f"{MARKER_NAME[m.kind]} {_dated(r, MARKER_FIELD[m.kind])}" for m in here),
+        }
+        for (lane, day), here in cells.items()
+    ]  # fmt: skip
+    bars = []
+    for phase, begins, ends, _, lane, label, short in PHASES:
+        for s in (s for s in r.spans if s.phase == phase):
+            length = (s.last - s.first).days + 1
+            inset = (lane, s.first) in cells  # the label starts after the day's badge
+            bars.append({
+                "phase": phase, "column": column[s.first], "span": length,
+                "row": lane_row[lane], "inset": inset,
+                "label": label, "short": short,
+                "clipped_before": s.clipped_before, "clipped_after": s.clipped_after,
+                "conflict": s.conflict,
+                "title": f"{label}: {_dated(r, begins)} to {_dated(r, ends)}",
+            })  # fmt: skip
+    return {
+        "lot": r.lot, "coi": r.coi or "-",
+        "about": f"site {r.site or 'not set'}, {r.profile}, made at {r.facility}", "row": top, "rows": len(LANES), "stripe": n % 2,
+        "bars": bars, "markers": markers,
+        "conflict_cells": _runs(sorted(column[d] for d in r.conflict_days if d in column)),
+        "conflicts": len(r.conflicts),
+    }  # fmt: skip
+
+
+def _runs(columns: Sequence[int]) -> list[tuple[int, int]]:
+    """Sorted grid columns as (first column, span) runs: next days share one outline."""
+    runs: list[tuple[int, int]] = []
+    for c in columns:
+        if runs and runs[-1][0] + runs[-1][1] == c:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((c, 1))
+    return runs
+
+
+def _dated(r: BoardRow, field: str) -> str:
+    if field in r.actual:
+        return f"{r.actual[field].isoformat()} (actual)"
+    return r.dates[field].isoformat() if field in r.dates else "not planned"
