@@ -214,3 +214,43 @@ def test_confirmations_are_sent_once_each(
     assert "COI-AAA-1" in shipped
     notices = json.loads(ok(lots, "notices", "ls", "--json"))
     assert len([n for n in notices if n["key"].startswith("dosing/")]) == 4  # each archived
+
+
+def test_conflicts_are_found_and_each_new_one_sent_once(
+    lots: Path,
+    smtp_server: SmtpServer,  # noqa: F811
+) -> None:
+    env = smtp_server.env()
+    ok(lots, "dosing", "plan", "L-0042", "--profile", "autologous-cart", "--apheresis",
+       "2026-12-07", "--site", "ONC-BOS-04")  # fmt: skip
+    assert json.loads(ok(lots, "dosing", "conflicts", "--today", "2026-12-01", "--json")) == []
+    # LD moved before the release: a conflict the scheduler must act on.
+    ok(lots, "dosing", "update", "L-0042", "--ld-start", "2026-12-28", "--ld-end", "2026-12-30",
+       "--infusion", "2027-01-01", "--reason", "patient's conditioning brought forward")  # fmt: skip
+    found = json.loads(ok(lots, "dosing", "conflicts", "--today", "2026-12-01", "--json"))
+    rules = {c["rule"] for c in found}
+    assert "ld-before-release" in rules
+    ld = next(c for c in found if c["rule"] == "ld-before-release")
+    assert ld["dates"] == {"ld_start": "2026-12-28", "expected_release": "2027-01-01"}
+    assert ld["act"] == "scheduler" and "2026-12-28" in ld["message"]
+    ok(lots, "dosing", "conflicts", "--today", "2026-12-01", "--send", env=env)
+    sent = len(smtp_server.collector.envelopes)
+    assert sent == len(found)
+    assert {tuple(e.rcpt_tos) for e in smtp_server.collector.envelopes} == {
+        (SITE_LISTS["patient-scheduling"],)
+    }
+    ok(lots, "dosing", "conflicts", "--today", "2026-12-01", "--send", env=env)  # nothing new
+    assert len(smtp_server.collector.envelopes) == sent
+    # An open deviation on the lot at planned release.
+    ok(lots, "lot", "start", "L-0042")
+    ok(lots, "deviation", "open", "--lot", "L-0042", "--class", "major", "--title", "t",
+       "--description", "d")  # fmt: skip
+    rules = {c["rule"] for c in json.loads(ok(lots, "dosing", "conflicts", "--today",
+                                               "2026-12-01", "--json"))}  # fmt: skip
+    assert "release-hold" in rules
+    board = ok(lots, "dosing", "board", "--today", "2026-12-20", "--days", "28")
+    assert "L-0042" in board and "COI-AAA-1" in board and "!" in board.split("Legend")[0]
+    html = lots.parent / "board.html"
+    ok(lots, "dosing", "board", "--today", "2026-12-20", "--format", "html", "-o", str(html))
+    assert "L-0042" in html.read_text() and "<script" not in html.read_text()
+    refused(lots, 1, "dosing", "board", "--format", "html", "-o", str(html))  # exists

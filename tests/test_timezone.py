@@ -93,7 +93,9 @@ def test_a_vault_that_never_set_a_zone_keeps_utc_days(clock: Clock, tmp_path: Pa
     assert "timezone" not in config_file(vault)
     clock.at = EVENING_ON_DUE_DAY
     assert {
-        k: v for k, v in ok(vault, "config", "show").items() if k not in ("quality", "custody")
+        k: v
+        for k, v in ok(vault, "config", "show").items()
+        if k not in ("quality", "custody", "dosing")
     } == {
         "timezone": "UTC",
         "dates": {"earliest": "1990-01-01", "years_ahead": 10},
@@ -123,7 +125,9 @@ def test_config_set_timezone_is_one_audited_commit(clock: Clock, tmp_path: Path)
     assert config_file(vault)["timezone"] == NY
     clock.at = EVENING_ON_DUE_DAY
     assert {
-        k: v for k, v in ok(vault, "config", "show").items() if k not in ("quality", "custody")
+        k: v
+        for k, v in ok(vault, "config", "show").items()
+        if k not in ("quality", "custody", "dosing")
     } == {
         "timezone": NY,
         "dates": {"earliest": "1990-01-01", "years_ahead": 10},

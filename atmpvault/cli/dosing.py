@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -293,6 +294,79 @@ def dosing_confirm(vault: Vault, lot: str, on: str, user: str | None, as_json: b
     else:
         show_schedule(found)
     _problems(problems)
+
+
+@dosing.command("conflicts")
+@click.option("--send", is_flag=True, help="Tell the scheduling lists of each new conflict.")
+@today_option
+@json_option
+@pass_vault
+def dosing_conflicts(vault: Vault, send: bool, today: str | None, as_json: bool) -> None:
+    """Every timing conflict of the active schedules: the rule, the dates, who must act.
+
+    \b
+        atmpvault dosing conflicts
+        atmpvault dosing conflicts --send      # each new conflict to the scheduling lists once
+    """
+    from atmpvault.archive.dosing.service import Dosing, find_conflicts, send_conflicts
+
+    service = Dosing(vault)
+    found = find_conflicts(service, today_for(vault, today))
+    sent, problems = send_conflicts(service, found) if send else ([], [])
+    if as_json:
+        emit_json([{**c.to_json(), "sent": c in sent} for c in found])
+    else:
+        table(
+            [(c.lot, c.rule, c.act, c.message) for c in found], ["LOT", "RULE", "ACT", "CONFLICT"]
+        )
+        if send:
+            click.echo(f"{len(sent)} new conflict(s) sent")
+    _problems(problems)
+
+
+@dosing.command("board")
+@click.option("--days", type=click.IntRange(1, 120), default=28, show_default=True,
+              help="Days shown from today.")  # fmt: skip
+@click.option("--format", "shape", type=click.Choice(["text", "html"]), default="text",
+              show_default=True, help="Text for the terminal, HTML for a projector.")  # fmt: skip
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write here.")
+@click.option("--force", is_flag=True, help="Replace an existing file.")
+@today_option
+@json_option
+@pass_vault
+def dosing_board(vault: Vault, days: int, shape: str, output: Path | None, force: bool,
+                 today: str | None, as_json: bool) -> None:  # fmt: skip
+    """The coordination call's board: every active patient's timeline, today marked,
+    conflicts highlighted (patients by coded id only).
+
+    \b
+        atmpvault dosing board --days 21
+        atmpvault dosing board --format html -o board.html
+    """
+    from atmpvault.archive.dosing.board import html_board, rows, text_board
+    from atmpvault.archive.dosing.service import Dosing, find_conflicts
+    from atmpvault.errors import InvalidInput, VaultError
+
+    day = today_for(vault, today)
+    service = Dosing(vault)
+    found = rows(service.active(), find_conflicts(service, day), day, days)
+    if as_json:
+        if output is not None:
+            raise InvalidInput("--json prints to stdout; -o is for the text or HTML board")
+        emit_json([r.to_json() for r in found])
+        return
+    text = text_board(found, day, days) if shape == "text" else html_board(
+        found, day, days, f"Dosing board, {day.isoformat()}"
+    )  # fmt: skip
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    if output.exists() and not force:
+        raise VaultError(f"{output} exists; use --force to replace it")
+    from atmpvault.files import write_atomically
+
+    write_atomically(output, text.encode("utf-8"))
+    click.echo(f"board -> {output}")
 
 
 def register(cli: click.Group) -> None:

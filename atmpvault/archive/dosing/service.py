@@ -34,8 +34,9 @@ ACTUAL = {
 }  # fmt: skip
 DONE = ("administered", "rejected")  # lots no longer on the board
 # Fields that must not come before another, as (earlier, later).
+# (LD before release is allowed: it is a conflict to flag, `dosing conflicts`, not a typo.)
 ORDER = [(FIELDS[i], FIELDS[i + 1]) for i in range(6)] + [
-    ("ld_start", "ld_end"), ("ld_end", "infusion"), ("expected_release", "ld_start"),
+    ("ld_start", "ld_end"), ("ld_end", "infusion"),
 ]  # fmt: skip
 
 
