@@ -21,6 +21,7 @@ def test_demo_builds_a_vault_that_lists_and_verifies(tmp_path: Path) -> None:
     assert "deviation-package" in {d["type"] for d in released["documents"]}
     listed = json.loads(run(path, "ls", "--json").stdout)
     assert len(listed) == 14  # 12 seeded, the closure package and a CoC certificate
+    assert "dosing board --days 35" in result.stdout and "ld-before-release" in result.stdout
     custody = json.loads(run(path, "custody", "status", "--json").stdout)
     assert [(c["lot"], c["step"], c["open_breaks"]) for c in custody] == [
         ("C19-2026-001", "administration", 0), ("C19-2026-002", "collection", 1),

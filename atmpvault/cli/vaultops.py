@@ -233,6 +233,13 @@ def demo(ctx: click.Context, path: Path) -> None:
              for r in status(vault)],
             ["LOT", "STATUS", "LAST STEP", "AT", "SITE", "OPEN BREAKS"],
         )  # fmt: skip
+        from atmpvault.archive.dosing.board import rows, text_board
+        from atmpvault.archive.dosing.service import Dosing, find_conflicts
+
+        click.echo(f"\n$ atmpvault --vault {path} dosing board --days 35")
+        scheduling = Dosing(vault)
+        board = rows(scheduling.active(), find_conflicts(scheduling, today), today, 35)
+        click.echo(text_board(board, today, 35), nl=False)
         click.echo(f"\n$ atmpvault --vault {path} verify")
         problems = vault.verify()
         for problem in problems:

@@ -6,6 +6,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -306,6 +307,42 @@ def _custody_to_patient(vault: Vault) -> None:
         custody.log(DEMO_LOT, step, "K. Lindqvist", site, **extra)
 
 
+def _dosing(vault: Vault) -> None:
+    """Two CART-19 patients scheduled around today: one in manufacturing, one whose LD was
+    brought forward before its product's release (a conflict on the board)."""
+    from datetime import timedelta
+
+    from atmpvault.archive.core.workdays import non_working
+    from atmpvault.archive.dosing.service import Dosing
+    from atmpvault.archive.lots.service import Lots
+
+    today = vault.config.dates.today()
+    dosing, lots = Dosing(vault), Lots(vault)
+
+    def workday(day: date) -> date:
+        while non_working(day, "US"):
+            day += timedelta(days=1)
+        return day
+
+    for lot, coi, offset in (
+        ("C19-2026-003", "COI-C19-0003", -9),
+        ("C19-2026-004", "COI-C19-0004", 4),
+    ):
+        lots.new(lot, "CART-19", coi)
+        apheresis = workday(today + timedelta(days=offset))
+        dosing.reserve("MFG-01", workday(apheresis + timedelta(days=1)), lot)
+        dosing.plan(lot, "autologous-cart", apheresis, site="ONC-BOS-04")
+    lots.step("C19-2026-003", "start")
+    planned = dosing.schedule("C19-2026-004").dates
+    ld_start = planned["expected_release"] - timedelta(days=2)
+    dosing.update(
+        "C19-2026-004",
+        {"ld_start": ld_start, "ld_end": ld_start + timedelta(days=2),
+         "infusion": ld_start + timedelta(days=4)},
+        "site asked to start conditioning earlier: patient's disease progressing",
+    )  # fmt: skip
+
+
 @contextmanager
 def build_demo(settings: Settings) -> Iterator[tuple[Vault, DemoStory]]:
     """Create the demo vault at settings.vault and tell its story."""
@@ -340,6 +377,7 @@ def build_demo(settings: Settings) -> Iterator[tuple[Vault, DemoStory]]:
             documents.revise(ids["sop-014.md"], sop, "Periodic review: add second-person check")
             _regulatory(vault, ids)
             deviation = _quality(vault, ids)
+            _dosing(vault)
             documents.withdraw(ids["fda-ir-2026-02.pdf"], "Filed in error under CART-19; refiled")
         history = documents.history(protocol)
         as_of = history[0].recorded_at
