@@ -33,6 +33,8 @@ class Domain:
     - `tag_fields`: the tag field names it contributes, usable in queries (app:...).
     - `verify`: "module:function"(vault, replayed) -> problems, one line each.
     - `release_holds`: "module:function"(vault, lot) -> reasons a lot may not be released.
+    - `held_lots`: "module:function"(vault) -> the lots it holds now (any release hold), so
+      many lots' holds are asked only of the few that have some.
     - `on_release`: "module:function"(vault, unit, lot, disposition): what it writes, in the
       release's commit, when a lot is released (custody: the qa-release step).
     - `on_lot_status`: "module:function"(vault, unit, lot, status): what it writes, in
@@ -54,6 +56,7 @@ class Domain:
     tag_fields: tuple[str, ...] = ()
     verify: str | None = None
     release_holds: str | None = None
+    held_lots: str | None = None
     on_release: str | None = None
     on_lot_status: str | None = None
     list_users: str | None = None

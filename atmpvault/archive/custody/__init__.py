@@ -9,6 +9,7 @@ DOMAIN = Domain(
     record_kinds="atmpvault.archive.custody.records:KINDS",
     index="atmpvault.archive.custody.indexing:index",
     release_holds="atmpvault.archive.custody.service:release_holds",
+    held_lots="atmpvault.archive.custody.service:held_lots",
     on_release="atmpvault.archive.custody.service:on_release",
     list_users="atmpvault.archive.custody.settings:list_users",
     settings="atmpvault.archive.custody.settings:effective",

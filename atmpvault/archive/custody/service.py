@@ -346,6 +346,11 @@ def release_holds(vault: Vault, lot: str) -> list[str]:
     ]
 
 
+def held_lots(vault: Vault) -> set[str]:
+    """Every lot with an unresolved chain break."""
+    return {b["lot"] for b in Custody(vault).open_breaks()}
+
+
 def on_release(vault: Vault, unit: UnitOfWork, lot: Lot, disposition: dict[str, Any]) -> None:
     """`lot release` writes the qa-release step, in its commit, of a lot whose custody
     is tracked (it has events)."""

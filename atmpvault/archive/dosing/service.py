@@ -301,7 +301,8 @@ class Dosing:
     # -- reading -----------------------------------------------------------------------------
 
     def schedule(self, lot: str, as_of: str | None = None, record: Record | None = None,
-                 lot_record: Lot | None = None, holds: tuple[str, ...] | None = None) -> Schedule:  # fmt: skip
+                 lot_record: Lot | None = None, holds: tuple[str, ...] | None = None,
+                 actual: dict[str, date] | None = None) -> Schedule:  # fmt: skip
         """A lot's schedule (as it stood at `as_of`), with actual dates from custody."""
         from atmpvault.archive.lots.service import Lots, release_holds
 
@@ -318,7 +319,7 @@ class Dosing:
             lot=b["lot"], program=b["program"], coi=b.get("coi"), profile=b["profile"],
             facility=b["facility"], site=b.get("site"),
             dates={k: date.fromisoformat(v) for k, v in b["dates"].items()},
-            actual=self.actual(lot, as_of),
+            actual=self.actual(lot, as_of) if actual is None else actual,
             availability_confirmed=date.fromisoformat(confirmed["on"]) if confirmed else None,
             lot_status=current.status,
             holds=tuple(release_holds(self.vault, lot)) if holds is None else holds,
@@ -327,15 +328,21 @@ class Dosing:
 
     def actual(self, lot: str, as_of: str | None = None) -> dict[str, date]:
         """The dates custody recorded for a lot's schedule fields (the latest event of each)."""
+        return self.actuals([lot], as_of).get(lot, {})
+
+    def actuals(self, lots: list[str], as_of: str | None = None) -> dict[str, dict[str, date]]:
+        """`actual` for many lots, in one query."""
         from atmpvault.archive.core.catalog import records
 
         zone = self.vault.config.zone
         found = self.vault.catalog.records(
-            "custody-event", as_of=as_of, where=[records.c.lot == lot, records.c.status.in_(list(ACTUAL))]
+            "custody-event", as_of=as_of,
+            where=[records.c.lot.in_(lots), records.c.status.in_(list(ACTUAL))],
         )  # fmt: skip
-        days: dict[str, date] = {}
+        days: dict[str, dict[str, date]] = {}
         for r in sorted(found, key=lambda r: int(r.body["seq"])):
-            days[ACTUAL[r.body["step"]]] = values.when(r.body["at"], zone).astimezone(zone).date()
+            at = values.when(r.body["at"], zone).astimezone(zone).date()
+            days.setdefault(r.body["lot"], {})[ACTUAL[r.body["step"]]] = at
         return days
 
     def history(self, lot: str) -> list[Record]:
@@ -345,7 +352,7 @@ class Dosing:
         """Every schedule whose lot is not yet administered or rejected, by infusion date."""
         from atmpvault.archive.core.catalog import records
         from atmpvault.archive.lots.records import LOT_KIND
-        from atmpvault.archive.lots.service import Lot, release_holds
+        from atmpvault.archive.lots.service import Lot, holds_of
 
         found = self.vault.catalog.records(SCHEDULE_KIND.name)
         if not found:
@@ -354,13 +361,14 @@ class Dosing:
             r.id: Lot.from_record(r)
             for r in self.vault.catalog.records(LOT_KIND.name, where=[records.c.id.in_([f.id for f in found])])
         }  # fmt: skip
-        result = []
-        for r in found:
-            lot = lots.get(r.id)
-            if lot is None or lot.status in DONE:
-                continue
-            result.append(self.schedule(r.id, record=r, lot_record=lot,
-                                        holds=tuple(release_holds(self.vault, r.id))))  # fmt: skip
+        live = [r for r in found if r.id in lots and lots[r.id].status not in DONE]
+        holds = holds_of(self.vault, [r.id for r in live])
+        actual = self.actuals([r.id for r in live])
+        result = [
+            self.schedule(r.id, record=r, lot_record=lots[r.id], holds=tuple(holds[r.id]),
+                          actual=actual.get(r.id, {}))
+            for r in live
+        ]  # fmt: skip
         return sorted(result, key=lambda s: (s.day("infusion"), s.lot))
 
 

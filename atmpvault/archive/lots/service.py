@@ -8,11 +8,12 @@ while any exists, unless an exceptional release names the holds it overrides.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
-from atmpvault.archive.core.domain import hooks
+from atmpvault.archive.core.domain import hooks, load
 from atmpvault.archive.lots.records import (
     IN_MANUFACTURING,
     KINDS_OF_LOT,
@@ -100,6 +101,21 @@ class Lot:
 def release_holds(vault: Vault, lot: str) -> list[str]:
     """Every reason any workflow gives why `lot` may not be released now, one line each."""
     return [reason for hook in hooks(vault.domains, "release_holds") for reason in hook(vault, lot)]
+
+
+def holds_of(vault: Vault, lots: Iterable[str]) -> dict[str, list[str]]:
+    """The release holds of many lots at once: asked lot by lot only of those a workflow
+    says it holds (a workflow without `held_lots` is asked of every lot)."""
+    wanted = list(dict.fromkeys(lots))
+    candidates: set[str] = set()
+    for domain in vault.domains:
+        if domain.release_holds is None:
+            continue
+        if domain.held_lots is None:
+            candidates.update(wanted)
+        else:
+            candidates.update(load(domain.held_lots)(vault))
+    return {lot: release_holds(vault, lot) if lot in candidates else [] for lot in wanted}
 
 
 class Lots:

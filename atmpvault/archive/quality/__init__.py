@@ -10,6 +10,7 @@ DOMAIN = Domain(
     record_kinds="atmpvault.archive.quality.records:KINDS",
     index="atmpvault.archive.quality.indexing:index",
     release_holds="atmpvault.archive.quality.holds:release_holds",
+    held_lots="atmpvault.archive.quality.holds:held_lots",
     list_users="atmpvault.archive.quality.settings:list_users",
     settings="atmpvault.archive.quality.settings:effective",
     commands="atmpvault.cli.quality:register",
