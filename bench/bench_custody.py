@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from common import cold, print_ratios
 
 from atmpvault.archive.core.changes import UnitOfWork
 from atmpvault.archive.core.configuration import Configuration
@@ -39,7 +38,6 @@ from atmpvault.archive.domains import domains
 from atmpvault.archive.lots.service import Lots
 from atmpvault.config import Settings
 
-CLI = [str(Path(sys.executable).with_name("atmpvault"))]
 BATCH = 2_000
 STEPS = [s["step"] for s in DEFAULTS["steps"]][:12]  # collection .. bedside-identity-check
 TEMPS = {"collection": 4.0, "labeling": 4.2, "shipment-to-manufacturing": -185.0,
@@ -90,16 +88,6 @@ def seed(vault: Vault, lots: int, broken: int) -> list[str]:
     return ids
 
 
-def cold(vault: Path, *args: str) -> float:
-    env = {**os.environ, "ATMPVAULT_USER": "bench"}
-    start = time.perf_counter()
-    result = subprocess.run([*CLI, "--vault", str(vault), *args], capture_output=True, env=env)
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed: {result.stderr.decode()[:300]}")
-    return elapsed
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--lots", type=int, default=200)
@@ -136,12 +124,7 @@ def main() -> int:
                 times.setdefault((command, name), []).append(
                     cold(root / name, *commands[command](name))
                 )
-    print(f"cold commands, {args.rounds} rounds interleaved; medians in ms")
-    print(f"{'command':30} {'1 lot':>8} {f'{args.lots} lots':>10} {'ratio':>7}")
-    for command in commands:
-        small = statistics.median(times[(command, "one")]) * 1e3
-        large = statistics.median(times[(command, "large")]) * 1e3
-        print(f"{command:30} {small:8.1f} {large:10.1f} {large / small:6.2f}x")
+    print_ratios(commands, times, ("one", "1 lot"), ("large", f"{args.lots} lots"), args.rounds)
     return 0
 
 

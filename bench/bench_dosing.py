@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
+
+from common import cold, print_ratios
 
 from atmpvault.archive.core.configuration import Configuration
 from atmpvault.archive.core.vault import Vault
@@ -33,7 +32,6 @@ from atmpvault.archive.dosing.service import Dosing
 from atmpvault.archive.lots.service import Lots
 from atmpvault.config import Settings
 
-CLI = [str(Path(sys.executable).with_name("atmpvault"))]
 TODAY = date(2026, 11, 30)
 
 
@@ -59,16 +57,6 @@ def seed(vault: Vault, count: int, rng: random.Random) -> None:
             start = planned["expected_release"] - timedelta(days=2)
             dosing.update(lot, {"ld_start": start, "ld_end": start + timedelta(days=2),
                                 "infusion": planned["infusion"]}, "bench: LD brought forward")  # fmt: skip
-
-
-def cold(vault: Path, *args: str) -> float:
-    env = {**os.environ, "ATMPVAULT_USER": "bench"}
-    start = time.perf_counter()
-    result = subprocess.run([*CLI, "--vault", str(vault), *args], capture_output=True, env=env)
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed: {result.stderr.decode()[:300]}")
-    return elapsed
 
 
 def main() -> int:
@@ -100,12 +88,7 @@ def main() -> int:
             rng.shuffle(jobs)
             for command, name in jobs:
                 times.setdefault((command, name), []).append(cold(root / name, *commands[command]))
-    print(f"cold commands, {args.rounds} rounds interleaved; medians in ms")
-    print(f"{'command':28} {'5 lots':>9} {f'{args.lots} lots':>10} {'ratio':>7}")
-    for command in commands:
-        small = statistics.median(times[(command, "small")]) * 1e3
-        large = statistics.median(times[(command, "large")]) * 1e3
-        print(f"{command:28} {small:9.1f} {large:10.1f} {large / small:6.2f}x")
+    print_ratios(commands, times, ("small", "5 lots"), ("large", f"{args.lots} lots"), args.rounds)
     return 0
 
 

@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from common import cold, cold_run, print_ratios
 
 from atmpvault.archive.core import values
 from atmpvault.archive.core.changes import UnitOfWork
@@ -40,7 +39,6 @@ from atmpvault.config import Settings
 
 TODAY = date(2026, 11, 30)
 BATCH = 2_000  # units of work per fast-import stream
-CLI = [str(Path(sys.executable).with_name("atmpvault"))]
 OWNERS = ("Dana Whitfield", "Ravi Menon", "Ines Duarte", "Tom Okafor")
 CLASSES = ("minor", "major", "critical")
 
@@ -118,17 +116,6 @@ def seed(vault: Vault, lots: int, deviations: int, open_count: int, rng: random.
     return open_count
 
 
-def cold(vault: Path, *args: str) -> tuple[float, bytes]:
-    """Seconds for one `atmpvault` process to answer, and what it printed."""
-    env = {**os.environ, "ATMPVAULT_USER": "bench"}
-    start = time.perf_counter()
-    result = subprocess.run([*CLI, "--vault", str(vault), *args], capture_output=True, env=env)
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed: {result.stderr.decode()[:300]}")
-    return elapsed, result.stdout
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--deviations", type=int, default=5_000)
@@ -162,24 +149,23 @@ def main() -> int:
             jobs = [(c, n) for c in commands for n in shapes]
             rng.shuffle(jobs)
             for command, name in jobs:
-                elapsed, _out = cold(root / name, *commands[command])
+                elapsed = cold(root / name, *commands[command])
                 times.setdefault((command, name), []).append(elapsed)
         listed = {
-            name: len(json.loads(cold(root / name, *commands["deviation ls --open --json"])[1]))
+            name: len(json.loads(cold_run(root / name, *commands["deviation ls --open --json"])[1]))
             for name in shapes
         }
-    print(f"cold commands, {args.rounds} rounds interleaved; medians in ms")
     print(
         f"(the small vault: 10 deviations, {listed['small']} open; the large: "
         f"{args.deviations:,} on {args.lots} lots, {listed['large']} open)"
     )
-    print(
-        f"{'command':28} {'10 deviations':>14} {f'{args.deviations:,} deviations':>17} {'ratio':>7}"
+    print_ratios(
+        commands,
+        times,
+        ("small", "10 deviations"),
+        ("large", f"{args.deviations:,} deviations"),
+        args.rounds,
     )
-    for command in commands:
-        small = statistics.median(times[(command, "small")]) * 1e3
-        large = statistics.median(times[(command, "large")]) * 1e3
-        print(f"{command:28} {small:14.1f} {large:17.1f} {large / small:6.2f}x")
     return 0
 
 

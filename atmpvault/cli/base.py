@@ -146,6 +146,15 @@ def exit_with(code: int) -> NoReturn:
     click.get_current_context().exit(code)
 
 
+def undelivered(problems: list[str]) -> None:
+    """What a write kept but could not deliver (a notice, a list missing): named on
+    stderr, one line each, and the command exits 1."""
+    for problem in problems:
+        click.echo(f"atmpvault: {problem}", err=True)
+    if problems:
+        exit_with(1)
+
+
 def say(message: str) -> None:
     """A one-line notice on stderr (e.g. a projection rebuilt after an upgrade)."""
     click.echo(f"atmpvault: {message}", err=True)

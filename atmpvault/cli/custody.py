@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING
 
 import click
 
-from atmpvault.cli.base import emit_json, exit_with, json_option, pass_vault, table, user_option
+from atmpvault.cli.base import (
+    emit_json,
+    exit_with,
+    json_option,
+    pass_vault,
+    table,
+    undelivered,
+    user_option,
+)
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
@@ -23,14 +31,6 @@ def custody() -> None:
         atmpvault custody show L-0042
         atmpvault custody status --open-breaks
     """
-
-
-def _problems(problems: list[str]) -> None:
-    """What was kept but not delivered: named on stderr, exit 1."""
-    for problem in problems:
-        click.echo(f"atmpvault: {problem}", err=True)
-    if problems:
-        exit_with(1)
 
 
 @custody.command("log")
@@ -81,7 +81,7 @@ def custody_log(
         click.echo(f"certificate {c.id} v{c.version} issued through {logged.event['step']}")
     for warning in logged.warnings:
         click.echo(f"atmpvault: warning: {warning}", err=True)
-    _problems(logged.problems)
+    undelivered(logged.problems)
 
 
 @custody.command("certificate")
@@ -262,7 +262,7 @@ def custody_escalate(vault: Vault, user: str | None, as_json: bool) -> None:
     else:
         for b in sent:
             click.echo(f"{b['id']}  escalated to {', '.join(b['escalated'])}")
-    _problems(problems)
+    undelivered(problems)
 
 
 def register(cli: click.Group) -> None:

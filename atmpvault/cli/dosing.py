@@ -9,12 +9,12 @@ import click
 
 from atmpvault.cli.base import (
     emit_json,
-    exit_with,
     json_option,
     pass_vault,
     table,
     today_for,
     today_option,
+    undelivered,
     user_option,
     when_option,
 )
@@ -30,13 +30,6 @@ def _day(vault: Vault, value: str, what: str) -> date:
     from atmpvault.archive.core import values
 
     return values.day(value, what, vault.config.dates)
-
-
-def _problems(problems: list[str]) -> None:
-    for problem in problems:
-        click.echo(f"atmpvault: {problem}", err=True)
-    if problems:
-        exit_with(1)
 
 
 @click.group("slot")
@@ -72,7 +65,7 @@ def slot_reserve(
         emit_json({**body, "problems": problems})
     else:
         click.echo(f"{body['facility']}  {body['day']}  {body['lot']}  reserved")
-    _problems(problems)
+    undelivered(problems)
 
 
 @slot.command("cancel")
@@ -293,7 +286,7 @@ def dosing_confirm(vault: Vault, lot: str, on: str, user: str | None, as_json: b
         emit_json({**_schedule_json(found), "problems": problems})
     else:
         show_schedule(found)
-    _problems(problems)
+    undelivered(problems)
 
 
 @dosing.command("conflicts")
@@ -321,7 +314,7 @@ def dosing_conflicts(vault: Vault, send: bool, today: str | None, as_json: bool)
         )
         if send:
             click.echo(f"{len(sent)} new conflict(s) sent")
-    _problems(problems)
+    undelivered(problems)
 
 
 @dosing.command("board")

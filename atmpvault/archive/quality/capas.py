@@ -21,6 +21,7 @@ from atmpvault.archive.quality.service import (
     history,
     long_text,
     next_id,
+    stamp,
 )
 from atmpvault.errors import InvalidInput, NotFound, VaultError
 
@@ -91,16 +92,11 @@ class Capas:
     def _put(
         self, unit: UnitOfWork, body: dict[str, Any], action: str, comment: str | None
     ) -> None:
-        body.update(
-            action=action, comment=comment, version=int(body.get("version", 0)) + 1,
-            recorded_at=values.iso(unit.when), user=unit.actor,
-        )  # fmt: skip
+        stamp(unit, body, action, comment)
         unit.put(CAPA_KIND, body["id"], body)
         unit.trailers.update(
             {"CAPA": body["id"], "Deviation": body["deviation"], "Step": f"capa-{action}"}
         )
-        if comment:
-            unit.trailers["Comment"] = " ".join(comment.split())[:200]
 
     def done(
         self, capa: str, evidence: str, comment: str | None = None, actor: str | None = None

@@ -64,6 +64,16 @@ def long_text(value: str | None, what: str, required: bool = True) -> str | None
     return value.strip()
 
 
+def stamp(unit: UnitOfWork, body: dict[str, Any], action: str, comment: str | None) -> None:
+    """A quality record's next version: the step, its comment, who and when (also a trailer)."""
+    body.update(
+        action=action, comment=comment, version=int(body.get("version", 0)) + 1,
+        recorded_at=values.iso(unit.when), user=unit.actor,
+    )  # fmt: skip
+    if comment:
+        unit.trailers["Comment"] = " ".join(comment.split())[:200]
+
+
 def next_id(vault: Vault, kind_name: str, prefix: str, year: int) -> str:
     """The next id of a kind in a year: DEV-2026-0001, then -0002 ..."""
     found = vault.catalog.max_id(kind_name, f"{prefix}-{year}-")
@@ -234,14 +244,9 @@ class Deviations:
     def _put(
         self, unit: UnitOfWork, body: dict[str, Any], action: str, comment: str | None
     ) -> None:
-        body.update(
-            action=action, comment=comment, version=int(body.get("version", 0)) + 1,
-            recorded_at=values.iso(unit.when), user=unit.actor,
-        )  # fmt: skip
+        stamp(unit, body, action, comment)
         unit.put(DEVIATION_KIND, body["id"], body)
         unit.trailers.update({"Deviation": body["id"], "Step": action})
-        if comment:
-            unit.trailers["Comment"] = " ".join(comment.split())[:200]
 
     def _open_one(self, dev: str, step: str) -> dict[str, Any]:
         body = dict(self.get(dev).body)
