@@ -202,7 +202,7 @@ def dosing_plan(vault: Vault, lot: str, profile: str, apheresis: str, slot_day: 
 
 
 def _date_options(func: Any) -> Any:
-    from atmpvault.archive.dosing.model import FIELDS
+    from atmpvault.archive.dosing.fields import FIELDS
 
     for name in reversed(FIELDS):
         option = name.replace("_", "-")

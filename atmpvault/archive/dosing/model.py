@@ -11,12 +11,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-# The dates of a schedule, in the order they happen; `dosing update --FIELD` takes these
-# names with hyphens, JSON with underscores.
-FIELDS = (
-    "apheresis", "manufacturing_start", "expected_completion", "expected_release", "ship",
-    "delivery_from", "delivery_to", "ld_start", "ld_end", "infusion",
-)  # fmt: skip
+from atmpvault.archive.dosing.fields import FIELDS
+
+__all__ = ["FIELDS", "Conflict", "Profile", "Schedule"]
 
 
 @dataclass(frozen=True)
