@@ -775,7 +775,7 @@ def test_top_level_help_lists_every_command() -> None:
         assert name in result.stdout
 
 
-@pytest.mark.parametrize("command", sorted(cli.commands))
+@pytest.mark.parametrize("command", sorted(cli.load_all()))
 def test_every_command_has_help_with_an_example(command: str) -> None:
     result = run(None, command, "--help")
     assert result.exit_code == 0, result.stderr
@@ -867,3 +867,42 @@ def test_h_is_help_and_vault_may_follow_the_command(vault_path: Path, tmp_path: 
     assert json.loads(after.stdout) == before
     equals = run(None, "log", f"--vault={vault_path}", "--json")
     assert equals.exit_code == 0 and json.loads(equals.stdout)[0]["action"] == "init"
+
+
+def test_lazy_commands_are_listed_with_their_own_help() -> None:
+    """A workflow's commands are imported when used; until then `--help` lists them with
+    the help their Domain declares, which must be their own first paragraph."""
+    import inspect
+    import subprocess
+    import sys
+
+    import click
+
+    from atmpvault.archive.core.domain import load
+    from atmpvault.archive.domains import domains
+    from tests.conftest import cli_env
+
+    for domain in domains():
+        if not domain.command_help:
+            continue
+        group = click.Group("probe")
+        load(domain.commands)(group)
+        real = {
+            name: " ".join(inspect.cleandoc(cmd.help or "").split("\n\n")[0].split())
+            for name, cmd in group.commands.items()
+        }
+        assert dict(domain.command_help) == real, domain.name
+    listed = run(None, "--help").stdout
+    for domain in domains():
+        for name, _help in domain.command_help:
+            assert f"\n  {name} " in listed
+    # `ls --help` imports none of the lazily loaded workflows' command modules.
+    code = (
+        "import sys; from atmpvault.cli import main; sys.argv = ['atmpvault', 'ls', '--help'];"
+        "\ntry: main()\nexcept SystemExit: pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('atmpvault.cli.')))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=cli_env(), check=True).stdout.splitlines()[-1]  # fmt: skip
+    for lazy in ("quality", "custody", "dosing", "lots", "regulatory"):
+        assert f"atmpvault.cli.{lazy}'" not in loaded, loaded

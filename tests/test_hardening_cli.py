@@ -232,7 +232,7 @@ def test_every_command_that_changes_something_takes_json() -> None:
         "package acknowledge",
     }  # fmt: skip
     commands = {}
-    for name, command in cli.commands.items():
+    for name, command in cli.load_all().items():
         subs = getattr(command, "commands", None)
         for sub, leaf in (subs or {name: command}).items():
             commands[f"{name} {sub}" if subs else name] = leaf

@@ -11,14 +11,19 @@ from __future__ import annotations
 from atmpvault.archive.core.domain import load
 from atmpvault.archive.domains import domains
 from atmpvault.cli import configuration, notices, people, search, vaultops
-from atmpvault.cli.base import cli
+from atmpvault.cli.base import VaultGroup, cli
 
 __all__ = ["cli", "main"]
+assert isinstance(cli, VaultGroup)
 
 for _module in (vaultops, search, notices, people, configuration):
     _module.register(cli)
 for _domain in domains():
-    if _domain.commands is not None:
+    if _domain.commands is None:
+        continue
+    if _domain.command_help:  # loaded when one of its commands is used
+        cli.add_lazy(_domain.commands, _domain.command_help)
+    else:
         load(_domain.commands)(cli)
 
 

@@ -27,7 +27,57 @@ if TYPE_CHECKING:
 
 
 class VaultGroup(click.Group):
-    """Turns domain errors into one line on stderr and their exit code."""
+    """Turns domain errors into one line on stderr and their exit code; loads a
+    workflow's commands only when one of them is used (see `add_lazy`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, tuple[str, str]] = {}  # command -> (register hook, one-line help)
+
+    def add_lazy(self, register: str, commands: Sequence[tuple[str, str]]) -> None:
+        """Commands a workflow's `register` hook adds, known by name and one-line help until
+        one is used; `--help` lists them without importing the workflow's CLI."""
+        for name, text in commands:
+            self.lazy[name] = (register, text)
+
+    def resolve(self, name: str) -> click.Command | None:
+        """A command by name, its workflow's commands loaded on first use."""
+        if name not in self.commands and name in self.lazy:
+            from atmpvault.archive.core.domain import load
+
+            register = self.lazy[name][0]
+            load(register)(self)
+            for other, (ref, _text) in self.lazy.items():
+                if ref == register and other not in self.commands:
+                    raise RuntimeError(f"{register} did not add the command {other!r} it declares")
+        return self.commands.get(name)
+
+    def load_all(self) -> dict[str, click.Command]:
+        """Every command, each workflow's loaded (for tests and tools that walk them all)."""
+        for name in list(self.lazy):
+            self.resolve(name)
+        return dict(self.commands)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self.resolve(cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(self.lazy))
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's listing, with the declared help of commands not loaded yet."""
+        names = [n for n in self.list_commands(ctx)
+                 if n not in self.commands or not self.commands[n].hidden]  # fmt: skip
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = [
+            (n, self.commands[n].get_short_help_str(limit) if n in self.commands
+             else click.Command(n, help=self.lazy[n][1]).get_short_help_str(limit))
+            for n in names
+        ]  # fmt: skip
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         args = vault_first(args)
@@ -78,8 +128,11 @@ def repeated_option(command: click.Command, args: Sequence[str]) -> str | None:
         if arg == "--":
             return None
         if not arg.startswith("-") or arg == "-":
-            if isinstance(command, click.Group) and arg in command.commands:
-                return repeated_option(command.commands[arg], args[i:])
+            sub = command.resolve(arg) if isinstance(command, VaultGroup) else None
+            if isinstance(command, click.Group) and sub is None:
+                sub = command.commands.get(arg)
+            if sub is not None:
+                return repeated_option(sub, args[i:])
             continue
         long = arg.startswith("--")
         name = arg.partition("=")[0] if long else arg[:2]

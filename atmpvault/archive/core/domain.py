@@ -62,6 +62,9 @@ class Domain:
     list_users: str | None = None
     settings: str | None = None
     commands: str | None = None
+    # The top-level commands `commands` adds, with their one-line help: the CLI lists
+    # them and imports the workflow's command module only when one is used.
+    command_help: tuple[tuple[str, str], ...] = ()
     depends_on: tuple[str, ...] = ()
 
 

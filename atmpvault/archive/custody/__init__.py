@@ -14,5 +14,11 @@ DOMAIN = Domain(
     list_users="atmpvault.archive.custody.settings:list_users",
     settings="atmpvault.archive.custody.settings:effective",
     commands="atmpvault.cli.custody:register",
+    command_help=(
+        (
+            "custody",
+            "Chain of custody: every handoff of a patient's material, checked as it is logged.",
+        ),
+    ),
     depends_on=("documents", "lots"),
 )

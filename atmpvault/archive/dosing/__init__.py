@@ -12,5 +12,12 @@ DOMAIN = Domain(
     list_users="atmpvault.archive.dosing.settings:list_users",
     settings="atmpvault.archive.dosing.settings:effective",
     commands="atmpvault.cli.dosing:register",
+    command_help=(
+        (
+            "dosing",
+            "Dosing schedules: each lot's manufacturing against the patient's conditioning.",
+        ),
+        ("slot", "Manufacturing slots: so many a day per facility, from the configuration."),
+    ),
     depends_on=("documents", "lots", "custody"),
 )

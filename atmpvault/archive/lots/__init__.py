@@ -9,5 +9,9 @@ DOMAIN = Domain(
     name="lots",
     record_kinds="atmpvault.archive.lots.records:KINDS",
     commands="atmpvault.cli.lots:register",
+    command_help=(
+        ("bundle", "Auditor bundles written by 'atmpvault lot export'."),
+        ("lot", "Lots: one per manufacturing run; an autologous lot belongs to one patient."),
+    ),
     depends_on=("documents",),
 )

@@ -14,5 +14,11 @@ DOMAIN = Domain(
     list_users="atmpvault.archive.quality.settings:list_users",
     settings="atmpvault.archive.quality.settings:effective",
     commands="atmpvault.cli.quality:register",
+    command_help=(
+        (
+            "deviation",
+            "Deviations: open, assign, investigate, CAPA, close into the lot's batch record.",
+        ),
+    ),
     depends_on=("documents", "lots"),
 )

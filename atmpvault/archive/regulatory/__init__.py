@@ -15,5 +15,16 @@ DOMAIN = Domain(
     verify="atmpvault.archive.regulatory.checks:verify",
     list_users="atmpvault.archive.regulatory.alerts:list_users",
     commands="atmpvault.cli.regulatory:register",
+    command_help=(
+        ("alerts", "Alert the distribution lists to milestones coming due and overdue."),
+        ("app", "Applications (IND, BLA) that events and milestones belong to."),
+        ("calendar", "Milestones in date order with days remaining (negative when overdue)."),
+        ("event", "Dated regulatory events; each derives milestones by the FDA rules."),
+        ("milestone", "Close milestones: done (with evidence), waived, or reopened."),
+        (
+            "package",
+            "Submission packages: eCTD v3.2.2-style sequences built from archived documents.",
+        ),
+    ),
     depends_on=("documents",),
 )
