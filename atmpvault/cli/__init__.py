@@ -11,10 +11,9 @@ from __future__ import annotations
 from atmpvault.archive.core.domain import load
 from atmpvault.archive.domains import domains
 from atmpvault.cli import configuration, notices, people, search, vaultops
-from atmpvault.cli.base import VaultGroup, cli
+from atmpvault.cli.base import cli
 
 __all__ = ["cli", "main"]
-assert isinstance(cli, VaultGroup)
 
 for _module in (vaultops, search, notices, people, configuration):
     _module.register(cli)
