@@ -350,3 +350,13 @@ def test_custody_steps_and_limits_live_in_the_configuration(lot: Path) -> None:
     )
     assert "custody.steps" in refused(lot, 2, "config", "set", "custody.steps", "[]",
                                       "--reason", "r")  # fmt: skip
+
+
+def test_an_optional_step_may_repeat_a_required_one_may_not(lot: Path) -> None:
+    log(lot, "collection", "2026-10-01T08:00")
+    log(lot, "labeling", "2026-10-01T08:30")
+    log(lot, "cryopreservation", "2026-10-01T12:00")
+    again = log(lot, "cryopreservation", "2026-10-01T15:00")  # a second bag frozen
+    assert all(c["ok"] for c in again["checks"]), again["checks"]
+    twice = log(lot, "labeling", "2026-10-01T16:00")
+    assert [b["check"] for b in twice["break_records"]] == ["order"]

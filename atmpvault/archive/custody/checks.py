@@ -64,7 +64,10 @@ def check(
     if step != RELABEL:
         index = names.index(step)
         last = names.index(steps[-1]["step"]) if steps else -1
-        if step in {e["step"] for e in steps}:
+        optional = settings.step(step).optional
+        if step in {e["step"] for e in steps} and optional and steps[-1]["step"] == step:
+            checks.append(Check(ORDER, True, f"{step} again (an optional step may repeat)"))
+        elif step in {e["step"] for e in steps}:
             checks.append(Check(ORDER, False, f"{step} was already logged"))
         elif index <= last:
             checks.append(Check(ORDER, False, f"{step} after {steps[-1]['step']}: out of order"))
