@@ -272,7 +272,7 @@ def _label(key: Any) -> str:
 
 
 def _compare_catalog(vault: Vault, head: str | None, expected: _Expected) -> list[str]:
-    from atmpvault.archive.core.catalog import record_lots, records
+    from atmpvault.archive.core.tables import record_lots, records
 
     problems = []
     try:

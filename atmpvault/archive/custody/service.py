@@ -79,7 +79,7 @@ class Custody:
         return sorted((r.body for r in found), key=lambda b: b["id"])
 
     def open_breaks(self) -> list[dict[str, Any]]:
-        from atmpvault.archive.core.catalog import records
+        from atmpvault.archive.core.tables import records
 
         found = self.vault.catalog.records(BREAK_KIND.name, where=[records.c.status == OPEN])
         return [r.body for r in found]

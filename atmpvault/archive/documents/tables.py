@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from atmpvault.archive.core.catalog import metadata
+from atmpvault.archive.core.tables import metadata
 from atmpvault.archive.documents.records import KIND, DocumentVersion
 
 if TYPE_CHECKING:

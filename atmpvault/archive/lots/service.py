@@ -139,7 +139,7 @@ class Lots:
 
     def ls(self, program: str | None = None, status: str | None = None) -> list[Lot]:
         """Every lot, optionally of one program and/or status, by id."""
-        from atmpvault.archive.core.catalog import records
+        from atmpvault.archive.core.tables import records
 
         where = []
         if program is not None:

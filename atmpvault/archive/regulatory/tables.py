@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from atmpvault.archive.core.catalog import metadata, records
+from atmpvault.archive.core.tables import metadata, records
 from atmpvault.archive.regulatory.kinds import (
     APP_KIND,
     EVENT_KIND,
