@@ -1,4 +1,5 @@
-"""Text extraction for indexing: with core/pdf.py (which reads generated PDFs back), the module that imports pypdf; the only one for pypdfium2.
+"""Text extraction for indexing, and reading back the PDFs atmpvault writes (their text,
+their embedded files): the one module that imports pypdf and pypdfium2.
 
 `extract` never raises for bad content: a file whose text cannot be read (encrypted,
 scanned, damaged, unsupported) comes back with searchable=False and a reason a user can
@@ -19,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
+
+from atmpvault.errors import IntegrityError
 
 if TYPE_CHECKING:
     from atmpvault.indexer.safexml import Target
@@ -410,3 +413,37 @@ def _core_title(core: bytes) -> str | None:
     except ExtractionError:
         return None
     return "".join(collected.title).strip() or None
+
+
+# -- reading back the PDFs atmpvault writes (certificates) --------------------------------
+
+
+def embedded_files(data: bytes) -> dict[str, bytes]:
+    """The files embedded in a PDF, by name, as written (to verify a certificate's record)."""
+    reader = _read(data)
+    try:
+        found = dict(reader.attachments.items())
+    except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds on a damaged file
+        raise IntegrityError(f"cannot read the files embedded in the PDF: {exc}") from exc
+    for name, contents in found.items():
+        if len(contents) != 1:
+            raise IntegrityError(f"the PDF embeds {len(contents)} files named {name!r}")
+    return {name: contents[0] for name, contents in found.items()}
+
+
+def pdf_text(data: bytes) -> str:
+    """The text of a PDF, page after page (as pypdf extracts it)."""
+    reader = _read(data)
+    try:
+        return "\n".join(page.extract_text() for page in reader.pages)
+    except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds on a damaged file
+        raise IntegrityError(f"cannot read the text of the PDF: {exc}") from exc
+
+
+def _read(data: bytes) -> Any:
+    from pypdf import PdfReader
+
+    try:
+        return PdfReader(io.BytesIO(data))
+    except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds on a damaged file
+        raise IntegrityError(f"cannot read the PDF: {exc}") from exc

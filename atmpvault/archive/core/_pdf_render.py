@@ -1,8 +1,8 @@
-"""fpdf2 drawing for archive/core/pdf.py: the page, its HTML (headings, tables) and charts.
+"""The one module that imports fpdf2: the page, its HTML (headings, tables), charts,
+PDF/A-3b and attachments, for archive/core/pdf.py.
 
-Part of the PDF adapter, split from pdf.py only for length: pdf.py is the one module the
-rest of atmpvault calls, and it imports this module inside its functions, so fpdf2 is
-loaded only when a PDF is written (not by `atmpvault --help`).
+pdf.py is the module the rest of atmpvault calls; it checks the input and imports this
+one inside html_pdf, so fpdf2 is loaded only when a PDF is written (not by `--help`).
 """
 
 from __future__ import annotations
@@ -11,13 +11,15 @@ import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from xml.sax.saxutils import escape, quoteattr
 
 from fpdf import FPDF
 from fpdf.fonts import TextStyle
 from fpdf.html import HTML2FPDF
 from fpdf.table import Cell, Table
 
-from atmpvault.archive.core.pdf import FONTS_DIR, BarChart
+from atmpvault.archive.core.pdf import FONTS_DIR, SRGB_PROFILE, Attachment, BarChart
+from atmpvault.errors import TemplateProblem
 
 FONT = "dejavu"
 FONT_FILES = {"": "", "B": "-Bold", "I": "-Oblique", "BI": "-BoldOblique"}  # DejaVuSans*.ttf
@@ -213,3 +215,128 @@ def _draw_chart(pdf: FPDF, chart: BarChart) -> None:
 
 def _centred(pdf: FPDF, x: float, baseline: float, text: str) -> None:
     pdf.text(x - pdf.get_string_width(text) / 2, baseline, text)
+
+
+def write(
+    parts: list[str],
+    charts: Mapping[str, BarChart],
+    *,
+    title: str,
+    created: datetime,
+    landscape: bool,
+    pdfa: bool,
+    attachments: Sequence[Attachment],
+    subject: str | None,
+    keywords: str | None,
+    author: str | None,
+) -> bytes:
+    """The PDF of checked report parts (pdf.html_pdf says what each argument means)."""
+    from fpdf.errors import FPDFException
+
+    try:
+        pdf = Report(title, created, landscape)
+        if subject:
+            pdf.set_subject(subject)
+        if keywords:
+            pdf.set_keywords(keywords)
+        if author:
+            pdf.set_author(author)
+        if pdfa:
+            _make_archival(pdf, created)
+        write_body(pdf, parts, charts)
+        for attachment in attachments:
+            # checksum: an MD5 of the file in /Params; fpdf2 hashes the stream as stored, so
+            # it is right only for an uncompressed stream (fpdf2's default, kept here)
+            pdf.embed_file(
+                bytes=attachment.data,
+                basename=attachment.name,
+                desc=attachment.description,
+                mime_type=attachment.mime,
+                associated_file_relationship=attachment.relationship,
+                modification_date=created,
+                checksum=True,
+            )
+        return bytes(pdf.output())
+    except (FPDFException, NotImplementedError, ValueError, TypeError, LookupError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise TemplateProblem(f"cannot write {title!r} as PDF: {reason}") from exc
+
+
+def _make_archival(pdf: FPDF, created: datetime) -> None:
+    """Make the document PDF/A-3b: XMP that declares it and an sRGB output intent.
+
+    fpdf2's own PDF/A mode (FPDF(enforce_compliance=...)) writes its XMP with the time of
+    writing, so the same certificate would never give the same bytes, and it leaves out the
+    Info dictionary that pdfinfo and pypdf read; so its parts are used here one by one,
+    before anything is drawn. Everything else PDF/A asks for is so already: fonts
+    are the packaged TrueType fonts, embedded; nothing is encrypted or scripted;
+    attachments carry their MIME type, /Params and /AFRelationship and are listed in the
+    catalog's /AF (fpdf2).
+    """
+    from fpdf.enums import OutputIntentSubType
+    from fpdf.output import PDFICCProfile
+
+    pdf.pdf_version = max(pdf.pdf_version, "1.7")  # PDF/A-3 is based on PDF 1.7
+    # No transparency at all (PDF/A-3 would allow some): no page transparency groups,
+    # no soft masks, so the page looks the same in any viewer, as in PDF/A-1
+    pdf.allow_images_transparency = False
+    pdf.set_xmp_metadata(_xmp(pdf, created))
+    pdf.add_output_intent(
+        OutputIntentSubType.PDFA,
+        output_condition_identifier="sRGB IEC61966-2.1",
+        output_condition="IEC 61966-2-1:1999",
+        registry_name="http://www.color.org",
+        dest_output_profile=PDFICCProfile(SRGB_PROFILE.read_bytes(), n=3, alternate="DeviceRGB"),
+        info="sRGB IEC61966-2.1",
+    )
+
+
+def _xmp(pdf: FPDF, created: datetime) -> str:
+    """XMP declaring PDF/A-3B, with the same title, author, dates ... as the Info dictionary."""
+    when = created.isoformat(timespec="seconds")
+
+    def text(value: str | None) -> str:
+        return escape(value or "")
+
+    simple = {
+        "pdfaid:part": "3",
+        "pdfaid:conformance": "B",
+        "xmp:CreatorTool": pdf.creator,
+        "xmp:CreateDate": when,
+        "xmp:ModifyDate": when,
+        "xmp:MetadataDate": when,
+        "pdf:Producer": pdf.producer,
+        "pdf:Keywords": getattr(pdf, "keywords", None),
+    }
+    properties = [
+        "<dc:format>application/pdf</dc:format>",
+        f'<dc:title><rdf:Alt><rdf:li xml:lang="x-default">{text(pdf.title)}</rdf:li></rdf:Alt></dc:title>',
+        f"<dc:date><rdf:Seq><rdf:li>{when}</rdf:li></rdf:Seq></dc:date>",
+    ]
+    if author := getattr(pdf, "author", None):
+        properties.append(
+            f"<dc:creator><rdf:Seq><rdf:li>{text(author)}</rdf:li></rdf:Seq></dc:creator>"
+        )
+    if subject := getattr(pdf, "subject", None):
+        properties.append(
+            '<dc:description><rdf:Alt><rdf:li xml:lang="x-default">'
+            f"{text(subject)}</rdf:li></rdf:Alt></dc:description>"
+        )
+    attributes = "".join(
+        f"\n    {key}={quoteattr(value)}" for key, value in simple.items() if value
+    )
+    return "\n".join(
+        [
+            '<x:xmpmeta xmlns:x="adobe:ns:meta/">',
+            ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">',
+            '  <rdf:Description rdf:about=""',
+            '    xmlns:pdfaid="http://www.aiim.org/pdfa/ns/id/"',
+            '    xmlns:dc="http://purl.org/dc/elements/1.1/"',
+            '    xmlns:xmp="http://ns.adobe.com/xap/1.0/"',
+            f'    xmlns:pdf="http://ns.adobe.com/pdf/1.3/"{attributes}>',
+            *(f"   {line}" for line in properties),
+            "  </rdf:Description>",
+            " </rdf:RDF>",
+            "</x:xmpmeta>",
+        ]
+    )

@@ -1,27 +1,23 @@
-"""PDF writers: the PDF adapter (fpdf2 writes, pypdf reads), and a dependency-free writer.
+"""PDF writers: report and certificate PDFs from HTML, and a dependency-free writer.
 
-The adapter is this module and its private sibling _pdf_render (fpdf2's drawing: the page,
-HTML, tables, charts), split from it for length; nothing else imports fpdf2. Both
-libraries are imported inside the functions that use them, so that commands which write
-no PDF (and `atmpvault --help`) do not pay for loading them.
+What the archive calls to make a PDF: html_pdf checks its input and hands it to
+_pdf_render, the one module that imports fpdf2, loaded only when a PDF is written (not by
+`atmpvault --help`). Reading a PDF back (its text, its embedded files) is the indexer's
+extract module, the one that imports pypdf; embedded_files and pdf_text are named here too.
 """
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
-from xml.sax.saxutils import escape, quoteattr
 
-from atmpvault.errors import IntegrityError, TemplateProblem
+from atmpvault.errors import TemplateProblem
+from atmpvault.indexer.extract import embedded_files, pdf_text
 
-if TYPE_CHECKING:
-    from fpdf import FPDF
-    from pypdf import PdfReader
+__all__ = ["Attachment", "BarChart", "embedded_files", "html_pdf", "make_pdf", "pdf_text"]
 
 LINES_PER_PAGE = 48
 
@@ -130,8 +126,6 @@ def html_pdf(
     an sRGB output intent, only embedded fonts, and the attachments as associated files.
     The same arguments always give the same bytes.
     """
-    from fpdf.errors import FPDFException
-
     charts = charts or {}
     parts = CHART_MARKER.split(html)  # text, chart name, text, chart name, ..., text
     for name in parts[1::2]:
@@ -140,35 +134,12 @@ def html_pdf(
         _check_chart(charts[name])
     _check_attachments(title, attachments)
     created = created if created.tzinfo else created.replace(tzinfo=UTC)
-    try:
-        from atmpvault.archive.core import _pdf_render
+    from atmpvault.archive.core import _pdf_render
 
-        pdf = _pdf_render.Report(title, created, landscape)
-        if subject:
-            pdf.set_subject(subject)
-        if keywords:
-            pdf.set_keywords(keywords)
-        if author:
-            pdf.set_author(author)
-        if pdfa:
-            _make_archival(pdf, created)
-        _pdf_render.write_body(pdf, parts, charts)
-        for attachment in attachments:
-            # checksum: an MD5 of the file in /Params; fpdf2 hashes the stream as stored, so
-            # it is right only for an uncompressed stream (fpdf2's default, kept here)
-            pdf.embed_file(
-                bytes=attachment.data,
-                basename=attachment.name,
-                desc=attachment.description,
-                mime_type=attachment.mime,
-                associated_file_relationship=attachment.relationship,
-                modification_date=created,
-                checksum=True,
-            )
-        return bytes(pdf.output())
-    except (FPDFException, NotImplementedError, ValueError, TypeError, LookupError) as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise TemplateProblem(f"cannot write {title!r} as PDF: {reason}") from exc
+    return _pdf_render.write(
+        parts, charts, title=title, created=created, landscape=landscape, pdfa=pdfa,
+        attachments=attachments, subject=subject, keywords=keywords, author=author,
+    )  # fmt: skip
 
 
 def _check_chart(chart: BarChart) -> None:
@@ -200,114 +171,3 @@ def _check_attachments(title: str, attachments: Sequence[Attachment]) -> None:
         if problem:
             raise TemplateProblem(f"{title!r}: the attachment {attachment.name!r} {problem}")
         names.add(attachment.name)
-
-
-def _make_archival(pdf: FPDF, created: datetime) -> None:
-    """Make the document PDF/A-3b: XMP that declares it and an sRGB output intent.
-
-    fpdf2's own PDF/A mode (FPDF(enforce_compliance=...)) writes its XMP with the time of
-    writing, so the same certificate would never give the same bytes, and it leaves out the
-    Info dictionary that pdfinfo and pypdf read; so its parts are used here one by one,
-    before anything is drawn. Everything else PDF/A asks for is so already: fonts
-    are the packaged TrueType fonts, embedded; nothing is encrypted or scripted;
-    attachments carry their MIME type, /Params and /AFRelationship and are listed in the
-    catalog's /AF (fpdf2).
-    """
-    from fpdf.enums import OutputIntentSubType
-    from fpdf.output import PDFICCProfile
-
-    pdf.pdf_version = max(pdf.pdf_version, "1.7")  # PDF/A-3 is based on PDF 1.7
-    # No transparency at all (PDF/A-3 would allow some): no page transparency groups,
-    # no soft masks, so the page looks the same in any viewer, as in PDF/A-1
-    pdf.allow_images_transparency = False
-    pdf.set_xmp_metadata(_xmp(pdf, created))
-    pdf.add_output_intent(
-        OutputIntentSubType.PDFA,
-        output_condition_identifier="sRGB IEC61966-2.1",
-        output_condition="IEC 61966-2-1:1999",
-        registry_name="http://www.color.org",
-        dest_output_profile=PDFICCProfile(SRGB_PROFILE.read_bytes(), n=3, alternate="DeviceRGB"),
-        info="sRGB IEC61966-2.1",
-    )
-
-
-def _xmp(pdf: FPDF, created: datetime) -> str:
-    """XMP declaring PDF/A-3B, with the same title, author, dates ... as the Info dictionary."""
-    when = created.isoformat(timespec="seconds")
-
-    def text(value: str | None) -> str:
-        return escape(value or "")
-
-    simple = {
-        "pdfaid:part": "3",
-        "pdfaid:conformance": "B",
-        "xmp:CreatorTool": pdf.creator,
-        "xmp:CreateDate": when,
-        "xmp:ModifyDate": when,
-        "xmp:MetadataDate": when,
-        "pdf:Producer": pdf.producer,
-        "pdf:Keywords": getattr(pdf, "keywords", None),
-    }
-    properties = [
-        "<dc:format>application/pdf</dc:format>",
-        f'<dc:title><rdf:Alt><rdf:li xml:lang="x-default">{text(pdf.title)}</rdf:li></rdf:Alt></dc:title>',
-        f"<dc:date><rdf:Seq><rdf:li>{when}</rdf:li></rdf:Seq></dc:date>",
-    ]
-    if author := getattr(pdf, "author", None):
-        properties.append(
-            f"<dc:creator><rdf:Seq><rdf:li>{text(author)}</rdf:li></rdf:Seq></dc:creator>"
-        )
-    if subject := getattr(pdf, "subject", None):
-        properties.append(
-            '<dc:description><rdf:Alt><rdf:li xml:lang="x-default">'
-            f"{text(subject)}</rdf:li></rdf:Alt></dc:description>"
-        )
-    attributes = "".join(
-        f"\n    {key}={quoteattr(value)}" for key, value in simple.items() if value
-    )
-    return "\n".join(
-        [
-            '<x:xmpmeta xmlns:x="adobe:ns:meta/">',
-            ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">',
-            '  <rdf:Description rdf:about=""',
-            '    xmlns:pdfaid="http://www.aiim.org/pdfa/ns/id/"',
-            '    xmlns:dc="http://purl.org/dc/elements/1.1/"',
-            '    xmlns:xmp="http://ns.adobe.com/xap/1.0/"',
-            f'    xmlns:pdf="http://ns.adobe.com/pdf/1.3/"{attributes}>',
-            *(f"   {line}" for line in properties),
-            "  </rdf:Description>",
-            " </rdf:RDF>",
-            "</x:xmpmeta>",
-        ]
-    )
-
-
-def embedded_files(data: bytes) -> dict[str, bytes]:
-    """The files embedded in a PDF, by name, as written (to verify a certificate's record)."""
-    reader = _read(data)
-    try:
-        found = dict(reader.attachments.items())
-    except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds on a damaged file
-        raise IntegrityError(f"cannot read the files embedded in the PDF: {exc}") from exc
-    for name, contents in found.items():
-        if len(contents) != 1:
-            raise IntegrityError(f"the PDF embeds {len(contents)} files named {name!r}")
-    return {name: contents[0] for name, contents in found.items()}
-
-
-def pdf_text(data: bytes) -> str:
-    """The text of a PDF, page after page (as pypdf extracts it)."""
-    reader = _read(data)
-    try:
-        return "\n".join(page.extract_text() for page in reader.pages)
-    except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds on a damaged file
-        raise IntegrityError(f"cannot read the text of the PDF: {exc}") from exc
-
-
-def _read(data: bytes) -> PdfReader:
-    from pypdf import PdfReader
-
-    try:
-        return PdfReader(io.BytesIO(data))
-    except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds on a damaged file
-        raise IntegrityError(f"cannot read the PDF: {exc}") from exc
