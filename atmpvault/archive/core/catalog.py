@@ -1,10 +1,10 @@
 """The SQL catalog: a projection of the repository (SQLite by default, PostgreSQL by URL).
 
 It remembers the last commit it applied, so it can always be caught up or rebuilt from
-the repository alone, and holds nothing the repository does not. The core's tables are
-the records of every generic kind (every version), the audit trail (one row per commit,
-the records each touched, and the records each newly referred to) and the catalog's state; each workflow adds its own tables
-on the same metadata and projects its own commits into them (see core/domain.py).
+the repository alone, and holds nothing the repository does not. The core's tables
+(core/tables.py) are the records of every generic kind (every version), the audit trail
+and the catalog's state; each workflow adds its own tables on the same metadata and
+projects its own commits into them (see core/domain.py).
 A catalog whose schema differs from the code's is emptied and replayed.
 """
 
