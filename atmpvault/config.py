@@ -56,6 +56,9 @@ class Settings:
     smtp_user: str | None = None
     smtp_password: str | None = None
     smtp_from: str | None = None
+    # Say on each command that a vault without users is not access-controlled
+    # (ATMPVAULT_NO_ACCESS_NOTE=1 silences it, e.g. for a personal archive or scripts).
+    access_note: bool = True
 
 
 def load_settings(
@@ -78,6 +81,7 @@ def load_settings(
         lock_timeout=timeout,
         fault=environ.get("ATMPVAULT_FAULT") or None,
         max_file_mb=_max_file_mb(environ.get("ATMPVAULT_MAX_FILE_MB") or local.get("max_file_mb")),
+        access_note=environ.get("ATMPVAULT_NO_ACCESS_NOTE", "") in ("", "0"),
         **_smtp_settings(local, environ),
     )
 

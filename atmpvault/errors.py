@@ -71,3 +71,16 @@ class TemplateProblem(VaultError):
 
 class QueryError(InvalidInput):
     """A search query is malformed; the message says where."""
+
+
+class AccessDenied(VaultError):
+    """The acting user may not do this (not a user, disabled, or without the role)."""
+
+
+class SignatureRefused(VaultError):
+    """A signature attempt failed (a key that is not the user's, a meaning their roles do
+    not allow); the attempt itself is recorded."""
+
+    def __init__(self, message: str, login: str) -> None:
+        super().__init__(message)
+        self.login = login

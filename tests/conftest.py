@@ -39,6 +39,7 @@ def cli_env(**extra: str) -> dict[str, str]:
         if not k.startswith("ATMPVAULT_") and k not in ("GIT_DIR", "GIT_WORK_TREE")
     }
     env["ATMPVAULT_USER"] = "qa.tester"
+    env["ATMPVAULT_NO_ACCESS_NOTE"] = "1"  # tests of the note itself set it to ""
     env.update(extra)
     return env
 
@@ -152,7 +153,7 @@ def vault_path(tmp_path: Path) -> Path:
 def run(vault: Path | None, *args: str, env: dict[str, str] | None = None) -> Result:
     """Run the CLI in-process against `vault`, with stdout and stderr kept apart."""
     argv = (["--vault", str(vault)] if vault is not None else []) + list(args)
-    base = {"ATMPVAULT_USER": "qa.tester", "ATMPVAULT_HOME": ""}
+    base = {"ATMPVAULT_USER": "qa.tester", "ATMPVAULT_HOME": "", "ATMPVAULT_NO_ACCESS_NOTE": "1"}
     return CliRunner().invoke(cli, argv, env={**base, **(env or {})}, catch_exceptions=False)
 
 

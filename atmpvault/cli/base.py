@@ -187,11 +187,36 @@ def pass_vault(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def open_vault(ctx: click.Context, user: str | None = None) -> Vault:
-    """The vault named by --vault, with every workflow, telling the user of any rebuild."""
+    """The vault named by --vault, with every workflow, telling the user of any rebuild;
+    the command refused (AccessDenied) if the acting user may not run it."""
+    from atmpvault.archive.core import access
     from atmpvault.archive.core.vault import Vault
     from atmpvault.archive.domains import domains
 
-    return Vault.open(settings_for(ctx, user), domains(), say)
+    settings = settings_for(ctx, user)
+    vault = Vault.open(settings, domains(), say)
+    try:
+        access.authorise(vault, command_name(ctx))
+    except BaseException:
+        vault.close()
+        raise
+    if not vault.controlled and settings.access_note:
+        say(
+            "note: this vault is not access-controlled (it has no users); "
+            "'atmpvault users add' makes it so"
+        )
+    elif vault.controlled and user:
+        say(f"note: --user is ignored in an access-controlled vault; acting as {vault.actor}")
+    return vault
+
+
+def command_name(ctx: click.Context) -> str:
+    """The command as the access table names it: "lot release", "ls"."""
+    names = []
+    while ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(reversed(names))
 
 
 def exit_with(code: int) -> NoReturn:

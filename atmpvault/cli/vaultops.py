@@ -92,7 +92,10 @@ def log(
     if record_id is not None:
         record_id = vault.record_id(record_id)
     start = moment_for(vault, since, start_of_day=True) if since is not None else None
-    entries = vault.log(
+    from atmpvault.archive.core.audit import entries as audit_entries
+
+    entries = audit_entries(
+        vault.catalog,
         since=start,
         until=moment_for(vault, until) if until is not None else None,
         user=who,

@@ -26,6 +26,8 @@ CONFIG_PATH = "config/vault.json"
 CONFIG_FORMAT = 1
 # Sections of config/vault.json that a workflow reads and checks itself.
 WORKFLOW_SECTIONS = ("quality", "custody", "dosing")
+# Sections the core keeps and checks itself, by the hook that reads them.
+CORE_SECTIONS = {"access": "atmpvault.archive.core.access:settings"}
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,9 @@ class VaultConfig:
             holidays=str(data.get("holidays", "US")),
             targets=_targets(data.get("targets")),
             people={str(k): str(v) for k, v in (data.get("people") or {}).items()},
-            sections={k: v for k, v in data.items() if k in WORKFLOW_SECTIONS},
+            sections={
+                k: v for k, v in data.items() if k in WORKFLOW_SECTIONS or k in CORE_SECTIONS
+            },
         )
 
     def serialise(self) -> bytes:
@@ -186,12 +190,16 @@ class Configuration:
     def show(self) -> dict[str, Any]:
         """Every setting, by key, as the vault was opened (a workflow's as section.key)."""
         shown = settings_of(self.vault.config)
-        for domain in self.vault.domains:
-            if domain.settings is not None:
-                section = self.vault.config.sections.get(domain.name)
-                for name, value in load(domain.settings)(section).items():
-                    shown[f"{domain.name}.{name}"] = value
+        for name, hook in self._section_hooks().items():
+            for key, value in load(hook)(self.vault.config.sections.get(name)).items():
+                shown[f"{name}.{key}"] = value
         return shown
+
+    def _section_hooks(self) -> dict[str, str]:
+        """The sections of config/vault.json read by a hook: the core's, each workflow's."""
+        found = dict(CORE_SECTIONS)
+        found.update({d.name: d.settings for d in self.vault.domains if d.settings is not None})
+        return found
 
     def set(self, key: str, value: str, reason: str, actor: str | None = None) -> SettingChange:
         """Change one setting: a commit with the reason, audited as set-config.
@@ -235,14 +243,14 @@ class Configuration:
     def _workflow_setting(self, key: str) -> tuple[str, Any] | None:
         """(section, the workflow's settings hook) for a key such as quality.buckets."""
         section, _, name = key.partition(".")
-        for domain in self.vault.domains:
-            if domain.name == section and domain.settings is not None and name:
-                hook = load(domain.settings)
-                if name not in hook(None):
-                    known = ", ".join(f"{section}.{k}" for k in hook(None))
-                    raise InvalidInput(f"unknown setting {key[:60]!r}; {section} settings: {known}")
-                return section, hook
-        return None
+        ref = self._section_hooks().get(section)
+        if ref is None or not name:
+            return None
+        hook = load(ref)
+        if name not in hook(None):
+            known = ", ".join(f"{section}.{k}" for k in hook(None))
+            raise InvalidInput(f"unknown setting {key[:60]!r}; {section} settings: {known}")
+        return section, hook
 
 
 def _set_section(raw: dict[str, Any], key: str, typed: str, hook: Any) -> Any:

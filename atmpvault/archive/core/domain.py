@@ -44,6 +44,9 @@ class Domain:
     - `settings`: "module:function"(section) -> the effective settings (JSON) of its
       section of config/vault.json (named after the workflow), defaults filled in; it
       raises VaultError naming what is wrong with a broken section.
+    - `signable`: "module:function"(vault, kind, id, version) -> the fields of a
+      signatures.Target (kind, id, version, sha256, lots, current version) for a version
+      of a kind it projects itself (documents), or None if there is no such version.
     - `commands`: "module:function"(cli) that adds its command groups.
     """
 
@@ -61,6 +64,7 @@ class Domain:
     on_lot_status: str | None = None
     list_users: str | None = None
     settings: str | None = None
+    signable: str | None = None
     commands: str | None = None
     # The top-level commands `commands` adds, with their one-line help: the CLI lists
     # them and imports the workflow's command module only when one is used.

@@ -1,7 +1,8 @@
 """The vault's directory of people: the name a workflow step names (an owner, an
 approver) and the address its notices go to, kept in config/vault.json ("people").
 
-Users with logins, roles and keys (a later release) fold this directory in.
+In a vault with users (users.py) people are named by login, and a user's address is
+the one registered with them; the directory still serves names that are not users.
 """
 
 from __future__ import annotations
@@ -27,7 +28,13 @@ class People:
         return dict(sorted(self.vault.config.people.items()))
 
     def address(self, name: str) -> str:
-        """The address of one person; NotFound says how to add them."""
+        """The address of one person (a user's login, or a name of the directory); NotFound
+        says how to add them."""
+        from atmpvault.archive.core.users import read_user
+
+        user = read_user(self.vault, name) if self.vault.controlled else None
+        if user is not None:
+            return str(user["email"])
         found = self.vault.config.people.get(name)
         if found is None:
             raise NotFound(
@@ -37,7 +44,12 @@ class People:
         return found
 
     def known(self, name: str) -> str:
-        """`name` checked to be a person of the directory (an owner, an approver)."""
+        """`name` checked to be a person of the directory (an owner, an approver); in a
+        vault with users, an enabled user's login."""
+        from atmpvault.archive.core.access import registered
+
+        if self.vault.controlled:
+            return registered(self.vault, values.user(name), "person")
         self.address(values.user(name))
         return name
 

@@ -14,7 +14,6 @@ import subprocess
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
 
@@ -25,6 +24,7 @@ from atmpvault.errors import (
     InvalidInput,
     NotAVault,
     RepositoryFailure,
+    SignatureRefused,
     VaultBusy,
     VaultError,
     VaultExists,
@@ -33,7 +33,6 @@ from atmpvault.repository.git import GitStore, ObjectDamaged, ObjectMissing, Rep
 from atmpvault.repository.lock import LockTimeout, WriteLock
 
 if TYPE_CHECKING:
-    from atmpvault.archive.core.audit import AuditEntry
     from atmpvault.archive.core.catalog import Catalog
     from atmpvault.archive.core.changes import Change, CommitChanges, UnitOfWork
     from atmpvault.archive.core.configuration import VaultConfig
@@ -131,6 +130,7 @@ class Vault:
             actor=values.user(actor) if actor else None,
         ) as unit:  # fmt: skip
             unit.files[CONFIG_PATH] = config.serialise()
+        vault.__dict__.pop("config", None)  # read before the first commit: the default
         # The projections are created now, so the first writers do not race to create them.
         vault.projections()
         return vault
@@ -170,14 +170,23 @@ class Vault:
     def kinds(self) -> tuple[RecordKind, ...]:
         """Every kind of record: the core's own, then each workflow's (clashes refused)."""
         from atmpvault.archive.core.records import CORE_KINDS
+        from atmpvault.archive.core.signatures import SIGNATURE_KIND, USER_KIND
 
-        return CORE_KINDS + record_kinds(self.domains)
+        return CORE_KINDS + (USER_KIND, SIGNATURE_KIND) + record_kinds(self.domains)
+
+    @property
+    def controlled(self) -> bool:
+        """Whether the vault has users: then who acts, and may, is checked (access.py)."""
+        return bool((self.config.sections.get("access") or {}).get("controlled"))
 
     @cached_property
     def actor(self) -> str:
-        """Who is acting: --user, else ATMPVAULT_USER, else git's user.name, else the login."""
-        from atmpvault.archive.core import values
+        """Who is acting: with users, the login of the process's real uid; without, --user,
+        else ATMPVAULT_USER, else git's user.name, else the login."""
+        from atmpvault.archive.core import access, values
 
+        if self.controlled:
+            return access.os_login()
         if self.settings.user:
             return values.user(self.settings.user)
         result = subprocess.run(["git", "config", "user.name"], capture_output=True)
@@ -188,10 +197,9 @@ class Vault:
     def config(self) -> VaultConfig:
         from atmpvault.archive.core.configuration import CONFIG_PATH, VaultConfig
 
-        head = self.store.head()
-        if head is None:
+        if self.store.head() is None:
             return VaultConfig.default(self.domains)
-        return VaultConfig.parse(self.read_file(CONFIG_PATH, head) or b"{}")
+        return VaultConfig.parse(self.read_small(CONFIG_PATH) or b"{}")
 
     def document_type(self, value: str) -> str:
         """A document type from the vault's controlled vocabulary."""
@@ -226,6 +234,14 @@ class Vault:
             raise self.damaged(exc) from exc
         except RepositoryError as exc:
             raise RepositoryFailure(f"repository error: {exc}") from exc
+
+    def read_small(self, path: str) -> bytes | None:
+        """A small file at the tip, read without GitPython (see GitStore.read_small)."""
+        head = self.store.head()
+        try:
+            return None if head is None else self.store.read_small(head, path)
+        except ObjectDamaged as exc:
+            raise self.damaged(exc) from exc
 
     # -- projections: catalog and index --------------------------------------------------
 
@@ -495,10 +511,16 @@ class Vault:
         with self.writing():
             from atmpvault.archive.core.changes import UnitOfWork
 
-            unit = UnitOfWork(self, action, actor or self.actor, reason)
+            who = self.actor if self.controlled else (actor or self.actor)
+            unit = UnitOfWork(self, action, who, reason)
             unit.subject = subject
             unit.trailers.update(trailers or {})
-            yield unit
+            try:
+                yield unit
+            except SignatureRefused as refused:  # nothing of the unit is written but this
+                from atmpvault.archive.core.users import record_refusal
+
+                raise record_refusal(self, refused) from None
             if unit.files:
                 self.commit_units([unit])
 
@@ -568,21 +590,6 @@ class Vault:
         """Die here, as a power cut would, when a crash test asks for this point."""
         if self.settings.fault == point:
             os.kill(os.getpid(), signal.SIGKILL)
-
-    # -- audit trail -----------------------------------------------------------------------
-
-    def log(
-        self,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        user: str | None = None,
-        kind: str | None = None,
-        record_id: str | None = None,
-    ) -> list[AuditEntry]:
-        """Every write of every record kind, oldest first, from the projected audit table."""
-        from atmpvault.archive.core.audit import entries
-
-        return entries(self.catalog, since, until, user, kind, record_id)
 
     # -- integrity -----------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from atmpvault.archive.core import values
+from atmpvault.archive.core import access, values
 from atmpvault.archive.custody.checks import Check, check, effective
 from atmpvault.archive.custody.records import BREAK_KIND, EVENT_KIND, OPEN, RESOLVED
 from atmpvault.archive.custody.settings import (
@@ -121,7 +121,7 @@ class Custody:
             raise InvalidInput("--seal must be intact or broken")
         if len(temps) > MAX_TEMPS:
             raise InvalidInput(f"at most {MAX_TEMPS} --temp values")
-        who, where = values.user(by), event_site(site)
+        who, where = access.registered(self.vault, values.user(by), "--by"), event_site(site)
         coi, din = checked_coi(coi), checked_din(din) if din is not None else None
         shipper = values.text(shipper, "--shipper", 64)
         text = values.text(note, "--note", 2000)
@@ -283,7 +283,7 @@ class Custody:
         self, lot: str, break_id: str, reason: str, by: str, actor: str | None = None
     ) -> dict[str, Any]:
         """QA's documented resolution of a chain break: it no longer holds the lot."""
-        why, who = values.reason(reason), values.user(by)
+        why, who = values.reason(reason), access.registered(self.vault, values.user(by), "--by")
         from atmpvault.archive.lots.service import Lots
 
         with self.vault.unit("custody-resolve", "", reason=why, actor=actor) as unit:

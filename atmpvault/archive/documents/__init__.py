@@ -10,5 +10,6 @@ DOMAIN = Domain(
     tables="atmpvault.archive.documents.tables",
     index="atmpvault.archive.documents.indexing:index",
     verify="atmpvault.archive.documents.checks:verify",
+    signable="atmpvault.archive.documents.versions:signable",
     commands="atmpvault.cli.documents:register",
 )

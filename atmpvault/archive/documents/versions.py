@@ -416,3 +416,22 @@ class Documents:
     def ls(self, filters: Filters, as_of: str | None = None) -> list[DocumentVersion]:
         """The latest version of each document (as it stood at `as_of`)."""
         return self.catalog.latest(filters, as_of)
+
+
+def signable(
+    vault: Vault, kind: str, doc_id: str, version: int
+) -> tuple[str, str, int, str, tuple[str, ...], int] | None:
+    """A document version as a signature names it: the SHA-256 its record (read from the
+    repository at the version's commit) gives for its bytes, which verify re-hashes."""
+    if kind != KIND.name or not values.DOC_ID_RE.fullmatch(doc_id):
+        return None
+    documents = Documents(vault).catalog
+    found, latest = documents.version(doc_id, version), documents.version(doc_id)
+    if found is None or latest is None:
+        return None
+    raw = vault.read_file(f"{doc_dir(doc_id)}/{RECORD}", found.commit)
+    stored = DocumentVersion.from_record(raw, found.commit) if raw is not None else None
+    if stored is None or stored.version != version:
+        return None
+    lots = (stored.lot,) if stored.lot else ()
+    return KIND.name, doc_id, version, stored.sha256, lots, latest.version

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from atmpvault.archive.core import values
+from atmpvault.archive.core import access, values
 from atmpvault.archive.core.domain import hooks, load
 from atmpvault.archive.lots.records import (
     IN_MANUFACTURING,
@@ -264,7 +264,7 @@ class Lots:
         self, lot: str, decision: str, by: str, reason: str | None, exceptional: bool,
         actor: str | None,
     ) -> Lot:  # fmt: skip
-        who = values.user(by)
+        who = access.registered(self.vault, values.user(by), "--by")
         why = values.text(reason, "--reason", values.MAX_REASON)
         if exceptional and why is None:
             raise InvalidInput(

@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from atmpvault.archive.core import values
+from atmpvault.archive.core import access, values
 from atmpvault.archive.core.records import field_changes
 from atmpvault.archive.quality.records import (
     CAPA_KIND,
@@ -328,7 +328,7 @@ class Deviations:
     ) -> dict[str, Any]:
         """Move the due date later, with the reason and who approved it (listed for ever)."""
         why = values.reason(reason)
-        approver = values.user(approved_by)
+        approver = access.registered(self.vault, values.user(approved_by), "--approved-by")
         with self.vault.unit("deviation-extend", "", reason=why, actor=actor) as unit:
             body = self._open_one(dev, "extended")
             if to.isoformat() <= body["due"]:
