@@ -98,7 +98,25 @@ def verify(
         except _FAILURES as exc:
             found = [f"projection cannot be read: {exc}"]
         problems += [p for p in found if not _mentions(p, expected.unchecked)]
+    try:
+        problems += _access_problems(vault)
+    except _FAILURES as exc:
+        problems.append(f"signatures cannot be checked: {exc}")
     return problems
+
+
+def _access_problems(vault: Vault) -> list[str]:
+    """Every signature checked (signatures.py); users in a vault whose configuration no
+    longer says it is access-controlled (edited outside atmpvault) named."""
+    from atmpvault.archive.core.signatures import Signatures
+    from atmpvault.archive.core.users import USER_KIND
+
+    problems = []
+    if not vault.controlled and vault.catalog.records(USER_KIND.name):
+        problems.append(
+            "the vault has users but config/vault.json no longer marks it access-controlled"
+        )
+    return problems + Signatures(vault).problems()
 
 
 def _mentions(problem: str, labels: set[str]) -> bool:
