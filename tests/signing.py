@@ -87,11 +87,17 @@ class Team:
         return run(self.vault, *args, *(["--key", str(person.key)] if key else []))
 
 
-def team(vault: Path, folder: Path, monkeypatch: pytest.MonkeyPatch, **roles: list[str]) -> Team:
-    """A controlled vault with the real login as admin and the named users:
-    team(v, f, mp, dana=["qa-approver"], sam=["custody"])."""
+def team(
+    vault: Path,
+    folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    me: tuple[str, ...] = ("admin",),
+    **roles: list[str],
+) -> Team:
+    """A controlled vault with the real login as admin (and `me` roles) and the named
+    users: team(v, f, mp, dana=["qa-approver"], sam=["custody"])."""
     made = Team(vault, folder, monkeypatch)
-    made.add(ME, "admin")
+    made.add(ME, *dict.fromkeys(("admin", *me)))
     for login, held in roles.items():
         made.add(login, *held)
     return made

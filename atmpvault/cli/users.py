@@ -186,7 +186,7 @@ def users_revoke_key(vault: Vault, login: str, start: str, reason: str, as_json:
     """
     from atmpvault.archive.core.users import Users
 
-    user = Users(vault).revoke_key(login, moment_for(vault, start), reason)
+    user = Users(vault).revoke_key(login, moment_for(vault, start, start_of_day=True), reason)
     _done(user, as_json, f"key revoked from {start}")
 
 
@@ -227,8 +227,7 @@ def users_disable(vault: Vault, login: str, reason: str, as_json: bool) -> None:
 @click.option(
     "--meaning",
     required=True,
-    type=click.Choice(["approval", "review", "authorship", "responsibility", "release"]),
-    help="What your signature means.",
+    help="What your signature means: approval, review, authorship, responsibility or release.",
 )
 @key_option
 @click.option("--comment", help="A comment, signed with the rest.")

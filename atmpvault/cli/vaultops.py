@@ -90,7 +90,10 @@ def log(
     if kind is not None and kind not in kinds:
         raise InvalidInput(f"unknown record kind {kind!r}; kinds: {', '.join(kinds)}")
     if record_id is not None:
-        record_id = vault.record_id(record_id)
+        # A kind named with --kind takes any id of its shape (a lot's, a user's login).
+        named = next((k for k in vault.kinds if k.name == kind), None)
+        if named is None or not named.is_id(record_id):
+            record_id = vault.record_id(record_id)
     start = moment_for(vault, since, start_of_day=True) if since is not None else None
     from atmpvault.archive.core.audit import entries as audit_entries
 

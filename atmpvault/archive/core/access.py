@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from atmpvault.errors import AccessDenied, InvalidInput, VaultError
+from atmpvault.errors import AccessDenied, NotFound, VaultError
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
@@ -230,7 +230,7 @@ def registered(vault: Vault, name: str, what: str) -> str:
 
     user = read_user(vault, name)
     if user is None or not user["enabled"]:
-        raise InvalidInput(
+        raise NotFound(
             f"{what} {name[:40]!r} is not an enabled user's login; this vault names people "
             "by login ('atmpvault users ls')"
         )

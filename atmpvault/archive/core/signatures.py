@@ -181,9 +181,9 @@ class Signatures:
         with vault.writing():
             target = self.target(text)
             if target.current and target.version != target.current:
-                raise InvalidInput(
+                raise AccessDenied(
                     f"{target.kind} {target.id} is at v{target.current}; only its current "
-                    f"version can be signed ({target.id}@{target.current})"
+                    f"version can be signed ({target.id}@{target.current}); nothing written"
                 )
             subject = f"Sign {target.label} ({meaning})"
             with vault.unit("sign", subject, reason=f"{meaning} signature") as unit:
@@ -378,7 +378,7 @@ class Signatures:
 
 def _meaning(value: str) -> str:
     if value not in access.MEANINGS:
-        raise InvalidInput(
+        raise AccessDenied(
             f"unknown meaning {value[:30]!r}; meanings: {', '.join(access.MEANINGS)}"
         )
     return value
