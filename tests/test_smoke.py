@@ -29,6 +29,11 @@ def test_demo_builds_a_vault_that_lists_and_verifies(tmp_path: Path) -> None:
     assert {d["program"] for d in listed} == {"CART-19", "AAV9-SMA"}
     assert any(d["status"] == "withdrawn" for d in listed)
     assert any(d["version"] == 3 for d in listed)
+    # Access control on at the end: you, the admin, signed the protocol and the lot.
+    assert "users ls  # you, as admin: access control on" in result.stdout
+    signed = json.loads(run(path, "signatures", "lot:C19-2026-001", "--json").stdout)
+    assert [(s["meaning"], s["name"]) for s in signed] == [("review", "Demo Administrator")]
+    assert (path / "demo-key").is_file()
 
 
 def test_processes_the_tests_start_run_the_tree_under_test() -> None:

@@ -43,7 +43,7 @@ def _public_key(path: Path) -> str:
         raise click.BadParameter(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _shown(user: dict[str, Any]) -> dict[str, Any]:
+def shown_user(user: dict[str, Any]) -> dict[str, Any]:
     from atmpvault.archive.core.users import current_key
 
     key = current_key(user)
@@ -62,7 +62,7 @@ def _shown(user: dict[str, Any]) -> dict[str, Any]:
 
 def _done(user: dict[str, Any], as_json: bool, what: str) -> None:
     if as_json:
-        emit_json(_shown(user))
+        emit_json(shown_user(user))
         return
     click.echo(f"{user['login']}: {what}")
 
@@ -114,10 +114,15 @@ def users_ls(vault: Vault, as_json: bool) -> None:
     """
     from atmpvault.archive.core.users import Users
 
-    found = [_shown(u) for u in Users(vault).all()]
+    found = [shown_user(u) for u in Users(vault).all()]
     if as_json:
         emit_json(found)
         return
+    users_table(found)
+
+
+def users_table(found: list[dict[str, Any]]) -> None:
+    """The users as `users ls` shows them."""
     rows = [
         [u["login"], u["name"], u["email"], ", ".join(u["roles"]),
          "enabled" if u["enabled"] else "disabled",

@@ -246,6 +246,19 @@ def demo(ctx: click.Context, path: Path) -> None:
         scheduling = Dosing(vault)
         board = rows(scheduling.active(), find_conflicts(scheduling, today), today, 35)
         click.echo(text_board(board, today, 35), nl=False)
+        if story.signatures:
+            from atmpvault.archive.core.signatures import manifestation
+            from atmpvault.archive.core.users import Users
+            from atmpvault.cli.users import shown_user, users_table
+
+            click.echo(f"\n$ atmpvault --vault {path} users ls  # you, as admin: access control on")
+            users_table([shown_user(u) for u in Users(vault).all()])
+            for signed in story.signatures:
+                target = signed["target"]
+                named = target["id"] if target["kind"] == "document" else f"{target['kind']}:"
+                named += "" if target["kind"] == "document" else target["id"]
+                click.echo(f"\n$ atmpvault --vault {path} signatures {named}")
+                click.echo(f"{signed['id']}  v{target['version']}  {manifestation(signed)}")
         click.echo(f"\n$ atmpvault --vault {path} verify")
         problems = vault.verify()
         for problem in problems:

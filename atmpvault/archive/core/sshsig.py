@@ -125,3 +125,15 @@ def _keygen(args: list[str], data: bytes) -> subprocess.CompletedProcess[bytes]:
         raise VaultError("ssh-keygen (OpenSSH) is not installed; signatures need it") from None
     except subprocess.TimeoutExpired:
         raise SigningFailed("ssh-keygen did not answer within 2 minutes") from None
+
+
+def generate(private: Path, comment: str) -> PublicKey:
+    """A new ed25519 key pair without a passphrase at `private` and `private`.pub (the
+    demo's; a person makes their own with ssh-keygen and a passphrase)."""
+    result = subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(private)],
+        capture_output=True,
+    )
+    if result.returncode != 0:
+        raise VaultError(f"ssh-keygen could not make a key: {result.stderr.decode().strip()}")
+    return public_key(private.with_name(private.name + ".pub").read_text(encoding="ascii"))

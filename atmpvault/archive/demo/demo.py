@@ -30,6 +30,7 @@ class DemoStory:
     lot: str  # a lot whose deviation was investigated, closed and which was released
     deviation: str  # that deviation
     held: str  # a lot held by an open deviation
+    signatures: list[dict[str, Any]]  # made once the vault became access-controlled
 
 
 def _pdf(title: str, *paragraphs: str, pages: int = 1) -> bytes:
@@ -343,6 +344,33 @@ def _dosing(vault: Vault) -> None:
     )  # fmt: skip
 
 
+def _access(vault: Vault, protocol: str) -> list[dict[str, Any]]:
+    """The vault becomes access-controlled: you (your OS login) as its admin with every
+    role, with a demo key made beside the vault (demo-key, no passphrase: a real key has
+    one), signing the protocol's current version and the released lot's."""
+    from atmpvault.archive.core import access
+    from atmpvault.archive.core.signatures import Signatures
+    from atmpvault.archive.core.sshsig import generate
+    from atmpvault.archive.core.users import LOGIN_RE, Users
+
+    login = access.os_login()
+    if not LOGIN_RE.fullmatch(login):
+        return []  # a login the vault cannot take: the demo stays without users
+    key = vault.path / "demo-key"
+    public = generate(key, f"{login} (atmpvault demo)")
+    roles = [r for r in access.ROLES if r != "auditor"]  # auditors only read
+    Users(vault).add(login, "Demo Administrator", f"{login}@example.com", roles,
+                     public.line, "the demo's administrator: you, with every role")  # fmt: skip
+    signing = Signatures(vault)
+    latest = Documents(vault).show(protocol).version
+    lot_version = vault.catalog.record_head("lot", DEMO_LOT)
+    assert lot_version is not None
+    return [
+        signing.sign(f"{protocol}@{latest}", "approval", key, "approved for the IND"),
+        signing.sign(f"lot:{DEMO_LOT}@{lot_version[0]}", "review", key, "batch record reviewed"),
+    ]
+
+
 @contextmanager
 def build_demo(settings: Settings) -> Iterator[tuple[Vault, DemoStory]]:
     """Create the demo vault at settings.vault and tell its story."""
@@ -379,6 +407,7 @@ def build_demo(settings: Settings) -> Iterator[tuple[Vault, DemoStory]]:
             deviation = _quality(vault, ids)
             _dosing(vault)
             documents.withdraw(ids["fda-ir-2026-02.pdf"], "Filed in error under CART-19; refiled")
+        signatures = _access(vault, protocol)
         history = documents.history(protocol)
         as_of = history[0].recorded_at
         story = DemoStory(
@@ -391,6 +420,7 @@ def build_demo(settings: Settings) -> Iterator[tuple[Vault, DemoStory]]:
             lot=DEMO_LOT,
             deviation=deviation,
             held=DEMO_HELD,
+            signatures=signatures,
         )
         yield vault, story
     finally:
