@@ -59,6 +59,9 @@ class Settings:
     # Say on each command that a vault without users is not access-controlled
     # (ATMPVAULT_NO_ACCESS_NOTE=1 silences it, e.g. for a personal archive or scripts).
     access_note: bool = True
+    # A team's shared repository (any git URL): every write publishes there first.
+    upstream: str | None = None
+    stale_after_minutes: float = 60.0  # a copy older than this is said to be so
 
 
 def load_settings(
@@ -82,8 +85,19 @@ def load_settings(
         fault=environ.get("ATMPVAULT_FAULT") or None,
         max_file_mb=_max_file_mb(environ.get("ATMPVAULT_MAX_FILE_MB") or local.get("max_file_mb")),
         access_note=environ.get("ATMPVAULT_NO_ACCESS_NOTE", "") in ("", "0"),
+        upstream=_text(local.get("upstream")),
+        stale_after_minutes=_minutes(local.get("stale_after_minutes")),
         **_smtp_settings(local, environ),
     )
+
+
+def _minutes(value: object) -> float:
+    """How old a copy of a shared vault may be before commands say so (default 60)."""
+    if value in (None, ""):
+        return Settings.stale_after_minutes
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise InvalidInput(f"{LOCAL_SETTINGS}: stale_after_minutes must be a number above 0")
+    return float(value)
 
 
 def _max_file_mb(value: object) -> int:

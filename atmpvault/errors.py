@@ -84,3 +84,11 @@ class SignatureRefused(VaultError):
     def __init__(self, message: str, login: str) -> None:
         super().__init__(message)
         self.login = login
+
+
+class UpstreamUnavailable(VaultError):
+    """The shared upstream could not be reached; nothing was written anywhere."""
+
+
+class UpstreamBusy(VaultError):
+    """Another workstation pushed first; the command is run again on the new tip."""

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from atmpvault.archive.core.domain import load
 from atmpvault.archive.domains import domains
-from atmpvault.cli import configuration, notices, people, search, users, vaultops
+from atmpvault.cli import configuration, notices, people, search, team, users, vaultops
 from atmpvault.cli.base import cli
 
 __all__ = ["cli", "main"]
 
-for _module in (vaultops, search, notices, people, users, configuration):
+for _module in (vaultops, search, notices, people, users, team, configuration):
     _module.register(cli)
 for _domain in domains():
     if _domain.commands is None:

@@ -87,14 +87,36 @@ class VaultGroup(click.Group):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
+        from atmpvault.errors import UpstreamBusy
+
+        args = (list(ctx._protected_args), list(ctx.args))  # click consumes them
         try:
-            return super().invoke(ctx)
+            for attempt in range(1, RETRIES + 1):
+                try:
+                    return super().invoke(ctx)
+                except UpstreamBusy:
+                    if attempt == RETRIES:
+                        raise
+                    ctx._protected_args, ctx.args = list(args[0]), list(args[1])
+                    wait_a_little(attempt)
         except VaultError as exc:
             click.echo(f"atmpvault: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except BrokenPipeError:
             sys.stderr.close()
             ctx.exit(1)
+
+
+RETRIES = 8  # a write another workstation's push beat is built again on the new tip
+
+
+def wait_a_little(attempt: int) -> None:
+    """Back off before building a write again: growing, with jitter, so the workstations
+    that lost a race do not all push again at the same moment."""
+    import random
+    import time
+
+    time.sleep(random.uniform(0.02, 0.1) * attempt)
 
 
 def vault_first(args: list[str]) -> list[str]:
@@ -207,6 +229,9 @@ def open_vault(ctx: click.Context, user: str | None = None) -> Vault:
         )
     elif vault.controlled and user:
         say(f"note: --user is ignored in an access-controlled vault; acting as {vault.actor}")
+    from atmpvault.cli.team import stale_note
+
+    stale_note(vault)
     return vault
 
 

@@ -133,7 +133,7 @@ def verify(vault: Vault, as_json: bool) -> None:
     from atmpvault.archive.core.integrity import verify as check
 
     warnings: list[dict[str, Any]] = []
-    with progress(vault.commit_count(), "Verifying", as_json) as update:
+    with progress(vault.store.count(), "Verifying", as_json) as update:
         problems = check(vault, update, warnings)
     if as_json:
         report: dict[str, Any] = {"ok": not problems, "problems": problems}
@@ -164,7 +164,7 @@ def rebuild(vault: Vault, as_json: bool) -> None:
     \b
         atmpvault rebuild
     """
-    with progress(vault.commit_count(), "Rebuilding", as_json) as update:
+    with progress(vault.store.count(), "Rebuilding", as_json) as update:
         count = vault.rebuild(update)
     if as_json:
         emit_json({"versions": count, "commit": vault.store.head()})

@@ -5,8 +5,7 @@ The only module that imports GitPython. Reads go through GitPython's persistent
 blobs and only the trees along the changed paths, so the cost of a commit does not
 grow with the repository (GitPython's index path grows from 38 ms to 382 ms per
 commit between the 100th and 5,000th document). Loose objects are rolled into packs
-geometrically so the repository stays packed without ever repacking all of it.
-"""
+geometrically, so the repository stays packed without ever repacking all of it."""
 
 from __future__ import annotations
 
@@ -20,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
+
+from atmpvault.repository.fastimport import read_marks, write_commit
 
 if TYPE_CHECKING:
     import git
@@ -117,6 +118,11 @@ class GitStore:
     def create(cls, path: Path) -> GitStore:
         """Create an empty bare repository at `path`."""
         _run(["git", "init", "--quiet", "--bare", f"--initial-branch={BRANCH}", str(path)])
+        return cls.configure(path)
+
+    @classmethod
+    def configure(cls, path: Path) -> GitStore:
+        """A vault's repository settings (a new one's, or a clone's of an upstream)."""
         store = cls(path)
         for key, value in (
             ("core.logAllRefUpdates", "always"),  # a reflog, even in a bare repository
@@ -172,8 +178,11 @@ class GitStore:
 
     # -- writing -----------------------------------------------------------------
 
-    def commit_many(self, commits: Iterable[NewCommit], parent: str | None) -> list[str]:
-        """Append `commits` in order on top of `parent`; return their shas.
+    def commit_many(
+        self, commits: Iterable[NewCommit], parent: str | None, ref: str = REF
+    ) -> list[str]:
+        """Append `commits` in order on top of `parent`; return their shas. (`ref`: another
+        ref to write them to, leaving the branch where it is.)
 
         The branch moves only if every commit was written (`feature done`): a stream
         cut short by a crash leaves the branch where it was. fast-import refuses to
@@ -205,7 +214,7 @@ class GitStore:
             count = 0
             try:
                 for count, new in enumerate(commits, start=1):
-                    _write_commit(proc.stdin, new, count, parent if count == 1 else None)
+                    write_commit(proc.stdin, new, count, parent if count == 1 else None, ref)
                 proc.stdin.write(b"done\n")
                 proc.stdin.close()
             except BrokenPipeError:
@@ -215,12 +224,19 @@ class GitStore:
                 raise RepositoryError(
                     "git fast-import failed: " + err.decode("utf-8", "replace").strip()
                 )
-            shas = _read_marks(marks)
+            shas = read_marks(marks)
         finally:
             marks.unlink(missing_ok=True)
         result = [shas[n] for n in range(1, count + 1)]
         self.pack_if_needed()
         return result
+
+    def move_branch(self, new: str, old: str | None, ref: str = REF) -> None:
+        """Move a ref to `new` if it is still at `old` (None: if it does not exist yet)."""
+        self._git("update-ref", ref, new, old or "0" * 40)
+
+    def delete_ref(self, ref: str) -> None:
+        self._git("update-ref", "-d", ref)
 
     def clear_stale_locks(self, wait: float = STALE_LOCK_WAIT) -> list[str]:
         """Remove ref lock files a writer killed mid-update left ("cannot lock ref").
@@ -462,11 +478,12 @@ class GitStore:
             err = result.stderr.decode("utf-8", "replace").strip()
             raise RepositoryError(f"cannot tag {name}: {err}")
 
-    def count(self) -> int:
-        """How many commits the branch holds (first parents only)."""
-        if self.head() is None:
+    def count(self, since: str | None = None, until: str = REF) -> int:
+        """How many commits the branch holds (first parents only), or `since`..`until`."""
+        if self.head() is None and until == REF:
             return 0
-        return int(self._git("rev-list", "--first-parent", "--count", REF).strip())
+        span = f"{since}..{until}" if since else until
+        return int(self._git("rev-list", "--first-parent", "--count", span).strip())
 
     def is_ancestor(self, older: str, newer: str) -> bool:
         """Whether `older` is in the history of `newer`."""
@@ -569,41 +586,6 @@ def _run(argv: list[str]) -> str:
         err = result.stderr.decode("utf-8", "replace").strip()
         raise RepositoryError(f"{' '.join(argv[:3])} failed: {err}")
     return result.stdout.decode("utf-8", "replace")
-
-
-def _write_commit(out: IO[bytes], new: NewCommit, mark: int, parent: str | None) -> None:
-    stamp = f"{new.actor} <> {int(new.when.timestamp())} +0000"
-    message = new.message.encode("utf-8")
-    head = [
-        f"commit {REF}",
-        f"mark :{mark}",
-        f"author {stamp}",
-        f"committer {stamp}",
-        f"data {len(message)}",
-    ]
-    out.write("\n".join(head).encode("utf-8") + b"\n" + message + b"\n")
-    if parent:
-        out.write(f"from {parent}\n".encode("ascii"))
-    for path, data in new.files.items():
-        if data is None:
-            out.write(f"D {path}\n".encode())
-            continue
-        out.write(f"M 100644 inline {path}\ndata {len(data)}\n".encode())
-        out.write(data)
-        out.write(b"\n")
-    out.write(b"\n")
-    for name, text in new.tags:
-        body = text.encode("utf-8")
-        out.write(f"tag {name}\nfrom :{mark}\ntagger {stamp}\ndata {len(body)}\n".encode())
-        out.write(body + b"\n")
-
-
-def _read_marks(marks: Path) -> dict[int, str]:
-    shas: dict[int, str] = {}
-    for line in marks.read_text(encoding="ascii").splitlines():
-        mark, _, sha = line.partition(" ")
-        shas[int(mark[1:])] = sha
-    return shas
 
 
 def _commit_info(entry: str) -> CommitInfo:

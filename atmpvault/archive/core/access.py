@@ -34,6 +34,8 @@ DEFAULT_COMMANDS: dict[str, list[str]] = {
     "add": _DOCS, "withdraw": _DOCS, "import": _DOCS,
     "ls": _READ, "show": _READ, "history": _READ, "get": _READ, "search": _READ,
     "log": _READ, "verify": _READ, "rebuild": _READ, "calendar": _READ,
+    # a team's shared upstream (init-shared and clone make a repository or a vault)
+    "publish": ["admin"], "remote show": _READ, "sync": _READ,
     # the vault's own configuration, lists, people and users
     "config set": ["admin"], "config show": _READ,
     "lists set": ["admin"], "lists rm": ["admin"], "lists ls": _READ,

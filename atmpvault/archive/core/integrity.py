@@ -20,7 +20,7 @@ from atmpvault.archive.core.audit_rows import audit_row, reference_rows
 from atmpvault.archive.core.catalog import DATABASE_ERRORS, _record_row, sqlite_damage
 from atmpvault.archive.core.domain import hooks
 from atmpvault.archive.core.records import RecordKind, kind_for, new_references
-from atmpvault.errors import VaultError
+from atmpvault.errors import IntegrityError, VaultError
 from atmpvault.repository.git import Damage, ObjectDamaged, RepositoryError
 
 if TYPE_CHECKING:
@@ -135,6 +135,15 @@ def owner(kinds: tuple[RecordKind, ...], path: str) -> str | None:
                 if match is not None:
                     break
     return None if match is None else f"{match[0].name} {match[1]}"
+
+
+def damaged_error(kinds: tuple[RecordKind, ...], exc: ObjectDamaged) -> IntegrityError:
+    """The error for a damaged object: what it is, what it belongs to, what to do."""
+    whose = owner(kinds, exc.path)
+    return IntegrityError(
+        f"{exc}{f' ({whose})' if whose else ''}; run 'atmpvault verify' "
+        "and restore the object from a clone or backup"
+    )
 
 
 def describe(kinds: tuple[RecordKind, ...], damage: list[Damage]) -> list[str]:

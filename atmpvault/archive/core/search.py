@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from atmpvault.archive.core.domain import hooks
+from atmpvault.errors import IntegrityError
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.catalog import Catalog
     from atmpvault.archive.core.changes import CommitChanges
     from atmpvault.archive.core.vault import Vault
-    from atmpvault.indexer.index import Index, IndexDoc
+    from atmpvault.indexer.index import Index, IndexDoc, SearchFilters, SearchResult
     from atmpvault.repository.git import GitStore
 
 INDEX_DIR = "index"
@@ -111,3 +112,34 @@ class SearchProjection:
     def close(self) -> None:
         self.flush()
         self.index.close()
+
+
+def search(
+    vault: Vault, query: str, filters: SearchFilters, limit: int = 20, facets: bool = False
+) -> SearchResult:
+    """Full-text search; a current index is answered without GitPython or SQLAlchemy.
+
+    A current index is opened from its own state file (its engine named there), not
+    through the configuration in git, as `Vault.search_projection` would."""
+    if vault._search is None and is_current(vault.path / INDEX_DIR, vault.store.head()):
+        from atmpvault.indexer.index import Index, read_state
+
+        state = read_state(vault.path / INDEX_DIR) or {}
+        engine = str(state.get("engine") or "tantivy")
+        index = Index.open(vault.path / INDEX_DIR, engine, vault.tag_fields)
+        if index.discarded is None:
+            vault._search = SearchProjection(index, vault)
+        else:
+            index.close()
+    try:
+        projection = vault.search_projection
+        # An index opened earlier by this vault may lag writes made since, here or by
+        # another process: bring it up, unless a writer is busy.
+        vault._catch_up(projection, wait=False)
+    except IntegrityError as exc:
+        if vault._search is None:
+            raise
+        projection = vault._search  # what the index holds is still right, up to its commit
+        at = str(projection.last_commit() or "")[:12] or "empty"
+        vault.say(f"warning: the index is behind the repository (at commit {at}): {exc}")
+    return projection.index.search(query, filters, limit=limit, facets=facets)

@@ -139,9 +139,14 @@ class Signatures:
         return found
 
     def kind_of(self, record_id: str) -> str:
-        for kind in self.vault.kinds:
-            if kind.distinctive and kind.is_id(record_id):
+        """The kind of a record named by its id alone: one of the kinds whose ids look so
+        that holds it (a deviation's id has a document id's shape too), else the first."""
+        shaped = [k for k in self.vault.kinds if k.distinctive and k.is_id(record_id)]
+        for kind in shaped:
+            if kind.generic and self.vault.catalog.record_head(kind.name, record_id):
                 return kind.name
+        if shaped:
+            return shaped[0].name
         raise InvalidInput(
             f"{record_id[:40]!r} is not a document or record id this vault knows by its "
             "shape; name its kind: KIND:ID@V (lot:L-0042@3)"

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from atmpvault.archive.core.configuration import VaultConfig
     from atmpvault.archive.core.records import RecordChange, RecordKind
     from atmpvault.archive.core.search import SearchProjection
+    from atmpvault.archive.core.upstream import Upstream
     from atmpvault.indexer.index import SearchFilters, SearchResult
 
 
@@ -319,6 +320,8 @@ class Vault:
         if last == head:
             return
         if last is not None and not self.store.is_ancestor(last, head):
+            if self.settings.upstream:  # a shared catalog: another workstation went ahead
+                return
             raise IntegrityError(
                 f"a projection was built from commit {last[:12]}, which is not in this "
                 "repository's history; run 'atmpvault rebuild'"
@@ -390,17 +393,16 @@ class Vault:
 
     def damaged(self, exc: ObjectDamaged) -> IntegrityError:
         """The error for a damaged object: what it is, what it belongs to, what to do."""
-        from atmpvault.archive.core.integrity import owner
+        from atmpvault.archive.core.integrity import damaged_error
 
-        whose = owner(self.kinds, exc.path)
-        return IntegrityError(
-            f"{exc}{f' ({whose})' if whose else ''}; run 'atmpvault verify' "
-            "and restore the object from a clone or backup"
-        )
+        return damaged_error(self.kinds, exc)
 
-    def commit_count(self) -> int:
-        """How many commits the branch holds (the length of a replay from the start)."""
-        return self.store.count()
+    @cached_property
+    def upstream(self) -> Upstream:
+        """The shared upstream this vault publishes to (settings.json "upstream")."""
+        from atmpvault.archive.core.upstream import Upstream
+
+        return Upstream(self)
 
     def rebuild(self, progress: Progress | None = None) -> int:
         """Rebuild the catalog and the index from the repository alone; return versions applied.
@@ -434,31 +436,9 @@ class Vault:
         self, query: str, filters: SearchFilters, limit: int = 20, facets: bool = False
     ) -> SearchResult:
         """Full-text search; a current index is answered without GitPython or SQLAlchemy."""
-        from atmpvault.archive.core.search import INDEX_DIR, is_current
+        from atmpvault.archive.core.search import search
 
-        if self._search is None and is_current(self.path / INDEX_DIR, self.store.head()):
-            from atmpvault.archive.core.search import SearchProjection
-            from atmpvault.indexer.index import Index, read_state
-
-            state = read_state(self.path / INDEX_DIR) or {}
-            engine = str(state.get("engine") or "tantivy")
-            index = Index.open(self.path / INDEX_DIR, engine, self.tag_fields)
-            if index.discarded is None:
-                self._search = SearchProjection(index, self)
-            else:
-                index.close()
-        try:
-            projection = self.search_projection
-            # An index opened earlier by this vault may lag writes made since, here or by
-            # another process: bring it up, unless a writer is busy.
-            self._catch_up(projection, wait=False)
-        except IntegrityError as exc:
-            if self._search is None:
-                raise
-            projection = self._search  # what the index holds is still right, up to its commit
-            at = str(projection.last_commit() or "")[:12] or "empty"
-            self.say(f"warning: the index is behind the repository (at commit {at}): {exc}")
-        return projection.index.search(query, filters, limit=limit, facets=facets)
+        return search(self, query, filters, limit, facets)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -466,10 +446,8 @@ class Vault:
         try:
             return self._lock.acquire(blocking=blocking)
         except LockTimeout:
-            raise VaultBusy(
-                f"vault is busy: another writer held {self.path} for "
-                f"{self.settings.lock_timeout:g} s; try again"
-            ) from None
+            held = f"{self.path} for {self.settings.lock_timeout:g} s"
+            raise VaultBusy(f"vault is busy: another writer held {held}; try again") from None
 
     @contextmanager
     def writing(self, catch_up: bool = True) -> Iterator[None]:
@@ -479,6 +457,8 @@ class Vault:
             return
         self._acquire(blocking=True)
         try:
+            if self.settings.upstream:  # validate against the team's tip (upstream.py)
+                self.upstream.sync()
             if catch_up:
                 self.catch_up()
             yield
@@ -562,8 +542,10 @@ class Vault:
         self.store.clear_stale_locks()  # a writer killed mid ref update left its lock
         parent = self.store.head()
         self.fault("before-commit")
-        try:
-            shas = self.store.commit_many((c.as_commit() for c in changes), parent)
+        new = [c.as_commit() for c in changes]
+        try:  # with an upstream, pushed there first (upstream.py)
+            up = self.settings.upstream
+            shas = self.upstream.publish(new, parent) if up else self.store.commit_many(new, parent)
         except RepositoryError as exc:
             raise VaultError(f"the repository refused the write: {exc}") from exc
         self.fault("after-commit")
@@ -590,8 +572,6 @@ class Vault:
         """Die here, as a power cut would, when a crash test asks for this point."""
         if self.settings.fault == point:
             os.kill(os.getpid(), signal.SIGKILL)
-
-    # -- integrity -----------------------------------------------------------------------
 
     def verify(self, progress: Progress | None = None) -> list[str]:
         """Every disagreement between the repository, its objects and the projections."""
