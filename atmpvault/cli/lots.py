@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from atmpvault.cli.base import emit_json, json_option, pass_vault, table, user_option, when_option
+from atmpvault.cli.users import key_option
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
@@ -147,6 +148,16 @@ def show_contents(found: LotContents) -> None:
          for r in data["records"]],
         ["KIND", "ID", "V", "STATUS", "RECORDED"],
     )  # fmt: skip
+    click.echo("")
+    click.echo("Signatures")
+    if not data["signatures"]:
+        click.echo("none")
+        return
+    table(
+        [(s["id"], f"{s['target']['kind']} {s['target']['id']} v{s['target']['version']}",
+          s["manifestation"]) for s in data["signatures"]],
+        ["SIGNATURE", "SIGNED VERSION", "SIGNED (NAME, UTC TIME, MEANING)"],
+    )  # fmt: skip
 
 
 @lot.command("ls")
@@ -177,23 +188,28 @@ def lot_ls(vault: Vault, program: str | None, status: str | None, as_json: bool)
 @click.option("--by", required=True, help="Who gives the QA disposition.")
 @click.option("--reason", help="Why (required with --exceptional).")
 @click.option("--exceptional", is_flag=True, help="Release despite holds, recording them.")
+@key_option
 @user_option
 @json_option
 @pass_vault
 def lot_release(
     vault: Vault, lot_id: str, by: str, reason: str | None, exceptional: bool,
-    user: str | None, as_json: bool,
+    key_file: Path | None, user: str | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Release a lot: refused while any workflow holds it (an open deviation...).
 
+    In a vault with users, a qa-approver signs the release (meaning release) with
+    their key, in the same commit; without a valid signature nothing is released.
+
     \b
         atmpvault lot release L-0042 --by "Q. Approver"
+        atmpvault lot release L-0042 --by dana --key ~/.ssh/id_ed25519
         atmpvault lot release L-0042 --by "Q. Approver" --exceptional \\
             --reason "patient in conditioning; CAPA tracked, no product impact"
     """
     from atmpvault.archive.lots.service import Lots
 
-    released = Lots(vault).release(lot_id, by, reason, exceptional)
+    released = Lots(vault).release(lot_id, by, reason, exceptional, key_file=key_file)
     if as_json:
         emit_json(released.to_json())
         return
@@ -206,20 +222,23 @@ def lot_release(
 @click.argument("lot_id", metavar="LOT")
 @click.option("--by", required=True, help="Who gives the QA disposition.")
 @click.option("--reason", required=True, help="Why the lot is rejected.")
+@key_option
 @user_option
 @json_option
 @pass_vault
 def lot_reject(
-    vault: Vault, lot_id: str, by: str, reason: str, user: str | None, as_json: bool
-) -> None:
-    """Reject a lot (QA disposition).
+    vault: Vault, lot_id: str, by: str, reason: str, key_file: Path | None, user: str | None,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """Reject a lot (QA disposition), signed like a release in a vault with users.
 
     \b
         atmpvault lot reject L-0042 --by "Q. Approver" --reason "sterility failure"
+        atmpvault lot reject L-0042 --by dana --reason "sterility failure" --key ~/.ssh/id_ed25519
     """
     from atmpvault.archive.lots.service import Lots
 
-    _show(Lots(vault).reject(lot_id, by, reason), as_json)
+    _show(Lots(vault).reject(lot_id, by, reason, key_file=key_file), as_json)
 
 
 def register(cli: click.Group) -> None:

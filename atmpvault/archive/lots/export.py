@@ -278,6 +278,7 @@ def _context(
         "commit_time": tip["time"][:19].replace("T", " "),
         "documents": documents,
         "records": records,
+        "signatures": found.signatures,
         "trail": template_rows(rows),
         "writes": len({r.commit for r in rows}),
     }

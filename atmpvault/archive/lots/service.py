@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import access, values
@@ -251,19 +252,26 @@ class Lots:
         reason: str | None = None,
         exceptional: bool = False,
         actor: str | None = None,
+        key_file: Path | None = None,
     ) -> Lot:
         """Record the QA disposition "released", refused while any workflow holds the lot;
-        an exceptional release needs a reason and records the holds it overrode."""
-        return self._dispose(lot, RELEASED, by, reason, exceptional, actor)
+        an exceptional release needs a reason and records the holds it overrode. In a
+        vault with users, the new version is signed (meaning release) in the same commit."""
+        return self._dispose(lot, RELEASED, by, reason, exceptional, actor, key_file)
 
-    def reject(self, lot: str, by: str, reason: str, actor: str | None = None) -> Lot:
-        """Record the QA disposition "rejected" (with the reason)."""
-        return self._dispose(lot, REJECTED, by, values.reason(reason), False, actor)
+    def reject(
+        self, lot: str, by: str, reason: str, actor: str | None = None,
+        key_file: Path | None = None,
+    ) -> Lot:  # fmt: skip
+        """Record the QA disposition "rejected" (with the reason), signed like a release."""
+        return self._dispose(lot, REJECTED, by, values.reason(reason), False, actor, key_file)
 
     def _dispose(
         self, lot: str, decision: str, by: str, reason: str | None, exceptional: bool,
-        actor: str | None,
+        actor: str | None, key_file: Path | None,
     ) -> Lot:  # fmt: skip
+        from atmpvault.archive.core.signatures import Signatures
+
         who = access.registered(self.vault, values.user(by), "--by")
         why = values.text(reason, "--reason", values.MAX_REASON)
         if exceptional and why is None:
@@ -294,6 +302,9 @@ class Lots:
                 "exceptional": bool(exceptional), "overridden": holds,
             }  # fmt: skip
             changed = self.move(unit, current, decision, disposition=disposition, reason=why)
+            # Signed before any other workflow reacts, so a refused signature is all it writes.
+            command = "lot release" if decision == RELEASED else "lot reject"
+            Signatures(self.vault).gate(unit, command, LOT_KIND.name, current.id, key_file)
             if decision == RELEASED:
                 for hook in hooks(self.vault.domains, "on_release"):
                     hook(self.vault, unit, changed, disposition)
@@ -312,6 +323,15 @@ class LotContents:
     as_of: str | None
     documents: tuple[tuple[Any, ...], ...]  # per document: its DocumentVersions, oldest first
     records: tuple[Record, ...]
+
+    @property
+    def signatures(self) -> list[dict[str, Any]]:
+        """The signatures of the lot's versions and of its records' (a release, a
+        deviation's closure), oldest first, each with its manifestation (21 CFR 11.50)."""
+        from atmpvault.archive.core.signatures import SIGNATURE_KIND
+
+        found = [r.body for r in self.records if r.kind == SIGNATURE_KIND.name]
+        return [signature_json(b) for b in sorted(found, key=lambda b: (b["signed_at"], b["id"]))]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -348,7 +368,18 @@ class LotContents:
                 }
                 for r in self.records
             ],  # fmt: skip
+            "signatures": self.signatures,
         }
+
+
+def signature_json(body: dict[str, Any]) -> dict[str, Any]:
+    """A signature as the JSON of a view that shows it: who, meaning, when, what version,
+    and the manifestation people read."""
+    from atmpvault.archive.core.signatures import manifestation
+
+    shown = {k: body.get(k) for k in ("id", "signer", "name", "meaning", "signed_at", "target",
+                                      "comment", "gate")}  # fmt: skip
+    return {**shown, "manifestation": manifestation(body)}
 
 
 def contents(vault: Vault, lot: str, as_of: str | None = None) -> LotContents:
