@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from atmpvault.cli.base import emit_json, json_option, pass_vault, table, user_option
+from atmpvault.cli.users import key_option
 
 if TYPE_CHECKING:
     from datetime import date
@@ -198,18 +199,25 @@ def deviation_attach(
 @deviation.command("close")
 @click.argument("dev", metavar="DEV")
 @click.option("--summary", required=True, help="The closing summary.")
+@key_option
 @user_option
 @json_option
 @pass_vault
-def deviation_close(vault: Vault, dev: str, summary: str, user: str | None, as_json: bool) -> None:
+def deviation_close(
+    vault: Vault, dev: str, summary: str, key_file: Path | None, user: str | None, as_json: bool
+) -> None:
     """Close a deviation and archive its package into the lot's batch record.
+
+    In a vault with users, a qa-approver other than the deviation's owner signs the
+    closure (meaning approval) with their key; the package shows the signature.
 
     \b
         atmpvault deviation close DEV-2026-0001 --summary "root cause found; CAPA tracked"
+        atmpvault deviation close DEV-2026-0001 --summary "..." --key ~/.ssh/id_ed25519
     """
     from atmpvault.archive.quality.service import Deviations
 
-    body, package = Deviations(vault).close(dev, summary)
+    body, package = Deviations(vault).close(dev, summary, key_file=key_file)
     if as_json:
         emit_json({**body, "package": package.to_json()})
         return
@@ -233,7 +241,9 @@ def deviation_show(vault: Vault, dev: str, as_json: bool) -> None:
         body = deviations.get(dev).body
         capas = [c.body for c in deviations.capas(body["id"])]
         entries = deviations.history(body["id"])
-        emit_json({**body, "capa_records": capas, "history": [e.to_json() for e in entries]})
+        signed = _signatures_by_version(vault, body["id"])
+        history = [{**e.to_json(), "signatures": signed.get(e.version, [])} for e in entries]
+        emit_json({**body, "capa_records": capas, "history": history})
         return
     show_deviation(vault, dev)
 
@@ -273,9 +283,23 @@ def show_deviation(vault: Vault, dev: str) -> None:
         )
     click.echo("")
     click.echo("History")
+    signed = _signatures_by_version(vault, body["id"])
     for e in entries:
         what = "; ".join(f"{f}: {_short(o)} -> {_short(n)}" for f, o, n in e.changes)
         click.echo(f"v{e.version}  {e.recorded_at[:19]}  {e.actor}  {e.action}  {what}")
+        for s in signed.get(e.version, []):
+            click.echo(f"    signed {s['id']}: {s['manifestation']}")
+
+
+def _signatures_by_version(vault: Vault, dev: str) -> dict[int, list[dict[str, Any]]]:
+    """The deviation's signatures, each with its manifestation, by the version signed."""
+    from atmpvault.archive.core.signatures import Signatures
+    from atmpvault.archive.lots.service import signature_json
+
+    found: dict[int, list[dict[str, Any]]] = {}
+    for body in Signatures(vault).of("deviation", dev):
+        found.setdefault(int(body["target"]["version"]), []).append(signature_json(body))
+    return found
 
 
 def _short(value: Any) -> str:

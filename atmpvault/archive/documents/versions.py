@@ -216,8 +216,7 @@ class Documents:
     ) -> DocumentVersion:
         """Put a new document (version 1) into another workflow's unit of work, so it is
         archived in the same commit as the step that made it (a closure package)."""
-        seq = self.catalog.next_seq()
-        seq = max([seq, *(int(i[4:]) + 1 for k, i, _v in unit.touched if k == KIND.name)])
+        seq = self.next_seq(unit)
         draft = DocumentVersion(
             id=doc_id_for(seq), version=1, seq=seq, program=values.program(program),
             type=self.vault.document_type(type), title=values.title(title),
@@ -229,6 +228,12 @@ class Documents:
         unit.subject = subject or unit.subject  # the step names the commit, not its document
         unit.trailers.update(trailers)
         return version
+
+    def next_seq(self, unit: UnitOfWork) -> int:
+        """The sequence number the next document staged in `unit` gets, so a step can
+        name its document before making it (a signed record that points to its package)."""
+        seq = self.catalog.next_seq()
+        return max([seq, *(int(i[4:]) + 1 for k, i, _v in unit.touched if k == KIND.name)])
 
     def stage_revision(
         self, unit: UnitOfWork, doc_id: str, data: bytes, filename: str, reason: str

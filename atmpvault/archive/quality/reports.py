@@ -3,11 +3,13 @@ rendered from templates/quality/ through the one PDF adapter)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
 from atmpvault.archive.core.records import shown, shown_change
+from atmpvault.archive.core.signatures import manifestation
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.changes import UnitOfWork
@@ -41,10 +43,11 @@ def history_rows(entries: list[HistoryEntry]) -> list[dict[str, Any]]:
 
 def closure_package(
     vault: Vault, body: dict[str, Any], versions: list[Record], capas: list[Record],
-    unit: UnitOfWork,
+    unit: UnitOfWork, signatures: Sequence[Mapping[str, Any]],
 ) -> bytes:  # fmt: skip
-    """The closed deviation package as PDF: record, investigation, CAPA, extensions and the
-    full history (the closing step included), as of the closing commit."""
+    """The closed deviation package as PDF: record, investigation, CAPA, extensions, the
+    full history (the closing step included) and the deviation's signatures, each as its
+    manifestation (21 CFR 11.50), as of the closing commit."""
     from atmpvault.archive.core.pdf import html_pdf
     from atmpvault.archive.core.render import render
     from atmpvault.archive.quality.capas import SHOWN_FIELDS as CAPA_FIELDS
@@ -69,6 +72,15 @@ def closure_package(
         "investigation": body.get("investigation") or {},
         "capas": capa_rows,
         "history": history_rows(entries),
+        "signatures": [
+            {
+                "id": s["id"],
+                "version": s["target"]["version"],
+                "shown": manifestation(s),
+                "comment": s.get("comment") or "",
+            }
+            for s in signatures
+        ],  # fmt: skip
         "generated_at": values.iso(unit.when)[:19].replace("T", " ") + " UTC",
         "generated_by": unit.actor,
         "shown": shown,

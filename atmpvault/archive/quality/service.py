@@ -400,13 +400,20 @@ class Deviations:
             unit.subject = f"Attach {version.id} ({path.name}) to {dev}"
         return body, replace(version, commit=unit.commit or "")
 
-    def close(self, dev: str, summary: str, actor: str | None = None) -> tuple[dict[str, Any], Any]:
+    def close(
+        self, dev: str, summary: str, actor: str | None = None, key_file: Path | None = None
+    ) -> tuple[dict[str, Any], Any]:
         """Close a deviation: its closure package (a PDF of the record, investigation, CAPA,
-        extensions and full history) joins the lot's batch record in the same commit."""
+        extensions, full history and signatures) joins the lot's batch record in the same
+        commit. In a vault with users a qa-approver other than the owner signs the closed
+        version (meaning approval) first, so the package shows that signature too."""
+        from atmpvault.archive.core.signatures import Signatures
+        from atmpvault.archive.documents.records import doc_id_for
         from atmpvault.archive.documents.versions import Documents
         from atmpvault.archive.quality.reports import closure_package
 
         text = long_text(summary, "--summary")
+        documents = Documents(self.vault)
         with self.vault.unit("deviation-close", "", actor=actor) as unit:
             body = self._open_one(dev, "closed again")
             missing = [
@@ -424,16 +431,28 @@ class Deviations:
             undated = [c.id for c in capas if not c.body.get("due")]
             if undated:
                 raise VaultError(f"{dev} cannot close: CAPA {', '.join(undated)} has no due date")
-            body["status"] = CLOSED
-            body["closure"] = {"summary": text, "at": values.iso(unit.when), "by": unit.actor}
             versions = self.vault.catalog.record_versions(DEVIATION_KIND.name, dev)
-            pdf = closure_package(self.vault, body, versions, capas, unit)
-            package = Documents(self.vault).stage_new(
+            # The closed version names its package, and is signed, before the package is
+            # made: the package shows the signature, and the signature covers the pointer.
+            package_id = doc_id_for(documents.next_seq(unit))
+            body["status"] = CLOSED
+            body["closure"] = {
+                "summary": text, "at": values.iso(unit.when), "by": unit.actor,
+                "package": package_id,
+            }  # fmt: skip
+            self._put(unit, body, "close", None)
+            signing = Signatures(self.vault)
+            made = signing.gate(
+                unit, "deviation close", DEVIATION_KIND.name, dev, key_file, owner=body["owner"]
+            )
+            signed = [*signing.of(DEVIATION_KIND.name, dev), *([made] if made else [])]
+            pdf = closure_package(self.vault, body, versions, capas, unit, signed)
+            package = documents.stage_new(
                 unit, pdf, f"{dev}-closure-package.pdf", body["program"], "deviation-package",
                 title=f"{dev} closed deviation package: {body['title']}", lot=body["lots"][0],
                 meta={"deviation": dev, "role": "closure-package", "lots": ",".join(body["lots"])},
             )  # fmt: skip
-            body["closure"]["package"] = package.id
-            self._put(unit, body, "close", None)
+            if package.id != package_id:
+                raise VaultError(f"{dev}: its package became {package.id}, not {package_id}")
             unit.subject = f"Close {dev}: closure package {package.id} into lot {body['lots'][0]}"
         return body, replace(package, commit=unit.commit or "")
