@@ -156,16 +156,24 @@ def verify(vault: Vault, as_json: bool) -> None:
 
 
 @click.command()
+@click.option(
+    "--shared",
+    is_flag=True,
+    help="Rebuild the team's shared catalog too (every workstation reads it).",
+)
+@click.option("--index", "index_only", is_flag=True, help="Rebuild this workstation's index only.")
 @json_option
 @pass_vault
-def rebuild(vault: Vault, as_json: bool) -> None:
+def rebuild(vault: Vault, shared: bool, index_only: bool, as_json: bool) -> None:
     """Rebuild the catalog and the index from the repository alone.
 
     \b
         atmpvault rebuild
+        atmpvault rebuild --index      # a team's workstation: its own index only
+        atmpvault rebuild --shared     # the team's shared catalog, deliberately
     """
     with progress(vault.store.count(), "Rebuilding", as_json) as update:
-        count = vault.rebuild(update)
+        count = vault.rebuild(update, shared=shared, index_only=index_only)
     if as_json:
         emit_json({"versions": count, "commit": vault.store.head()})
     else:

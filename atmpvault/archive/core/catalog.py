@@ -57,8 +57,13 @@ class ProjectionContext:
 class Catalog:
     """The catalog database behind one vault."""
 
-    def __init__(self, url: str, domains: Sequence[Domain] = (), store: Any = None) -> None:
+    def __init__(
+        self, url: str, domains: Sequence[Domain] = (), store: Any = None, shared: bool = False
+    ) -> None:
+        """`shared`: the team's catalog, which a workstation of another release must never
+        rebuild under its colleagues (it refuses to open it instead)."""
         self.url = url
+        self.shared = shared
         self.domains = tuple(domains)
         self.context = ProjectionContext(store)
         self._tables = [load(d.tables) for d in self.domains if d.tables is not None]
@@ -95,6 +100,15 @@ class Catalog:
         found = self._stored_schema()
         if found == self.schema:
             return  # made for this schema: every table is there
+        if found is not None and self.shared:
+            self.engine.dispose()
+            made = found or "of an earlier release"
+            raise VaultError(
+                f"the shared catalog at {self._shown()} was made for schema {made}; this "
+                f"workstation's release expects {self.schema}: upgrade atmpvault here to the "
+                "team's release, or rebuild the shared catalog deliberately with 'atmpvault "
+                "rebuild --shared' (then every workstation needs this release)"
+            )
         if found is not None:
             self.rebuilt_because = (
                 f"the catalog's schema {found} is not {self.schema}"

@@ -253,7 +253,8 @@ class Vault:
             from atmpvault.archive.core.catalog import Catalog
 
             url = self.settings.catalog_url or f"sqlite:///{self.path / CATALOG_FILE}"
-            self._catalog = Catalog(url, self.domains, self.store)
+            shared = self.shared_catalog and not self._rebuilding
+            self._catalog = Catalog(url, self.domains, self.store, shared=shared)
             if self._catalog.rebuilt_because:
                 self.say(f"{self._catalog.rebuilt_because}: rebuilding it from the repository")
             self._catch_up(self._catalog, wait=self._catalog.rebuilt_because is not None)
@@ -404,13 +405,28 @@ class Vault:
 
         return Upstream(self)
 
-    def rebuild(self, progress: Progress | None = None) -> int:
+    @property
+    def shared_catalog(self) -> bool:
+        """Whether the catalog is the team's (a database URL in a vault with an upstream)."""
+        return bool(self.settings.upstream and self.settings.catalog_url)
+
+    def rebuild(
+        self, progress: Progress | None = None, shared: bool = False, index_only: bool = False
+    ) -> int:
         """Rebuild the catalog and the index from the repository alone; return versions applied.
 
         Refused, changing nothing, while an object of the repository is damaged: the
-        rebuild would stop at it with the projections emptied.
+        rebuild would stop at it with the projections emptied; and for a team's shared
+        catalog unless `shared` says it is meant (every workstation reads it).
         """
         from atmpvault.archive.core.integrity import damage_report, repair_catalog
+
+        if self.shared_catalog and not shared and not index_only:
+            raise VaultError(
+                "this vault's catalog is shared with the team; 'atmpvault rebuild --shared' "
+                "rebuilds it for everyone (this workstation's index alone: 'atmpvault "
+                "rebuild --index')"
+            )
 
         damage = damage_report(self)
         if damage:
@@ -418,10 +434,13 @@ class Vault:
                 f"rebuild refused, nothing changed: {len(damage)} damaged object(s) in the "
                 f"repository: {'; '.join(damage)}; restore them from a clone or backup"
             )
-        repair_catalog(self)
+        if not index_only:
+            repair_catalog(self)
         self._rebuilding = True
         try:
-            targets = self.projections()
+            targets: list[Projection] = (
+                [self.search_projection] if index_only else self.projections()
+            )
             with self.writing(catch_up=False):
                 for target in targets:
                     target.reset()
