@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from atmpvault.cli.base import emit_json, json_option, pass_vault, say, table, user_option
+from atmpvault.cli.signed import echo_signatures, signature_json
+from atmpvault.cli.users import key_option
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
@@ -196,23 +198,44 @@ def _pdf_report(checks: list[PdfCheck]) -> None:
 @click.argument("app")
 @click.argument("seq", metavar="NNNN")
 @click.option("--submitted", required=True, metavar="DATE", help="Submission date, YYYY-MM-DD.")
+@key_option
 @user_option
 @json_option
 @pass_vault
 def finalise(
-    vault: Vault, app: str, seq: str, submitted: str, user: str | None, as_json: bool
+    vault: Vault,
+    app: str,
+    seq: str,
+    submitted: str,
+    key_file: Path | None,
+    user: str | None,
+    as_json: bool,
 ) -> None:
     """Freeze a sequence as submitted: tag seq/APP/NNNN, feed the calendar (PAS, CBE).
 
+    In a vault with users it is signed (approval, by regulatory) in the same commit:
+    with --key your private key file, else your key in ssh-agent.
+
     \b
         atmpvault package finalise BLA-125123 0004 --submitted 2026-03-02
+        atmpvault package finalise BLA-125123 0004 --submitted 2026-03-02 --key ~/.ssh/id_ed25519
     """
-    final = _packages(vault).finalise(app, seq, submitted)
+    final = _packages(vault).finalise(app, seq, submitted, key_file)
+    signed = _signatures(vault, final)
     if as_json:
-        emit_json(final.to_json())
+        emit_json({**final.to_json(), "signatures": [signature_json(b) for b in signed]})
         return
     event = f"  calendar event {final.calendar_event}" if final.calendar_event else ""
     click.echo(f"{final.name} submitted {final.submitted}  tag {final.tag}{event}")
+    echo_signatures(signed)
+
+
+def _signatures(vault: Vault, package: Package) -> list[dict[str, Any]]:
+    """Every signature of every version of a package, oldest first."""
+    from atmpvault.archive.core.signatures import Signatures
+    from atmpvault.archive.regulatory.kinds import PACKAGE_KIND
+
+    return Signatures(vault).of(PACKAGE_KIND.name, package.name)
 
 
 @package.command("acknowledge")
@@ -296,7 +319,7 @@ def _summary(package: Package) -> dict[str, Any]:
 @json_option
 @pass_vault
 def show(vault: Vault, app: str, seq: str, as_json: bool) -> None:
-    """Show one sequence and its leaves.
+    """Show one sequence, its signatures and its leaves.
 
     \b
         atmpvault package show IND-012345 0001
@@ -305,8 +328,9 @@ def show(vault: Vault, app: str, seq: str, as_json: bool) -> None:
     found = packages.get(app, seq)
     if found.finalised:
         packages.frozen(found)  # refuses if the record no longer matches its tag
+    signed = _signatures(vault, found)
     if as_json:
-        emit_json(found.to_json())
+        emit_json({**found.to_json(), "signatures": [signature_json(b) for b in signed]})
         return
     for key in (
         "app", "sequence", "type", "status", "submitted", "acknowledged", "tag",
@@ -314,6 +338,7 @@ def show(vault: Vault, app: str, seq: str, as_json: bool) -> None:
     ):  # fmt: skip
         value = getattr(found, key)
         click.echo(f"{key:14} {'' if value is None else value}")
+    echo_signatures(signed)
     click.echo("")
     table(
         [

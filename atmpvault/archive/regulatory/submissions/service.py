@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
+from atmpvault.archive.core.signatures import Signatures
 from atmpvault.archive.documents.records import WITHDRAWN, DocumentVersion, parse_doc_ref
 from atmpvault.archive.documents.versions import Documents
 from atmpvault.archive.regulatory.applications import Application, Regulatory, app_id
@@ -420,9 +421,10 @@ class Packages:
             layout.files[INDEX_MD5].decode("ascii"),
         )
 
-    def finalise(self, app: str, seq: str, submitted: str) -> Package:
+    def finalise(self, app: str, seq: str, submitted: str, key_file: Path | None = None) -> Package:
         """Freeze a sequence as submitted: one commit records it (and the calendar event a
-        supplement starts) and tags itself seq/APP/NNNN.
+        supplement starts), its regulatory approval signature (a vault with users) and
+        tags itself seq/APP/NNNN.
 
         Run again on a finalised sequence whose tag was lost, it restores the tag.
         """
@@ -466,6 +468,10 @@ class Packages:
                 )  # fmt: skip
                 final = replace(final, calendar_event=event.id)
                 self._put(unit, final)
+            # Signed last, over the version this commit writes: no valid signature, no commit.
+            Signatures(vault).gate(
+                unit, "package finalise", PACKAGE_KIND.name, final.name, key_file
+            )
             unit.tag(tag, f"{final.name} submitted {day.isoformat()}")
         return final
 
