@@ -5,6 +5,7 @@ ssh-keygen, real vaults through the command line."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from click.testing import Result
 
 from atmpvault.archive.core.pdf import make_pdf
 from tests.conftest import run
-from tests.signing import Team, json_of, make_key, team
+from tests.signing import ME, Team, json_of, make_key, team
 
 IND = "IND-012345"
 COI = "COI-7F3K-22"
@@ -122,4 +123,138 @@ def test_finalise_is_signed_in_the_commit_that_records_the_package(regulatory: T
     shown = json_of(ok(run(vault, "package", "show", IND, "0000", "--json")))
     assert isinstance(shown, dict)
     assert [s["id"] for s in shown["signatures"]] == [signature["id"]]
+    verified(vault)
+
+
+# -- chain-of-custody certificates -----------------------------------------------------------
+
+STEPS = [  # step, at, extra options; receipt-at-manufacturing issues a certificate by default
+    ("collection", "2026-10-01T08:00", ["--temp", "4.1", "--din", DIN, "--coi", COI]),
+    ("labeling", "2026-10-01T08:30", ["--temp", "4.3", "--din", DIN]),
+    ("cryopreservation", "2026-10-01T12:00", []),
+    ("shipment-to-manufacturing", "2026-10-02T09:00",
+     ["--temp", "-185", "--shipper", "CRYO-22", "--seal", "intact"]),
+    ("receipt-at-manufacturing", "2026-10-03T10:00", ["--temp", "-182", "--seal", "intact"]),
+]  # fmt: skip
+
+
+@pytest.fixture
+def custody(vault_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Team:
+    """A controlled vault with lot L-0042, a custody coordinator (sam) and QA (quinn)."""
+    made = Team(vault_path, tmp_path / "keys", monkeypatch)
+    made.add(ME, "admin")
+    made.add("sam", "custody", name="Sam Okafor")
+    made.add("quinn", "quality", "qa-approver", name="Quinn Reyes")
+    ok(made.run("quinn", "lot", "new", "L-0042", "--program", "CART-19", "--coi", COI))
+    return made
+
+
+def log_step(people: Team, login: str, step: str, at: str, *extra: str, key: bool = True) -> Result:
+    return people.run(login, "custody", "log", "L-0042", "--step", step, "--by", login,
+                      "--site", "APH-01", "--at", at, *extra, key=key)  # fmt: skip
+
+
+def certificate_pdf(vault: Path, tmp_path: Path, version: int | None = None) -> Path:
+    """The lot's certificate document (one version, or the latest) as a file."""
+    listed = json.loads(ok(run(vault, "ls", "--type", "coc-certificate", "--json")).stdout)
+    [found] = listed
+    out = tmp_path / f"certificate-{version or 'latest'}.pdf"
+    args = ["get", found["id"], "-o", str(out), "--force"]
+    ok(run(vault, *args, *(["--version", str(version)] if version else [])))
+    return out
+
+
+def text_of(path: Path) -> str:
+    """The certificate's text as an ordinary tool reads it (poppler's pdftotext)."""
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True,
+                          check=True, text=True).stdout  # fmt: skip
+
+
+def test_the_automatic_certificate_after_a_flagged_step_is_signed_by_custody(
+    custody: Team, tmp_path: Path
+) -> None:
+    import hashlib
+
+    from atmpvault.archive.core.pdf import embedded_files
+
+    vault = custody.vault
+    for step, at, extra in STEPS[:4]:
+        ok(log_step(custody, "sam", step, at, *extra, key=False))  # no certificate: no key
+    before = commits(vault)
+    logged = ok(log_step(custody, "sam", *STEPS[4][:2], *STEPS[4][2])).stdout
+    assert commits(vault) == before + 1  # the event, the certificate and its signature
+    assert "certificate DOC-" in logged and "Sam Okafor (sam), " in logged
+    assert " UTC, responsibility" in logged
+    shown = json_of(ok(run(vault, "custody", "show", "L-0042", "--json")))
+    assert isinstance(shown, dict)
+    [signature] = shown["signatures"]
+    assert signature["target"] == {**signature["target"], "kind": "custody-certificate",
+                                   "id": "L-0042", "version": 1}  # fmt: skip
+    assert (signature["signer"], signature["meaning"], signature["gate"]) == (
+        "sam", "responsibility", "custody certificate",
+    )  # fmt: skip
+    written = git(vault, "show", "--name-only", "--format=", "main").splitlines()
+    assert "custody/certificates/L-0042.json" in written
+    assert any(p.startswith("signatures/") for p in written)
+    # The PDF shows the manifestation; it embeds the signed record's bytes.
+    path = certificate_pdf(vault, tmp_path)
+    text = " ".join(text_of(path).split())
+    from atmpvault.archive.core.signatures import manifestation
+
+    assert "Signed" in text and manifestation(signature) in text
+    files = embedded_files(path.read_bytes())
+    assert hashlib.sha256(files["certificate.json"]).hexdigest() == signature["target"]["sha256"]
+    assert ok(run(vault, "custody", "verify-certificate", str(path))).stdout.startswith("ok: ")
+    assert "signed certificate L-0042" in ok(run(vault, "custody", "show", "L-0042")).stdout
+    verified(vault)
+
+
+def test_an_automatic_certificate_whose_signature_is_refused_refuses_the_event(
+    custody: Team, tmp_path: Path
+) -> None:
+    vault = custody.vault
+    for step, at, extra in STEPS[:4]:
+        ok(log_step(custody, "sam", step, at, *extra, key=False))
+    before = commits(vault)
+    wrong, _pub = make_key(tmp_path / "other", "mallory")
+    result = log_step(custody, "sam", *STEPS[4][:2], *STEPS[4][2], "--key", str(wrong), key=False)
+    assert result.exit_code == 1 and "not sam's registered key" in result.stderr
+    assert commits(vault) == before + 1  # the failed attempt, nothing else
+    shown = json_of(ok(run(vault, "custody", "show", "L-0042", "--json")))
+    assert isinstance(shown, dict) and len(shown["events"]) == 4
+    assert json_of(ok(run(vault, "ls", "--type", "coc-certificate", "--json"))) == []
+
+
+def test_a_certificate_on_demand_is_signed_by_custody_and_shown_in_the_pdf(
+    custody: Team, tmp_path: Path
+) -> None:
+    vault = custody.vault
+    for step, at, extra in STEPS[:3]:
+        ok(log_step(custody, "sam", step, at, *extra, key=False))
+    # QA may not issue it: the command is custody's.
+    refused = custody.run("quinn", "custody", "certificate", "L-0042", key=True)
+    assert refused.exit_code == 1 and "needs the role custody" in refused.stderr
+    before = commits(vault)
+    issued = json_of(ok(custody.run("sam", "custody", "certificate", "L-0042", "--json",
+                                    key=True)))  # fmt: skip
+    assert isinstance(issued, dict) and commits(vault) == before + 1
+    assert (issued["through"], issued["record_version"]) == ("cryopreservation", 1)
+    [signature] = issued["signatures"]
+    assert signature["target"]["version"] == 1 and signature["signer"] == "sam"
+    path = certificate_pdf(vault, tmp_path)
+    text = " ".join(text_of(path).split())
+    from atmpvault.archive.core.signatures import manifestation
+
+    assert f"Electronically signed: {manifestation(signature)}" in text
+    assert "Sam Okafor (sam)" in text and "responsibility" in text
+    # A re-issue: the record's next version, signed again; the first stays valid.
+    again = json_of(ok(custody.run("sam", "custody", "certificate", "L-0042", "--json",
+                                   key=True)))  # fmt: skip
+    assert isinstance(again, dict) and again["record_version"] == 2
+    assert again["signatures"][0]["target"]["version"] == 2
+    shown = json_of(ok(run(vault, "custody", "show", "L-0042", "--json")))
+    assert isinstance(shown, dict)
+    assert [s["target"]["version"] for s in shown["signatures"]] == [1, 2]
+    first = certificate_pdf(vault, tmp_path, version=1)
+    assert ok(run(vault, "custody", "verify-certificate", str(first))).stdout.startswith("ok: ")
     verified(vault)

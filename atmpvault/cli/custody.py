@@ -16,6 +16,8 @@ from atmpvault.cli.base import (
     undelivered,
     user_option,
 )
+from atmpvault.cli.signed import echo_signatures, signature_json
+from atmpvault.cli.users import key_option
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
@@ -48,27 +50,35 @@ def custody() -> None:
 @click.option("--seal", type=click.Choice(["intact", "broken"]), help="The seal's state.")
 @click.option("--note", help="A note.")
 @click.option("--corrects", metavar="EVENT", help="The event this one corrects (LOT/NNNN).")
+@key_option
 @user_option
 @json_option
 @pass_vault
 def custody_log(
     vault: Vault, lot: str, step: str, by: str, site: str, at: str | None, coi: str | None,
     din: str | None, temps: tuple[float, ...], logger: Path | None, shipper: str | None,
-    seal: str | None, note: str | None, corrects: str | None, user: str | None, as_json: bool,
+    seal: str | None, note: str | None, corrects: str | None, key_file: Path | None,
+    user: str | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Log one custody event; a failed check is a chain break, escalated at once.
+
+    After a step that issues a certificate (receipt-at-manufacturing, administration),
+    a vault with users has you sign it (responsibility): --key, else ssh-agent.
 
     \b
         atmpvault custody log L-0042 --step shipment-to-manufacturing --by "J. Courier" \\
             --site APH-01 --shipper CRYO-22 --seal intact --logger shipper-22.csv
+        atmpvault custody log L-0042 --step administration --by "R. Nurse" --site INF-02 \\
+            --key ~/.ssh/id_ed25519
     """
     from atmpvault.archive.core import values
     from atmpvault.archive.custody.service import Custody
 
     moment = values.when(at, vault.config.zone, start_of_day=True) if at else None
     logged = Custody(vault).log(
-        lot, step, by, site, moment, coi, din, temps, logger, shipper, seal, note, corrects
-    )
+        lot, step, by, site, moment, coi, din, temps, logger, shipper, seal, note, corrects,
+        key_file=key_file,
+    )  # fmt: skip
     if as_json:
         emit_json({**logged.event, "break_records": logged.breaks, "problems": logged.problems})
     else:
@@ -79,6 +89,7 @@ def custody_log(
     if logged.certificate is not None and not as_json:
         c = logged.certificate
         click.echo(f"certificate {c.id} v{c.version} issued through {logged.event['step']}")
+        echo_signatures(logged.signatures)
     for warning in logged.warnings:
         click.echo(f"atmpvault: warning: {warning}", err=True)
     undelivered(logged.problems)
@@ -87,28 +98,34 @@ def custody_log(
 @custody.command("certificate")
 @click.argument("lot", metavar="LOT")
 @click.option("--through", metavar="STEP", help="Certify the events through this step.")
+@key_option
 @user_option
 @json_option
 @pass_vault
-def custody_certificate(vault: Vault, lot: str, through: str | None, user: str | None,
-                        as_json: bool) -> None:  # fmt: skip
+def custody_certificate(vault: Vault, lot: str, through: str | None, key_file: Path | None,
+                        user: str | None, as_json: bool) -> None:  # fmt: skip
     """Issue a lot's chain-of-custody certificate (PDF/A-3b), archived with the lot.
 
     Refused while the lot has an unresolved chain break. A re-issue is the certificate
-    document's next version.
+    document's next version. In a vault with users you sign the certificate's record
+    (responsibility) with --key, else your key in ssh-agent; the PDF shows the signature.
 
     \b
         atmpvault custody certificate L-0042 --through receipt-at-manufacturing
+        atmpvault custody certificate L-0042 --key ~/.ssh/id_ed25519
     """
     from atmpvault.archive.custody.certificates import certify
 
-    issued = certify(vault, lot, through)
+    issued = certify(vault, lot, through, key_file=key_file)
     if as_json:
-        emit_json({**issued.record, "document": issued.document.to_json()})
+        emit_json({**issued.record, "document": issued.document.to_json(),
+                   "record_version": issued.version,
+                   "signatures": [signature_json(b) for b in issued.signatures]})  # fmt: skip
         return
     d = issued.document
     click.echo(f"{d.id} v{d.version}  lot {issued.record['lot']} through "
                f"{issued.record['through']}  sha256 {issued.record['custody_log_sha256'][:16]}")  # fmt: skip
+    echo_signatures(issued.signatures)
 
 
 @custody.command("verify-certificate")
@@ -141,7 +158,8 @@ def custody_verify_certificate(vault: Vault, path: Path, as_json: bool) -> None:
 @json_option
 @pass_vault
 def custody_show(vault: Vault, lot: str, as_json: bool) -> None:
-    """A lot's chain: every event with each check's result, and its breaks.
+    """A lot's chain: every event with each check's result, its breaks, and the signatures
+    of its custody records (the certificates' custody signatures among them).
 
     \b
         atmpvault custody show L-0042
@@ -152,8 +170,10 @@ def custody_show(vault: Vault, lot: str, as_json: bool) -> None:
     found = Lots(vault).get(lot)
     records = Custody(vault)
     events, breaks = records.events(found.id), records.breaks(found.id)
+    signed = records.signatures(found.id)
     if as_json:
-        emit_json({"lot": found.to_json(), "events": events, "breaks": breaks})
+        emit_json({"lot": found.to_json(), "events": events, "breaks": breaks,
+                   "signatures": [signature_json(b) for b in signed]})  # fmt: skip
         return
     click.echo(f"{found.id}  {found.status}  {found.program}  {found.coi or '-'}")
     for e in events:
@@ -165,6 +185,9 @@ def custody_show(vault: Vault, lot: str, as_json: bool) -> None:
     for b in breaks:
         state = "open" if b["status"] == "open" else f"resolved by {b['resolution']['by']}"
         click.echo(f"{b['id']}  {b['check']}  {state}  {b['detail']}")
+    for body in signed:
+        target = body["target"]
+        echo_signatures([body], f"signed {target['kind'].removeprefix('custody-')} {target['id']}")
 
 
 @custody.command("status")

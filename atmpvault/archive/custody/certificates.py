@@ -7,6 +7,12 @@ certifies, in sequence order, as canonical JSON Lines: each record's fields as s
 whitespace (separators "," and ":"), one per line, each line ending in a newline. Anyone can recompute its SHA-256 from the embedded file or from the
 archive. `commit` is the repository tip the certificate was computed from (a certificate
 issued automatically with an event includes that event, written in the same commit).
+
+What a certificate renders is the lot's certificate record (records.py), whose next
+version each issue writes. In a vault with users the custody coordinator signs that
+version (responsibility) before the PDF is rendered, so the PDF shows the signature's
+manifestation; the PDF itself is not what is signed: it embeds the signed record's
+bytes (certificate.json), whose SHA-256 the signature names.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
 from atmpvault.archive.custody.checks import current_din, effective
-from atmpvault.archive.custody.records import OPEN
+from atmpvault.archive.custody.records import CERTIFICATE_KIND, OPEN
 from atmpvault.errors import IntegrityError, InvalidInput, NotFound, VaultError
 
 if TYPE_CHECKING:
@@ -32,6 +38,11 @@ DOC_TYPE = "coc-certificate"
 ROLE = "coc-certificate"
 LOG_NAME = "custody-log.jsonl"
 RECORD_NAME = "certificate.json"
+GATE = "custody certificate"
+
+
+class NoCertificate(VaultError):
+    """The lot cannot be certified as it stands (an open chain break, no events)."""
 
 
 def log_lines(events: list[dict[str, Any]]) -> bytes:
@@ -48,7 +59,7 @@ def through_events(events: list[dict[str, Any]], through: str | None) -> list[di
         return events
     last = max((i for i, e in enumerate(events) if e["step"] == through), default=None)
     if last is None:
-        raise VaultError(f"the lot has no {through} event to certify through")
+        raise NoCertificate(f"the lot has no {through} event to certify through")
     return events[: last + 1]
 
 
@@ -56,16 +67,20 @@ def through_events(events: list[dict[str, Any]], through: str | None) -> list[di
 class Issued:
     document: DocumentVersion
     record: dict[str, Any]
+    version: int = 1  # of the lot's certificate record
+    signatures: tuple[dict[str, Any], ...] = ()
 
 
 def issue(
     vault: Vault, unit: UnitOfWork, lot: Lot, events: list[dict[str, Any]],
-    through: str | None, commit: str | None,
+    through: str | None, commit: str | None, key_file: Path | None = None,
 ) -> Issued:  # fmt: skip
-    """Render the certificate for `events` (the lot's, in order) through a step and put it
-    into `unit`: a new coc-certificate document of the lot, or its next version."""
+    """Put into `unit` the lot's certificate record through a step, its signature (a vault
+    with users) and the certificate rendered from both: a new coc-certificate document of
+    the lot, or its next version. NoCertificate: the lot cannot be certified now."""
     from atmpvault.archive.core.pdf import Attachment, html_pdf
     from atmpvault.archive.core.render import render
+    from atmpvault.archive.core.signatures import Signatures, manifestation
     from atmpvault.archive.custody.service import Custody
     from atmpvault.archive.documents.tables import Filters
     from atmpvault.archive.documents.versions import Documents
@@ -75,10 +90,10 @@ def issue(
         named = ", ".join(
             f"{b['id'].rpartition('/')[2]} ({b['check']} at {b['step']})" for b in open_breaks
         )
-        raise VaultError(f"lot {lot.id} has an unresolved chain break: {named}; no certificate")
+        raise NoCertificate(f"lot {lot.id} has an unresolved chain break: {named}; no certificate")
     included = through_events(events, through)
     if not included:
-        raise VaultError(f"lot {lot.id} has no custody events to certify")
+        raise NoCertificate(f"lot {lot.id} has no custody events to certify")
     lines = log_lines(included)
     digest = hashlib.sha256(lines).hexdigest()
     chain = effective(included)
@@ -90,10 +105,14 @@ def issue(
         "custody_log_sha256": digest, "commit": commit, "issued_at": values.iso(unit.when),
         "issued_by": unit.actor,
     }  # fmt: skip
+    version = unit.put(CERTIFICATE_KIND, lot.id, record, f"{CERTIFICATE_KIND.root}/{lot.id}.json")
+    signed = Signatures(vault).gate(unit, GATE, CERTIFICATE_KIND.name, lot.id, key_file)
+    signatures = (signed,) if signed else ()
     html = render(
         "custody/coc-certificate.html.j2",
-        {"r": record, "lot": lot, "events": included, "chain": chain},
-    )
+        {"r": record, "lot": lot, "events": included, "chain": chain, "version": version,
+         "signed": [{**b, "manifestation": manifestation(b)} for b in signatures]},
+    )  # fmt: skip
     pdf = html_pdf(
         html,
         title=f"Chain-of-custody certificate, lot {lot.id}",
@@ -111,9 +130,9 @@ def issue(
             ),
             Attachment(
                 RECORD_NAME,
-                json.dumps(record, sort_keys=True, indent=1).encode(),
+                unit.records[(CERTIFICATE_KIND.name, lot.id)].raw,
                 "application/json",
-                "This certificate's record",
+                f"This certificate's record, version {version} as archived (what is signed)",
             ),
         ],  # fmt: skip
     )
@@ -124,20 +143,26 @@ def issue(
     ]  # fmt: skip
     name = f"coc-certificate-{lot.id}.pdf"
     if earlier:
-        version = documents.stage_revision(
+        document = documents.stage_revision(
             unit, earlier[0].id, pdf, name, f"re-issued through {step}"
         )
     else:
-        version = documents.stage_new(
+        document = documents.stage_new(
             unit, pdf, name, lot.program, DOC_TYPE,
             title=f"Chain-of-custody certificate, lot {lot.id}", lot=lot.id,
             meta={"role": ROLE},
         )  # fmt: skip
-    unit.trailers["Certificate"] = f"{version.id} v{version.version}"
-    return Issued(version, record)
+    unit.trailers["Certificate"] = f"{document.id} v{document.version}"
+    return Issued(document, record, version, signatures)
 
 
-def certify(vault: Vault, lot: str, through: str | None = None, actor: str | None = None) -> Issued:
+def certify(
+    vault: Vault,
+    lot: str,
+    through: str | None = None,
+    actor: str | None = None,
+    key_file: Path | None = None,
+) -> Issued:
     """Issue (or re-issue) a lot's certificate on demand: one commit."""
     from atmpvault.archive.custody.service import Custody
     from atmpvault.archive.lots.service import Lots
@@ -149,7 +174,9 @@ def certify(vault: Vault, lot: str, through: str | None = None, actor: str | Non
         )
     with vault.unit("custody-certificate", "", actor=actor) as unit:
         found = Lots(vault).get(lot)
-        issued = issue(vault, unit, found, custody.events(found.id), through, vault.store.head())
+        issued = issue(
+            vault, unit, found, custody.events(found.id), through, vault.store.head(), key_file
+        )
         unit.subject = (
             f"CoC certificate {issued.document.id} v{issued.document.version} for lot "
             f"{found.id} through {issued.record['through']}"

@@ -1,8 +1,12 @@
-"""The custody workflow's records: custody events (appended, never edited) and chain breaks.
+"""The custody workflow's records: custody events (appended, never edited), chain breaks
+and the record each CoC certificate renders.
 
 A lot's events are filed under it, numbered in the order they were logged:
 custody/events/L-0042/0003.json; its breaks likewise: custody/breaks/L-0042/BRK-001.json.
 A correction is a new event naming the one it corrects (`corrects`); the original stays.
+A lot's certificate record (custody/certificates/L-0042.json) gets a version per issue:
+it is what the custody signature binds (through the custody log's SHA-256 it holds) and
+what the certificate PDF embeds, byte for byte.
 """
 
 from __future__ import annotations
@@ -94,4 +98,36 @@ BREAK_KIND = RecordKind(
     distinctive=False,
 )
 
-KINDS = (EVENT_KIND, BREAK_KIND)
+
+def _certificate_columns(body: Mapping[str, Any]) -> Columns:
+    return Columns(
+        program=body.get("program"), lot=body.get("lot"), status=body.get("through"),
+        ref=body.get("custody_log_sha256"),
+    )  # fmt: skip
+
+
+CERTIFICATE_KIND = RecordKind(
+    name="custody-certificate",
+    root="custody/certificates",
+    id_pattern=_LOT,
+    sharded=False,
+    fields=frozenset(
+        {
+            "lot",
+            "program",
+            "coi",
+            "dins",
+            "din",
+            "through",
+            "events",
+            "custody_log_sha256",
+            "commit",
+            "issued_at",
+            "issued_by",
+        }
+    ),  # fmt: skip
+    columns=_certificate_columns,
+    distinctive=False,
+)
+
+KINDS = (EVENT_KIND, BREAK_KIND, CERTIFICATE_KIND)

@@ -2,9 +2,10 @@
 record and escalate chain breaks, resolve them, tell the clinical team.
 
 `log` is one commit: the event, any temperature logger file (a document of the lot), a
-chain break per failed check with its escalation notice, and the lot's new status when
-the step means one (shipped, administered). Events are never edited; a correction is a
-new event naming the one it corrects.
+chain break per failed check with its escalation notice, the lot's new status when
+the step means one (shipped, administered), and the certificate (with its custody
+signature, in a vault with users) after a step flagged `certificate`. Events are never
+edited; a correction is a new event naming the one it corrects.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import access, values
 from atmpvault.archive.custody.checks import Check, check, effective
-from atmpvault.archive.custody.records import BREAK_KIND, EVENT_KIND, OPEN, RESOLVED
+from atmpvault.archive.custody.records import BREAK_KIND, EVENT_KIND, KINDS, OPEN, RESOLVED
 from atmpvault.archive.custody.settings import (
     QA_RELEASE,
     RELABEL,
@@ -49,6 +50,7 @@ class Logged:
     problems: list[str] = field(default_factory=list)  # escalations not delivered
     warnings: list[str] = field(default_factory=list)  # e.g. no certificate: a break
     certificate: Any = None  # the certificate document issued with the event, if any
+    signatures: tuple[dict[str, Any], ...] = ()  # the certificate's, made with it
 
 
 def event_site(value: str) -> str:
@@ -78,6 +80,16 @@ class Custody:
         found = self.vault.catalog.lot_records(lot, BREAK_KIND.name)
         return sorted((r.body for r in found), key=lambda b: b["id"])
 
+    def signatures(self, lot: str) -> list[dict[str, Any]]:
+        """The signatures of the lot's custody records (its certificate's versions, and any
+        event or break signed with `atmpvault sign`), oldest first."""
+        from atmpvault.archive.core.signatures import SIGNATURE_KIND
+
+        ours = {k.name for k in KINDS}
+        found = self.vault.catalog.lot_records(lot, SIGNATURE_KIND.name)
+        bodies = [r.body for r in found if r.body["target"]["kind"] in ours]
+        return sorted(bodies, key=lambda b: (b["signed_at"], b["id"]))
+
     def open_breaks(self) -> list[dict[str, Any]]:
         from atmpvault.archive.core.tables import records
 
@@ -102,8 +114,10 @@ class Custody:
         note: str | None = None,
         corrects: str | None = None,
         actor: str | None = None,
+        key_file: Path | None = None,
     ) -> Logged:
-        """Append one custody event (see the module's docstring)."""
+        """Append one custody event (see the module's docstring); `key_file` signs the
+        certificate a flagged step issues (else the key in ssh-agent)."""
         from atmpvault.archive.custody.din import din as checked_din
         from atmpvault.archive.lots.service import Lots
         from atmpvault.archive.lots.service import coi as checked_coi
@@ -161,7 +175,7 @@ class Custody:
                     meta={"custody_event": event_id, "role": "temperature-log"},
                 )  # fmt: skip
                 body["logger"] = {"doc": doc.id, "version": doc.version, "summary": summary}
-            logged = self._append(unit, current, events, body)
+            logged = self._append(unit, current, events, body, key_file)
             if body["logger"] is not None:
                 unit.subject = f"{unit.subject}, with temperature log {body['logger']['doc']}"
         return logged
@@ -177,9 +191,16 @@ class Custody:
         return dict(summarise(readings, low, high).to_json())
 
     def _append(
-        self, unit: UnitOfWork, lot: Lot, events: list[dict[str, Any]], body: dict[str, Any]
-    ) -> Logged:
-        """Number, check and write one event, its breaks and escalations, and the lot's move."""
+        self, unit: UnitOfWork, lot: Lot, events: list[dict[str, Any]], body: dict[str, Any],
+        key_file: Path | None = None,
+    ) -> Logged:  # fmt: skip
+        """Number, check and write one event, its breaks and escalations, the lot's move
+        and the certificate of a flagged step.
+
+        A lot that cannot be certified yet is a warning: the event is still logged. A
+        certificate whose signature is refused refuses the event with it (nothing is
+        written unsigned), so the user logs it again with a valid key.
+        """
         seq = len(events) + 1
         corrected = body.get("corrects")
         chain = effective(events)
@@ -199,18 +220,15 @@ class Custody:
         if step is not None and step.certificate and logged.breaks:
             logged.warnings.append(f"no certificate after {event['step']}: it broke the chain")
         elif step is not None and step.certificate:
-            from atmpvault.archive.custody.certificates import issue
+            from atmpvault.archive.custody.certificates import NoCertificate, issue
 
             try:
-                logged.certificate = issue(
-                    self.vault,
-                    unit,
-                    lot,
-                    [*events, event],
-                    event["step"],
-                    self.vault.store.head(),
-                ).document
-            except VaultError as exc:
+                issued = issue(
+                    self.vault, unit, lot, [*events, event], event["step"],
+                    self.vault.store.head(), key_file,
+                )  # fmt: skip
+                logged.certificate, logged.signatures = issued.document, issued.signatures
+            except NoCertificate as exc:
                 logged.warnings.append(f"no certificate after {event['step']}: {exc}")
         move = MOVES.get(event["step"])
         if move is not None and lot.status in move[0]:
