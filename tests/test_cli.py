@@ -29,8 +29,18 @@ SHOW_KEYS = {
     "reason",
     "commit",
     "meta",
+    "signatures",  # the version's electronic signatures ([] when none)
 }
-HISTORY_KEYS = {"version", "recorded_at", "user", "reason", "sha256", "size", "commit"}
+HISTORY_KEYS = {
+    "version",
+    "recorded_at",
+    "user",
+    "reason",
+    "sha256",
+    "size",
+    "commit",
+    "signatures",
+}
 LOG_KEYS = {"commit", "time", "user", "action", "reason", "doc"}
 
 

@@ -258,3 +258,36 @@ def test_a_certificate_on_demand_is_signed_by_custody_and_shown_in_the_pdf(
     first = certificate_pdf(vault, tmp_path, version=1)
     assert ok(run(vault, "custody", "verify-certificate", str(first))).stdout.startswith("ok: ")
     verified(vault)
+
+
+# -- documents -------------------------------------------------------------------------------
+
+
+def test_a_signed_document_version_shows_its_signature_in_show_and_history(
+    regulatory: Team, tmp_path: Path
+) -> None:
+    vault = regulatory.vault
+    doc = "DOC-000001"
+    revised = tmp_path / "protocol-v2.pdf"
+    revised.write_bytes(make_pdf([["Clinical protocol CART-19-001", "version 2"]], title="P"))
+    ok(regulatory.run("rita", "add", str(revised), "--id", doc, "--reason", "amendment 1"))
+    signed = json_of(ok(regulatory.run("sam", "sign", f"{doc}@2", "--meaning", "review",
+                                       "--json", key=True)))  # fmt: skip
+    assert isinstance(signed, dict)
+    from atmpvault.archive.core.signatures import manifestation
+
+    line = manifestation(signed)
+    assert line.startswith("Sam (sam), ") and line.endswith(" UTC, review")
+    text = ok(run(vault, "show", doc)).stdout
+    assert f"signed       {line}" in text
+    assert line not in ok(run(vault, "show", doc, "--version", "1")).stdout
+    shown = json_of(ok(run(vault, "show", doc, "--json")))
+    assert isinstance(shown, dict)
+    assert [(s["id"], s["meaning"], s["target"]["version"]) for s in shown["signatures"]] == [
+        (signed["id"], "review", 2)
+    ]
+    history = json_of(ok(run(vault, "history", doc, "--json")))
+    assert isinstance(history, list)
+    assert [[s["signer"] for s in v["signatures"]] for v in history] == [[], ["sam"]]
+    assert f"v2 signed  {line}" in ok(run(vault, "history", doc)).stdout
+    verified(vault)

@@ -20,6 +20,7 @@ from atmpvault.cli.base import (
     user_option,
     when_option,
 )
+from atmpvault.cli.signed import echo_signatures, manifestation_line, signature_json
 from atmpvault.errors import VaultError
 
 if TYPE_CHECKING:
@@ -111,7 +112,7 @@ def add(
 @json_option
 @pass_vault
 def show(vault: Vault, doc_id: str, number: int | None, as_of: str | None, as_json: bool) -> None:
-    """Show one version's record (the latest by default).
+    """Show one version's record (the latest by default) and its signatures.
 
     \b
         atmpvault show DOC-000007 --as-of 2026-03-31
@@ -122,15 +123,23 @@ def show(vault: Vault, doc_id: str, number: int | None, as_of: str | None, as_js
         raise InvalidInput("use --version or --as-of, not both")
     from atmpvault.archive.regulatory.submissions.service import Packages
 
-    found = _documents(vault).show(doc_id, number, when_option(vault, as_of))
+    moment = when_option(vault, as_of)
+    found = _documents(vault).show(doc_id, number, moment)
     data = found.to_json()
     data["sequences"] = [
         s.to_json() for s in Packages(vault).submissions_of(found.id, found.version)
     ]
+    # As of a moment: the version as it stood then, with the signatures it had then.
+    signed = [
+        b for b in _signatures(vault, found.id, found.version)
+        if moment is None or b["signed_at"] <= moment
+    ]  # fmt: skip
+    data["signatures"] = [signature_json(b) for b in signed]
     if as_json:
         emit_json(data)
         return
     show_version(data)
+    echo_signatures(signed, "signed", width=12)
     for key in ("source_path", "duplicate_of"):
         if data.get(key):
             click.echo(f"{key:12} {data[key]}")
@@ -233,7 +242,8 @@ def history(vault: Vault, doc_id: str, as_json: bool) -> None:
     """Every version of a document, oldest first, with who, when, why and what changed.
 
     CHANGES names each metadata field a version changed (title, lot, meta ...) as
-    old -> new; the content's change shows in SHA256.
+    old -> new; the content's change shows in SHA256. Each version's signatures follow:
+    printed name (login), date and time UTC, meaning.
 
     \b
         atmpvault history DOC-000007
@@ -244,6 +254,7 @@ def history(vault: Vault, doc_id: str, as_json: bool) -> None:
 
     rows = _documents(vault).history(doc_id)
     bodies = [r.to_json() for r in rows]
+    signed = _signatures(vault, rows[0].id) if rows else []
     # Version 1 changes nothing; each later one against the version before it.
     changes: list[list[FieldChange]] = [[]]
     changes += [field_changes(old, new, HISTORY_FIELDS) for old, new in pairwise(bodies)]
@@ -261,7 +272,13 @@ def history(vault: Vault, doc_id: str, as_json: bool) -> None:
         )
         emit_json(
             [
-                {**{k: b[k] for k in keys}, "changes": [c.to_json() for c in found]}
+                {
+                    **{k: b[k] for k in keys},
+                    "changes": [c.to_json() for c in found],
+                    "signatures": [
+                        signature_json(s) for s in signed if s["target"]["version"] == b["version"]
+                    ],
+                }
                 for b, found in zip(bodies, changes, strict=True)
             ]
         )
@@ -274,6 +291,16 @@ def history(vault: Vault, doc_id: str, as_json: bool) -> None:
         ],
         ["V", "RECORDED (UTC)", "USER", "ACTION", "REASON", "SHA256", "CHANGES"],
     )
+    for body in signed:
+        click.echo(f"v{body['target']['version']} signed  {manifestation_line(body)}")
+
+
+def _signatures(vault: Vault, doc_id: str, version: int | None = None) -> list[dict[str, Any]]:
+    """The signatures of a document's versions (one, or all), oldest first."""
+    from atmpvault.archive.core.signatures import Signatures
+    from atmpvault.archive.documents.records import KIND
+
+    return Signatures(vault).of(KIND.name, doc_id, version)
 
 
 # The metadata a new version may change, as `history` shows it (content: its SHA-256).

@@ -26,7 +26,9 @@ def manifestation_line(body: Mapping[str, Any]) -> str:
     return f"{manifestation(body)}  (v{body['target']['version']}, {body['id']}){comment}"
 
 
-def echo_signatures(bodies: Iterable[Mapping[str, Any]], label: str = "signed") -> None:
-    """One 'signed' line per signature, aligned with a record's other fields."""
+def echo_signatures(
+    bodies: Iterable[Mapping[str, Any]], label: str = "signed", width: int = 14
+) -> None:
+    """One 'signed' line per signature, aligned with the record's other fields."""
     for body in bodies:
-        click.echo(f"{label:14} {manifestation_line(body)}")
+        click.echo(f"{label:{width}} {manifestation_line(body)}")
