@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from click.testing import Result
 
 from atmpvault.archive.core.pdf import make_pdf
 from tests.conftest import run
-from tests.signing import ME, Team, json_of, make_key, team
+from tests.signing import ME, Team, act_as, json_of, make_key, team
 
 IND = "IND-012345"
 COI = "COI-7F3K-22"
@@ -290,4 +291,76 @@ def test_a_signed_document_version_shows_its_signature_in_show_and_history(
     assert isinstance(history, list)
     assert [[s["signer"] for s in v["signatures"]] for v in history] == [[], ["sam"]]
     assert f"v2 signed  {line}" in ok(run(vault, "history", doc)).stdout
+    verified(vault)
+
+
+# -- a passphrase-protected key in a real ssh-agent ------------------------------------------
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A real ssh-agent on a socket of its own: (socket, folder); killed at the end."""
+    import os
+    import re
+    import signal
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="agent-"))  # short: a socket path has a limit
+    sock = folder / "agent.sock"
+    started = subprocess.run(["ssh-agent", "-s", "-a", str(sock)], capture_output=True,
+                             check=True, text=True).stdout  # fmt: skip
+    match = re.search(r"SSH_AGENT_PID=(\d+)", started)
+    assert match, started
+    try:
+        yield str(sock), folder
+    finally:
+        os.kill(int(match[1]), signal.SIGTERM)
+        sock.unlink(missing_ok=True)
+        for left in folder.iterdir():
+            left.unlink()
+        folder.rmdir()
+
+
+def load_key(sock: str, folder: Path, key: Path, passphrase: str) -> None:
+    """ssh-add the key, its passphrase given by an askpass program (as a desktop would)."""
+    import os
+
+    askpass = folder / "askpass.sh"
+    askpass.write_text(f"#!/bin/sh\necho '{passphrase}'\n", encoding="ascii")
+    askpass.chmod(0o700)
+    env = {**os.environ, "SSH_AUTH_SOCK": sock, "SSH_ASKPASS": str(askpass),
+           "SSH_ASKPASS_REQUIRE": "force", "DISPLAY": os.environ.get("DISPLAY", ":0")}  # fmt: skip
+    subprocess.run(["ssh-add", str(key)], env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                   check=True)  # fmt: skip
+    listed = subprocess.run(["ssh-add", "-l"], env={**env, "SSH_ASKPASS": ""}, capture_output=True,
+                            text=True, check=True).stdout  # fmt: skip
+    assert "pat" in listed, listed
+
+
+def test_finalise_signed_with_a_passphrase_protected_key_held_by_ssh_agent(
+    regulatory: Team, tmp_path: Path, agent: tuple[str, Path]
+) -> None:
+    sock, folder = agent
+    vault = regulatory.vault
+    private, public = make_key(tmp_path / "pat", "pat", passphrase="correct horse battery")
+    act_as(regulatory.monkeypatch, ME)
+    ok(run(vault, "users", "add", "pat", "--name", "Pat Lindqvist", "--email", "pat@example.com",
+           "--role", "regulatory", "--public-key", str(public), "--reason", "joins RA"))  # fmt: skip
+    act_as(regulatory.monkeypatch, "pat")
+    # An agent that does not hold pat's key makes no signature (the attempt is recorded).
+    regulatory.monkeypatch.setenv("SSH_AUTH_SOCK", sock)
+    refused = run(vault, *FINALISE)
+    assert refused.exit_code == 1 and "signature was not made" in refused.stderr
+    load_key(sock, folder, private, "correct horse battery")
+    before = commits(vault)
+    final = json_of(ok(run(vault, *FINALISE, "--json", env={"SSH_AUTH_SOCK": sock})))
+    assert isinstance(final, dict) and commits(vault) == before + 1
+    [signature] = final["signatures"]
+    assert (signature["signer"], signature["name"], signature["meaning"]) == (
+        "pat", "Pat Lindqvist", "approval",
+    )  # fmt: skip
+    users = json_of(ok(run(vault, "users", "ls", "--json")))
+    assert isinstance(users, list)
+    pat = next(u for u in users if u["login"] == "pat")
+    assert signature["key"] == pat["key"] and pat["failed_signatures"] == 0
     verified(vault)
