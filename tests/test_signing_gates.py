@@ -256,6 +256,8 @@ def test_a_certificate_on_demand_is_signed_by_custody_and_shown_in_the_pdf(
     shown = json_of(ok(run(vault, "custody", "show", "L-0042", "--json")))
     assert isinstance(shown, dict)
     assert [s["target"]["version"] for s in shown["signatures"]] == [1, 2]
+    listed = json_of(ok(run(vault, "signatures", "custody-certificate:L-0042@1", "--json")))
+    assert isinstance(listed, list) and [s["id"] for s in listed] == [signature["id"]]
     first = certificate_pdf(vault, tmp_path, version=1)
     assert ok(run(vault, "custody", "verify-certificate", str(first))).stdout.startswith("ok: ")
     verified(vault)
