@@ -293,12 +293,11 @@ def show_deviation(vault: Vault, dev: str) -> None:
 
 def _signatures_by_version(vault: Vault, dev: str) -> dict[int, list[dict[str, Any]]]:
     """The deviation's signatures, each with its manifestation, by the version signed."""
-    from atmpvault.archive.core.signatures import Signatures
-    from atmpvault.archive.lots.service import signature_json
+    from atmpvault.archive.core.signatures import Signatures, shown
 
     found: dict[int, list[dict[str, Any]]] = {}
     for body in Signatures(vault).of("deviation", dev):
-        found.setdefault(int(body["target"]["version"]), []).append(signature_json(body))
+        found.setdefault(int(body["target"]["version"]), []).append(shown(body))
     return found
 
 

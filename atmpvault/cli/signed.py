@@ -8,13 +8,13 @@ from typing import Any
 
 import click
 
-# The keys of a signature in every command's JSON (as `atmpvault signatures --json`).
-KEYS = ("id", "signer", "name", "meaning", "signed_at", "target", "comment", "key", "gate")
-
 
 def signature_json(body: Mapping[str, Any]) -> dict[str, Any]:
-    """One signature as JSON: who, what it means, when, and the version it binds."""
-    return {k: body.get(k) for k in KEYS}
+    """One signature as JSON: who, what it means, when, the version it binds, and the
+    manifestation (the same in every command)."""
+    from atmpvault.archive.core.signatures import shown
+
+    return shown(body)
 
 
 def manifestation_line(body: Mapping[str, Any]) -> str:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from atmpvault.cli.base import emit_json, json_option, moment_for, pass_vault, table
+from atmpvault.cli.signed import signature_json
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
@@ -256,7 +257,7 @@ def sign(
 
     body = Signatures(vault).sign(target, meaning, key_file, comment)
     if as_json:
-        emit_json(_signature_json(body))
+        emit_json(signature_json(body))
         return
     click.echo(f"{body['id']}  {body['target']['id']} v{body['target']['version']}  "
                f"{manifestation(body)}")  # fmt: skip
@@ -285,18 +286,13 @@ def signatures(vault: Vault, target: str, as_json: bool) -> None:
         version = None
     listed = signing.of(kind, record_id, version)
     if as_json:
-        emit_json([_signature_json(b) for b in listed])
+        emit_json([signature_json(b) for b in listed])
         return
     rows = [
         [b["id"], f"v{b['target']['version']}", manifestation(b), b.get("comment") or ""]
         for b in listed
     ]
     table(rows, ["SIGNATURE", "VERSION", "SIGNED (NAME, UTC TIME, MEANING)", "COMMENT"])
-
-
-def _signature_json(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: body[k] for k in ("id", "signer", "name", "meaning", "signed_at", "target",
-                                 "comment", "key", "gate")}  # fmt: skip
 
 
 def register(cli: click.Group) -> None:

@@ -107,6 +107,15 @@ def manifestation(body: Mapping[str, Any]) -> str:
     return f"{body['name']} ({body['signer']}), {when} UTC, {body['meaning']}"
 
 
+SHOWN = ("id", "signer", "name", "meaning", "signed_at", "target", "comment", "key", "gate")
+
+
+def shown(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A signature as every view's JSON gives it: who, the meaning, when, the version it
+    binds, and the manifestation people read."""
+    return {**{k: body.get(k) for k in SHOWN}, "manifestation": manifestation(body)}
+
+
 def public_key_of(entry: Mapping[str, Any]) -> PublicKey:
     from atmpvault.archive.core.sshsig import PublicKey
 

@@ -331,7 +331,9 @@ class LotContents:
         from atmpvault.archive.core.signatures import SIGNATURE_KIND
 
         found = [r.body for r in self.records if r.kind == SIGNATURE_KIND.name]
-        return [signature_json(b) for b in sorted(found, key=lambda b: (b["signed_at"], b["id"]))]
+        from atmpvault.archive.core.signatures import shown
+
+        return [shown(b) for b in sorted(found, key=lambda b: (b["signed_at"], b["id"]))]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -370,16 +372,6 @@ class LotContents:
             ],  # fmt: skip
             "signatures": self.signatures,
         }
-
-
-def signature_json(body: dict[str, Any]) -> dict[str, Any]:
-    """A signature as the JSON of a view that shows it: who, meaning, when, what version,
-    and the manifestation people read."""
-    from atmpvault.archive.core.signatures import manifestation
-
-    shown = {k: body.get(k) for k in ("id", "signer", "name", "meaning", "signed_at", "target",
-                                      "comment", "gate")}  # fmt: skip
-    return {**shown, "manifestation": manifestation(body)}
 
 
 def contents(vault: Vault, lot: str, as_of: str | None = None) -> LotContents:
