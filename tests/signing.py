@@ -103,5 +103,14 @@ def team(
     return made
 
 
+def commits(vault: Path) -> int:
+    """How many commits the vault's branch holds (a refusal must not add one)."""
+    out = subprocess.run(
+        ["git", f"--git-dir={vault / 'repo.git'}", "rev-list", "--count", "main"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return int(out.stdout)
+
+
 def json_of(result: Result) -> object:
     return json.loads(result.stdout)

@@ -9,15 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CLI, cli_env, run
-from tests.signing import ME, act_as, make_key, team
-
-
-def commits(vault: Path) -> int:
-    out = subprocess.run(
-        ["git", f"--git-dir={vault / 'repo.git'}", "rev-list", "--count", "main"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return int(out.stdout)
+from tests.signing import ME, act_as, commits, make_key, team
 
 
 def add_doc(vault: Path, tmp_path: Path, name: str = "sop.txt") -> str:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Clock, run
-from tests.signing import ME, Team, make_key, team
-from tests.test_access import add_doc, commits
+from tests.signing import ME, Team, commits, make_key, team
+from tests.test_access import add_doc
 from tests.test_notices import SmtpServer, smtp_server  # noqa: F401  (fixture)
 
 

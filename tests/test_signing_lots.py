@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import zipfile
 from datetime import date, timedelta
 from pathlib import Path
@@ -16,7 +15,7 @@ from click.testing import Result
 
 from atmpvault.archive.core.pdf import pdf_text
 from tests.conftest import run
-from tests.signing import Team, team
+from tests.signing import Team, commits, team
 
 LOT = "L-0042"
 
@@ -34,14 +33,6 @@ def signers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Team:
 def ok(result: Result) -> str:
     assert result.exit_code == 0, result.stderr
     return result.stdout
-
-
-def commits(vault: Path) -> int:
-    out = subprocess.run(
-        ["git", f"--git-dir={vault / 'repo.git'}", "rev-list", "--count", "HEAD"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return int(out.stdout)
 
 
 def last_action(vault: Path) -> str:
