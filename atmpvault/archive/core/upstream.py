@@ -80,6 +80,9 @@ class Upstream:
         """Write `commits` on top of `parent` beside the branch, push them, then move the
         branch: the upstream has them before this vault reports them written."""
         vault, store = self.vault, self.vault.store
+        # A commit left pending by a lost race or a killed writer is not an ancestor of
+        # this one: fast-import would refuse to move the ref over it.
+        store.delete_ref(PENDING_REF)
         shas = store.commit_many(commits, parent, ref=PENDING_REF)
         tags = [name for new in commits for name, _text in new.tags]
         vault.fault("before-push")
