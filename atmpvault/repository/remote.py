@@ -24,6 +24,10 @@ _RACE = ("stale info", "non-fast-forward", "fetch first", "cannot lock ref")
 class UpstreamUnreachable(RepositoryError):
     """The upstream could not be reached or refused to talk; nothing was written."""
 
+    def __init__(self, message: str, said: str = "") -> None:
+        super().__init__(message)
+        self.said = said  # all git printed: a push's rejection is not among its last lines
+
 
 class UpstreamMoved(RepositoryError):
     """Another workstation pushed first: the write is built again on the new tip."""
@@ -66,9 +70,10 @@ def push(repo: Path, url: str, commit: str, expected: str | None, tags: list[str
     try:
         _remote(["push", "--quiet", "--atomic", "--porcelain", lease, url, *refs], repo)
     except UpstreamUnreachable as exc:
-        text = str(exc)
-        if any(word in text for word in _RACE):
-            raise UpstreamMoved(text) from None
+        lines = exc.said.splitlines() or [str(exc)]
+        raced = [line.strip() for line in lines if any(word in line for word in _RACE)]
+        if raced:
+            raise UpstreamMoved("; ".join(raced)) from None
         raise
 
 
@@ -85,7 +90,7 @@ def _remote(args: list[str], repo: Path) -> str:
     if result.returncode != 0:
         said = (result.stdout + result.stderr).decode("utf-8", "replace").strip()
         lines = [line for line in said.splitlines() if line.strip()]
-        raise UpstreamUnreachable("; ".join(lines[-3:]) or f"git {args[0]} failed")
+        raise UpstreamUnreachable("; ".join(lines[-3:]) or f"git {args[0]} failed", said)
     return result.stdout.decode("utf-8", "replace")
 
 
