@@ -61,11 +61,12 @@ class Upstream:
         if tip is None or tip == head:
             return 0
         if head is not None and not store.is_ancestor(head, tip):
-            if store.is_ancestor(tip, head):
+            if store.is_ancestor(tip, head):  # a write moves the branch only after its push
                 raise IntegrityError(
-                    f"this vault holds commits the upstream {self.url} lacks (up to "
-                    f"{head[:12]}): a write whose push was not confirmed; nothing was "
-                    "discarded; publish them again with 'atmpvault sync'"
+                    f"the upstream {self.url} was moved back (its tip {tip[:12]} lacks "
+                    f"{store.count(tip, head)} commit(s) of this vault, up to {head[:12]}); "
+                    "nothing local was discarded; restore the upstream from a "
+                    "workstation's copy"
                 )
             raise IntegrityError(
                 f"the upstream {self.url} no longer holds this vault's history (rewritten "
