@@ -316,8 +316,9 @@ class Vault:
         self, targets: list[Projection], head: str, progress: Progress | None = None
     ) -> None:
         """Replay into projections that all stand at the same commit."""
-        last = targets[0].last_commit()
-        assert all(t.last_commit() == last for t in targets)
+        lasts = [t.last_commit() for t in targets]  # once: a shared catalog moves under us
+        last = lasts[0]
+        assert all(other == last for other in lasts)
         if last == head:
             return
         if last is not None and not self.store.is_ancestor(last, head):
