@@ -6,7 +6,8 @@ whose upstream is a bare repository by path, then one served by `git daemon` on
 loopback (every write fetches, validates, pushes with a compare-and-swap, then moves
 the local branch). Throughput: two and four workstation vaults cloned from one upstream
 (served by `git daemon`) each add M documents at the same time; writes per second of
-wall time, lost races retried by the command itself.
+wall time, lost races retried by the command itself (an add whose every retry lost
+its race is refused, "another workstation wrote first", and counted).
 
     python bench/bench_team.py            # 30 adds per latency case, 20 per writer
     python bench/bench_team.py --quick    # 8 and 5
@@ -25,7 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common import CLI, cold_run
+from common import CLI
 
 NEW = ("--program", "CART-19", "--type", "batch-record")
 
@@ -34,14 +35,17 @@ def atmpvault(*args: str) -> None:
     env = {**os.environ, "ATMPVAULT_USER": "bench", "ATMPVAULT_NO_ACCESS_NOTE": "1"}
     result = subprocess.run([*CLI, *args], capture_output=True, env=env)
     if result.returncode != 0:
-        raise SystemExit(f"atmpvault {' '.join(args)} failed: {result.stderr.decode()[:300]}")
+        said = result.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise SystemExit(f"atmpvault {' '.join(args)} failed: {' '.join(said[-3:])}")
 
 
 def add(vault: Path, folder: Path, name: str) -> float:
     """Seconds for one cold `atmpvault add` of a new document."""
     source = folder / f"{name}.txt"
     source.write_text(f"executed batch record {name}\nviability 93%\n")
-    return cold_run(vault, "add", str(source), *NEW)[0]
+    start = time.perf_counter()
+    atmpvault("--vault", str(vault), "add", str(source), *NEW)
+    return time.perf_counter() - start
 
 
 class Daemon:
@@ -94,9 +98,9 @@ def latency(root: Path, daemon: Daemon, n: int) -> dict[str, list[float]]:
     return times
 
 
-def throughput(root: Path, daemon: Daemon, writers: int, m: int) -> tuple[float, int]:
-    """Writes per second of `writers` workstations adding M documents each at once, and
-    the commits the upstream then holds beyond its seed."""
+def throughput(root: Path, daemon: Daemon, writers: int, m: int) -> tuple[float, int, int]:
+    """Writes per second of `writers` workstations adding M documents each at once, the
+    writes the upstream then holds, and the adds refused after every retry lost a race."""
     name = f"team-{writers}"
     url = upstream(root, daemon, name)
     vaults = [root / f"{name}-ws{w}" for w in range(writers)]
@@ -105,20 +109,30 @@ def throughput(root: Path, daemon: Daemon, writers: int, m: int) -> tuple[float,
     folder = root / f"{name}-files"
     folder.mkdir()
 
-    def write(w: int) -> None:
+    def write(w: int) -> int:
+        """How many of this writer's adds were refused (every retry lost its race)."""
+        refused = 0
         for i in range(m):
-            add(vaults[w], folder, f"w{w}-{i}")
+            try:
+                add(vaults[w], folder, f"w{w}-{i}")
+            except SystemExit as exc:
+                if "another workstation wrote first" not in str(exc):
+                    raise
+                refused += 1
+        return refused
 
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=writers) as pool:
-        list(pool.map(write, range(writers)))
+        refused = sum(pool.map(write, range(writers)))
     elapsed = time.perf_counter() - start
     bare = root / "srv" / f"{name}.git"
-    count = subprocess.run(
+    count = int(subprocess.run(
         ["git", f"--git-dir={bare}", "rev-list", "--count", "main"],
         capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    return writers * m / elapsed, int(count) - 1
+    ).stdout) - 1  # fmt: skip
+    if count != writers * m - refused:
+        raise SystemExit(f"the upstream holds {count} writes, not {writers * m - refused}")
+    return count / elapsed, count, refused
 
 
 def main() -> int:
@@ -143,11 +157,11 @@ def main() -> int:
                 print(f"{label:28} {statistics.median(spent) * 1e3:8.0f} {p90 * 1e3:8.0f}")
             print(f"\nthroughput: workstations adding {m} documents each at once, one upstream")
             print("(git daemon on loopback)")
-            print(f"{'writers':>8} {'writes/s':>9} {'commits':>8}")
+            print(f"{'writers':>8} {'writes/s':>9} {'written':>8} {'refused':>8}")
             for writers in (1, 2, 4):
                 print(f"  {writers} writer(s), {m} adds each", file=sys.stderr, flush=True)
-                rate, count = throughput(root, daemon, writers, m)
-                print(f"{writers:8d} {rate:9.2f} {count:8d}")
+                rate, count, refused = throughput(root, daemon, writers, m)
+                print(f"{writers:8d} {rate:9.2f} {count:8d} {refused:8d}")
         finally:
             daemon.stop()
     print(f"\n{os.cpu_count()} CPUs; python {sys.version.split()[0]}")
