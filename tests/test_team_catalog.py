@@ -1,0 +1,57 @@
+"""A team's shared PostgreSQL catalog is never rebuilt under colleagues: a workstation of
+another release refuses it, plain `rebuild` is refused, `rebuild --shared` is deliberate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import PG_URL, postgres_database, run
+
+
+def test_a_shared_catalog_of_another_schema_is_refused_not_rebuilt(tmp_path: Path) -> None:
+    if not PG_URL:
+        pytest.skip("ATMPVAULT_TEST_PG_URL is not set")
+    upstream = tmp_path / "shared.git"
+    assert run(None, "init-shared", str(upstream)).exit_code == 0
+    vault = tmp_path / "ws"
+    assert run(None, "clone", str(upstream), str(vault)).exit_code == 0
+    doc = tmp_path / "br.txt"
+    doc.write_text("batch record L-0042")
+    with postgres_database() as catalog:
+        (vault / "settings.json").write_text(
+            json.dumps({"catalog_url": catalog, "upstream": str(upstream)})
+        )
+        added = run(vault, "add", str(doc), "--program", "CART-19", "--type", "batch-record")
+        assert added.exit_code == 0, added.stderr
+
+        refused = run(vault, "rebuild")
+        assert refused.exit_code == 1
+        assert "'atmpvault rebuild --shared' rebuilds it for everyone" in refused.stderr
+        assert run(vault, "rebuild", "--index").exit_code == 0
+
+        engine = sa.create_engine(catalog)
+        try:
+            with engine.begin() as conn:  # a colleague's newer release made it
+                conn.execute(sa.text("UPDATE catalog_state SET value = 'core:99' "
+                                     "WHERE key = 'schema'"))  # fmt: skip
+            opened = run(vault, "ls", "--json")
+            assert opened.exit_code == 1
+            assert "the shared catalog at" in opened.stderr
+            assert "was made for schema core:99" in opened.stderr
+            assert "upgrade atmpvault here" in opened.stderr
+            with engine.connect() as conn:  # left as the colleague made it
+                assert conn.execute(sa.text("SELECT count(*) FROM versions")).scalar_one() == 1
+                kept = conn.execute(
+                    sa.text("SELECT value FROM catalog_state WHERE key = 'schema'")
+                ).scalar_one()
+                assert kept == "core:99"
+
+            rebuilt = run(vault, "rebuild", "--shared")
+            assert rebuilt.exit_code == 0, rebuilt.stderr
+            assert len(json.loads(run(vault, "ls", "--json").stdout)) == 1
+        finally:
+            engine.dispose()
