@@ -55,3 +55,40 @@ def test_a_shared_catalog_of_another_schema_is_refused_not_rebuilt(tmp_path: Pat
             assert len(json.loads(run(vault, "ls", "--json").stdout)) == 1
         finally:
             engine.dispose()
+
+
+def test_a_workstation_cloned_onto_the_shared_catalog_does_not_rebuild_it(
+    tmp_path: Path,
+) -> None:
+    if not PG_URL:
+        pytest.skip("ATMPVAULT_TEST_PG_URL is not set")
+    upstream = tmp_path / "shared.git"
+    assert run(None, "init-shared", str(upstream)).exit_code == 0
+    first = tmp_path / "ws1"
+    assert run(None, "clone", str(upstream), str(first)).exit_code == 0
+    doc = tmp_path / "br.txt"
+    doc.write_text("batch record L-0042")
+    with postgres_database() as catalog:
+        (first / "settings.json").write_text(
+            json.dumps({"catalog_url": catalog, "upstream": str(upstream)})
+        )
+        assert run(first, "rebuild", "--shared").exit_code == 0
+        assert run(first, "add", str(doc), "--program", "CART-19", "--type", "sop").exit_code == 0
+        engine = sa.create_engine(catalog)
+        try:
+            with engine.connect() as conn:
+                audit_before = conn.execute(sa.text("SELECT count(*) FROM audit")).scalar_one()
+            second = tmp_path / "ws2"
+            cloned = run(None, "clone", str(upstream), str(second),
+                         env={"ATMPVAULT_CATALOG_URL": catalog})  # fmt: skip
+            assert cloned.exit_code == 0, cloned.stderr
+            with engine.connect() as conn:  # caught up, not emptied and made again
+                assert conn.execute(sa.text("SELECT count(*) FROM audit")).scalar_one() == (
+                    audit_before
+                )
+            listed = run(
+                second, "search", "batch", "--json", env={"ATMPVAULT_CATALOG_URL": catalog}
+            )
+            assert json.loads(listed.stdout)["total"] == 1  # its own index, built
+        finally:
+            engine.dispose()

@@ -51,7 +51,9 @@ def clone(ctx: click.Context, url: str, vault: Path) -> None:
     with make(settings, domains(), url) as made:
         count = made.store.count()
         with progress(count, "Building the catalog and index", False) as update:
-            made.rebuild(update)
+            # A team's shared catalog is caught up, never rebuilt under colleagues.
+            made.rebuild(update, index_only=made.shared_catalog)
+        made.catch_up()
     click.echo(f"cloned {count} commits from {url} into {vault}")
 
 
