@@ -44,7 +44,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -55,6 +54,9 @@ from pathlib import Path
 from typing import Any
 
 from atmpvault.archive.core.pdf import make_pdf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from memory import TreeMemory, TreeMonitor, describe, tenths  # noqa: E402  (bench/ is not a package)
 
 ENGINES = ("tantivy", "whoosh")
 PROGRAM = "CART-19"  # every file is imported under this program and type
@@ -729,83 +731,6 @@ def build_queries(corpus: Corpus) -> QuerySet:
 # ---------------------------------------------------------------------------------------
 
 
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        rest = stat[stat.rfind(b")") + 2 :].split()
-        if len(rest) > 1:
-            children.setdefault(int(rest[1]), []).append(int(name))
-    return children
-
-
-def _status_kb(pid: int, keys: Sequence[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for fname in ("smaps_rollup", "status"):
-        try:
-            with open(f"/proc/{pid}/{fname}", encoding="ascii", errors="replace") as fh:
-                for line in fh:
-                    key, _, value = line.partition(":")
-                    if key in keys and key not in out:
-                        out[key] = int(value.split()[0])
-        except (OSError, ValueError, IndexError):
-            continue
-    return out
-
-
-class TreeMonitor(threading.Thread):
-    """Samples the memory of a process and all its descendants every `interval` s.
-
-    Tree figure: the sum of PSS (proportional set size: pages shared by forked workers
-    are split between them, not counted once per process), or RSS where PSS is not
-    readable. Per process: the peak VmHWM seen.
-    """
-
-    def __init__(self, root: int, interval: float = 0.1) -> None:
-        super().__init__(daemon=True)
-        self.root = root
-        self.interval = interval
-        self.tree_peak_kb = 0
-        self.process_peak_kb = 0
-        self.max_processes = 0
-        self._halt = threading.Event()
-        self.available = os.path.isdir("/proc/self")
-
-    def run(self) -> None:
-        while self.available and not self._halt.is_set():
-            self.sample()
-            self._halt.wait(self.interval)
-
-    def sample(self) -> None:
-        children = _children_map()
-        pids, todo = [], [self.root]
-        while todo:
-            pid = todo.pop()
-            pids.append(pid)
-            todo.extend(children.get(pid, ()))
-        total = 0
-        alive = 0
-        for pid in pids:
-            values = _status_kb(pid, ("Pss", "VmRSS", "VmHWM"))
-            if not values:
-                continue
-            alive += 1
-            total += values.get("Pss", values.get("VmRSS", 0))
-            self.process_peak_kb = max(self.process_peak_kb, values.get("VmHWM", 0))
-        self.tree_peak_kb = max(self.tree_peak_kb, total)
-        self.max_processes = max(self.max_processes, alive)
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join()
-
-
 @dataclass
 class Run:
     argv: list[str]
@@ -817,6 +742,7 @@ class Run:
     tree_mb: float  # sampled peak of the whole tree (PSS)
     processes: int
     cpu_s: float  # user + system CPU of the process and every descendant it waited for
+    memory: TreeMemory  # anonymous and file-backed, per process and role, over time
 
     def check(self, what: str) -> Run:
         if self.returncode != 0:
@@ -831,12 +757,20 @@ class BenchError(Exception):
     pass
 
 
-def run_measured(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> Run:
-    """Run `argv` (no shell), timing it wall-clock and measuring the memory of its tree."""
+def run_measured(
+    argv: list[str],
+    env: dict[str, str],
+    cwd: Path | None = None,
+    done: Callable[[], int] | None = None,
+) -> Run:
+    """Run `argv` (no shell), timing it wall-clock and measuring the memory of its tree.
+
+    `done`, if given, is sampled with the memory: how many documents are done so far.
+    """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=cwd)
-        monitor = TreeMonitor(proc.pid)
+        monitor = TreeMonitor(proc.pid, done=done)
         monitor.start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
@@ -852,10 +786,11 @@ def run_measured(argv: list[str], env: dict[str, str], cwd: Path | None = None) 
             proc.returncode,
             out.read().decode("utf-8", "replace"),
             err.read().decode("utf-8", "replace"),
-            max(usage.ru_maxrss, monitor.process_peak_kb) / 1024,  # ru_maxrss is in KiB
-            monitor.tree_peak_kb / 1024,
-            monitor.max_processes,
+            max(usage.ru_maxrss / 1024, monitor.found.largest_rss),  # ru_maxrss is in KiB
+            monitor.found.tree_pss,
+            monitor.found.max_processes,
             usage.ru_utime + usage.ru_stime,
+            monitor.found,
         )
 
 
@@ -921,6 +856,8 @@ class EngineResult:
     query_ms: dict[str, float] = field(default_factory=dict)  # query -> median warm ms
     cold_ms: dict[str, float] = field(default_factory=dict)  # phrase query -> median cold ms
     loads: dict[str, tuple[float, float]] = field(default_factory=dict)  # step -> 1-min load
+    memory: dict[str, TreeMemory] = field(default_factory=dict)  # step -> its process tree
+    tenths: list[tuple[int, float]] = field(default_factory=list)  # (docs at end, docs/s)
 
 
 class Bench:
@@ -947,10 +884,21 @@ class Bench:
 
     # -- import -------------------------------------------------------------------
 
-    def import_corpus(self, vault: Path, corpus: Corpus, engine: str) -> Run:
-        run_measured(self.atmpvault(vault, "init", "--index-engine", engine), self.env).check(
-            "init"
-        )
+    def import_corpus(
+        self, vault: Path, corpus: Corpus, engine: str, env: dict[str, str] | None = None
+    ) -> Run:
+        """`init` then `import` of the corpus; the documents done are read from the index's
+        STATE.json (its doc_count, written at every index commit) while it runs."""
+        env = env or self.env
+        run_measured(self.atmpvault(vault, "init", "--index-engine", engine), env).check("init")
+        state = vault / "index" / "STATE.json"
+
+        def done() -> int:
+            try:
+                return int(json.loads(state.read_text(encoding="utf-8")).get("doc_count") or 0)
+            except (OSError, ValueError):
+                return 0
+
         run = run_measured(
             self.atmpvault(
                 vault,
@@ -962,7 +910,8 @@ class Bench:
                 DOC_TYPE,
                 "--json",
             ),
-            self.env,
+            env,
+            done=done,
         ).check("import")
         report = json.loads(run.stdout)
         if report["imported"] != len(corpus.docs) or report["refused"] or report["unsearchable"]:
@@ -1149,10 +1098,14 @@ class Bench:
                 import_docs_s=len(mixed.docs) / run.seconds,
                 import_pages_s=mixed.pages / run.seconds,
                 import_rss=run.maxrss_mb,
+                import_anon=run.memory.largest_anon,
                 import_tree=run.tree_mb,
+                import_tree_anon=run.memory.tree_anon,
                 import_procs=run.processes,
                 import_cpu=run.cpu_s,
             )
+            result.memory["import"] = run.memory
+            result.tenths = tenths(run.memory.samples, len(mixed.docs), run.seconds)
             log(f"  {engine}: {run.seconds:.1f} s, {fig['import_docs_s']:.1f} docs/s")
 
         def do_onepage() -> None:
@@ -1167,7 +1120,22 @@ class Bench:
                 onepage_tree=run.tree_mb,
                 onepage_cpu=run.cpu_s,
             )
+            result.memory["one-page import"] = run.memory
             log(f"  {engine}: {run.seconds:.1f} s, {fig['onepage_docs_s']:.1f} one-page PDFs/s")
+            if not self.args.keep:
+                shutil.rmtree(other)
+            if self.args.baseline is None:
+                return
+            other = self.workdir / f"vault-{engine}-onepage-baseline"
+            log(f"{engine}: the one-page corpus again, with the baseline {self.args.baseline}")
+            env = {**self.env, "PYTHONPATH": str(self.args.baseline)}
+            run = self.import_corpus(other, onepage, engine, env)
+            fig.update(
+                baseline_onepage_docs_s=len(onepage.docs) / run.seconds,
+                baseline_onepage_rss=run.maxrss_mb,
+            )
+            result.memory["one-page import, baseline"] = run.memory
+            log(f"  baseline: {run.seconds:.1f} s, {fig['baseline_onepage_docs_s']:.1f} PDFs/s")
             if not self.args.keep:
                 shutil.rmtree(other)
 
@@ -1184,7 +1152,14 @@ class Bench:
         def do_rebuild() -> None:
             log(f"{engine}: rebuild")
             run = run_measured(self.atmpvault(vault, "rebuild"), self.env).check("rebuild")
-            fig.update(rebuild_s=run.seconds, rebuild_rss=run.maxrss_mb, rebuild_cpu=run.cpu_s)
+            fig.update(
+                rebuild_s=run.seconds,
+                rebuild_rss=run.maxrss_mb,
+                rebuild_anon=run.memory.largest_anon,
+                rebuild_tree=run.tree_mb,
+                rebuild_cpu=run.cpu_s,
+            )
+            result.memory["rebuild"] = run.memory
 
         def do_verify() -> None:
             log(f"{engine}: verify")
@@ -1198,9 +1173,12 @@ class Bench:
             fig.update(
                 verify_s=run.seconds,
                 verify_rss=run.maxrss_mb,
+                verify_anon=run.memory.largest_anon,
+                verify_tree=run.tree_mb,
                 verify_ok=run.returncode == 0,
                 verify_cpu=run.cpu_s,
             )
+            result.memory["verify"] = run.memory
 
         step("import", do_import)
         if "import_s" not in fig:
@@ -1240,8 +1218,11 @@ def rows_for(
         ("import docs/s (mixed corpus)", fmt(f.get("import_docs_s"), ",.1f")),
         ("import pages/s (mixed corpus)", fmt(f.get("import_pages_s"), ",.1f")),
         ("import one-page PDFs/s", fmt(f.get("onepage_docs_s"), ",.1f")),
+        ("  the same, baseline (--baseline)", fmt(f.get("baseline_onepage_docs_s"), ",.1f")),
         ("peak RSS MB (largest process)", fmt(f.get("import_rss"), ",.0f")),
+        ("  of it anonymous, MB", fmt(f.get("import_anon"), ",.0f")),
         ("peak MB, whole tree (PSS)", fmt(f.get("import_tree"), ",.0f")),
+        ("  of it anonymous, MB", fmt(f.get("import_tree_anon"), ",.0f")),
         ("naive git docs/s", fmt(naive_rate, ",.1f")),
         ("import/naive ratio", fmt(ratio, ",.1f") + ("x" if ratio else "")),
         ("warm p50 ms", fmt(f.get("warm_p50"), ",.2f")),
@@ -1253,6 +1234,45 @@ def rows_for(
         ("rebuild s", fmt(f.get("rebuild_s"), ",.1f")),
         ("verify s", fmt(f.get("verify_s"), ",.1f")),
     ]
+
+
+def _pair(f: dict[str, Any], a: str, b: str) -> str:
+    return f"{fmt(f.get(a), ',.0f')} / {fmt(f.get(b), ',.0f')}"
+
+
+def plot(where: Path, r: EngineResult, n_docs: int) -> Path:
+    """A PNG of the import's rate (per tenth) and memory against documents imported."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    path = where / f"import-{n_docs}-{r.engine}.png" if where.is_dir() else where
+    samples = r.memory["import"].samples
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    xs = [0] + [n for n, _ in r.tenths]
+    rates = [r.tenths[0][1]] + [rate for _, rate in r.tenths]
+    top.step(xs, rates, where="pre", color="tab:blue")
+    top.set_ylabel("docs/s (each tenth)")
+    top.set_ylim(bottom=0)
+    top.set_title(f"atmpvault import, {n_docs:,} documents ({r.engine})")
+    top.grid(alpha=0.3)
+    done = [s.done for s in samples]
+    for label, values, style in (
+        ("largest process, total", [s.largest_rss for s in samples], "-"),
+        ("largest process, anonymous", [s.largest_anon for s in samples], "--"),
+        ("whole tree (PSS)", [s.tree_pss for s in samples], ":"),
+    ):
+        bottom.plot(done, values, style, label=label)
+    bottom.set_xlabel("documents imported")
+    bottom.set_ylabel("MB")
+    bottom.set_ylim(bottom=0)
+    bottom.legend(loc="lower right", fontsize="small")
+    bottom.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
 
 
 def per(count: float, seconds: float | None) -> float | None:
@@ -1314,6 +1334,8 @@ def report(
     print(f"atmpvault measured: {bench.code_at_start}")
     if code_now != bench.code_at_start:
         print(f"  WARNING: the source changed during the run; at the end: {code_now}")
+    if args.baseline is not None:
+        print(f"baseline (one-page import only): PYTHONPATH={args.baseline}")
     if naive:
         print(
             f"naive: copy + `git add` + `git commit` per file, {naive['files']} files of the mixed "
@@ -1366,8 +1388,10 @@ def report(
             ("cold CLI timed by", fmt(f.get("cold_tool"), "")),
             ("rebuild CPU s", fmt(f.get("rebuild_cpu"), ",.1f")),
             ("rebuild peak RSS MB", fmt(f.get("rebuild_rss"), ",.0f")),
+            ("  anonymous / whole tree MB", _pair(f, "rebuild_anon", "rebuild_tree")),
             ("verify CPU s", fmt(f.get("verify_cpu"), ",.1f")),
             ("verify peak RSS MB", fmt(f.get("verify_rss"), ",.0f")),
+            ("  anonymous / whole tree MB", _pair(f, "verify_anon", "verify_tree")),
             ("verify clean", {True: "yes", False: "NO"}.get(f.get("verify_ok", "-"), "-")),
         ]
         print_table(["figure", r.engine], figures + extra)
@@ -1377,6 +1401,24 @@ def report(
         )
         for error in r.errors:
             print(f"  ERROR: {error}")
+        if r.tenths:
+            print()
+            print("import docs/s over each tenth of the mixed corpus (documents at its end: rate):")
+            print("  " + ", ".join(f"{n:,}: {rate:,.0f}" for n, rate in r.tenths))
+        for step, memory in r.memory.items():
+            print()
+            print(
+                f"{step}: peak MB per role (anonymous / file-backed / total resident, "
+                f"each at its own moment); largest process anon {memory.largest_anon:,.0f}, "
+                f"total {memory.largest_rss:,.0f}; whole tree PSS {memory.tree_pss:,.0f} "
+                f"(anon {memory.tree_anon:,.0f})"
+            )
+            for label, value in describe(memory):
+                print(f"{label:<28} {value}")
+        if args.plot is not None and "import" in r.memory:
+            path = plot(args.plot, r, len(mixed.docs))
+            print()
+            print(f"plot of rate and memory against documents imported: {path}")
 
     print()
     print("## summary")
@@ -1446,6 +1488,18 @@ def main() -> int:
     parser.add_argument("--no-onepage", action="store_true", help="skip the one-page corpus")
     parser.add_argument("--no-pdfgrep", action="store_true", help="skip the pdfgrep comparison")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive git loop")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a folder holding another atmpvault source (git archive REF atmpvault | tar -x "
+        "-C DIR): its one-page import is measured too, in the same run, with PYTHONPATH=DIR",
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        help="write a PNG of rate and memory against documents imported (a file, or a folder "
+        "for import-N-ENGINE.png); needs matplotlib",
+    )
     args = parser.parse_args()
     n_docs = 500 if args.quick else args.docs
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
