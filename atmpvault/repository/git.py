@@ -4,8 +4,8 @@ The only module that imports GitPython. Reads go through GitPython's persistent
 `git cat-file --batch`; writes go through `git fast-import`, which writes the new
 blobs and only the trees along the changed paths, so the cost of a commit does not
 grow with the repository (GitPython's index path grows from 38 ms to 382 ms per
-commit between the 100th and 5,000th document). Loose objects are rolled into packs
-geometrically, so the repository stays packed without ever repacking all of it."""
+commit between the 100th and 5,000th document). Packs are rolled up in packs.py.
+"""
 
 from __future__ import annotations
 
@@ -29,10 +29,6 @@ BRANCH = "main"
 REF = f"refs/heads/{BRANCH}"
 _FIELD = "\x1f"
 _RECORD = "\x1e"
-# Loose objects in the objects/17 fan-out directory before a pack roll-up; like
-# `git gc --auto`, one directory stands for all 256. 8 is about 2,000 loose objects.
-_LOOSE_SAMPLE_LIMIT = 8
-_PACK_LIMIT = 24
 STALE_LOCK_WAIT = 2.0  # seconds a ref lock of a dead writer's git process may linger
 # How git fsck names an object that is damaged (not one that merely points at it).
 _DAMAGED_RE = re.compile(
@@ -265,22 +261,10 @@ class GitStore:
         return self.commit_many([new], parent)[0]
 
     def pack_if_needed(self) -> None:
-        """Roll loose objects into packs once enough have gathered."""
-        objects = self.path / "objects"
-        try:
-            loose = len(os.listdir(objects / "17"))
-        except FileNotFoundError:
-            loose = 0
-        try:
-            packs = sum(1 for name in os.listdir(objects / "pack") if name.endswith(".pack"))
-        except FileNotFoundError:
-            packs = 0
-        if loose >= _LOOSE_SAMPLE_LIMIT or packs > _PACK_LIMIT:
-            self.pack()
+        """Roll loose objects and small packs up once enough have gathered (see packs.py)."""
+        from atmpvault.repository.packs import pack_if_needed
 
-    def pack(self) -> None:
-        """Pack loose objects, merging packs geometrically (never the whole history)."""
-        self._git("repack", "-d", "-q", "--geometric=2")
+        pack_if_needed(self.path)
 
     # -- reading -----------------------------------------------------------------
 

@@ -1,0 +1,99 @@
+"""A bulk import holds batches, not the archive: the source walked lazily, the report
+spooled to disk and streamed out, the repository's packs rolled up within a bound."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from itertools import islice
+from pathlib import Path
+
+import pytest
+
+from atmpvault.archive.core.pdf import make_pdf
+from atmpvault.archive.core.vault import Vault
+from atmpvault.archive.documents import importer
+from atmpvault.archive.documents.importer import ImportReport, plan_folder, run_import
+from atmpvault.repository import packs
+from tests.conftest import run
+
+FOLDER_ARGS = ("--program", "CART-19", "--type", "batch-record")
+
+
+def corpus(root: Path, count: int, start: int = 0) -> None:
+    for n in range(start, start + count):
+        folder = root / f"{n // 7:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"br-{n:05d}.pdf").write_bytes(make_pdf([[f"Batch record marker{n:05d}"]]))
+
+
+def test_a_folder_is_walked_as_the_import_asks_for_files(vault: Vault, tmp_path: Path) -> None:
+    corpus(tmp_path / "src", 30)
+    report = ImportReport()
+    plan = plan_folder(vault, tmp_path / "src", "CART-19", "batch-record", report)
+
+    first = list(islice(iter(plan), 3))
+
+    assert [i.path.name for i in first] == ["br-00000.pdf", "br-00001.pdf", "br-00002.pdf"]
+    assert plan.count() == 30
+    assert report.refused == [] and report.symlinks_skipped == []
+
+
+def test_the_streamed_json_report_is_the_report(vault_path: Path, tmp_path: Path) -> None:
+    corpus(tmp_path / "src", 12)
+    (tmp_path / "src" / "000" / "copy.pdf").write_bytes(
+        (tmp_path / "src" / "000" / "br-00000.pdf").read_bytes()
+    )
+    first = run(vault_path, "import", str(tmp_path / "src"), *FOLDER_ARGS, "--json")
+    corpus(tmp_path / "src", 3, start=12)
+
+    again = run(vault_path, "import", str(tmp_path / "src"), *FOLDER_ARGS, "--json")
+
+    assert first.exit_code == 1  # the copy is refused
+    summary = json.loads(again.stdout)
+    assert again.stdout == json.dumps(summary, indent=2, ensure_ascii=False) + "\n"
+    assert summary["imported"] == 3 and summary["skipped"] == 12
+    assert [d["path"].rsplit("/", 1)[1] for d in summary["documents"]] == [
+        "br-00012.pdf",
+        "br-00013.pdf",
+        "br-00014.pdf",
+    ]
+    assert len(summary["already_archived"]) == 12
+    assert json.loads(first.stdout)["documents"][0]["id"] == "DOC-000001"
+
+
+def test_a_spool_keeps_its_entries_in_order(tmp_path: Path) -> None:
+    report = ImportReport()
+    for n in range(1000):
+        report.documents.append({"path": f"f{n}", "id": f"DOC-{n:06d}", "title": "é"})
+
+    assert len(report.documents) == 1000
+    assert report.documents[999] == {"path": "f999", "id": "DOC-000999", "title": "é"}
+    assert [d["path"] for d in report.documents][:2] == ["f0", "f1"]
+    report.close()
+
+
+def test_large_packs_are_kept_out_of_later_roll_ups(
+    vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(packs, "KEEP_OBJECTS", 40)
+    monkeypatch.setattr(packs, "PACK_LIMIT", 2)
+    monkeypatch.setattr(importer, "BATCH", 4)
+    corpus(tmp_path / "src", 40)
+    report = ImportReport()
+
+    run_import(
+        vault, plan_folder(vault, tmp_path / "src", "CART-19", "batch-record", report), report
+    )
+
+    pack_dir = vault.store.path / "objects" / "pack"
+    kept = sorted(pack_dir.glob("*.keep"))
+    assert report.imported == 40
+    assert kept, "no pack reached KEEP_OBJECTS"
+    assert all(packs.pack_objects(k.with_suffix(".pack")) >= 40 for k in kept)
+    assert len(packs.rolling_packs(vault.store.path)) <= 3
+    fsck = subprocess.run(
+        ["git", f"--git-dir={vault.store.path}", "fsck", "--full"], capture_output=True
+    )
+    assert fsck.returncode == 0
+    assert vault.verify() == []
