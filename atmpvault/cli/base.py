@@ -286,10 +286,15 @@ user_option = click.option(
 )
 
 
+def showing_progress(quiet: bool) -> bool:
+    """Whether `progress` will draw a bar: stdout is a terminal and not --json."""
+    return not quiet and sys.stdout.isatty()
+
+
 @contextmanager
 def progress(length: int, label: str, quiet: bool) -> Iterator[Callable[[int], None] | None]:
     """A progress bar on stderr while stdout is a terminal; nothing with --json or in a pipe."""
-    if quiet or not sys.stdout.isatty():
+    if not showing_progress(quiet):
         yield None
         return
     with click.progressbar(length=length, label=label, file=sys.stderr) as bar:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from atmpvault.cli.base import emit_json, exit_with, json_option, open_vault, progress, table
+from atmpvault.cli.base import (
+    emit_json,
+    exit_with,
+    json_option,
+    open_vault,
+    progress,
+    showing_progress,
+    table,
+)
 
 
 @click.command("import")
@@ -72,9 +81,17 @@ def import_(
             if not source.exists():
                 raise NotFound(f"no such file or folder: {source}")
             items = plan_folder(vault, source, program, doc_type, report)
-        with progress(len(items), "Importing", as_json) as update:
+        # The files are counted (a second walk) only for a progress bar someone sees.
+        length = items.count() if showing_progress(as_json) else 0
+        with progress(length, "Importing", as_json) as update:
             run_import(vault, items, report, progress=update, allow_duplicate=allow_duplicate)
-    _render_report(report.to_json(), as_json)
+    try:
+        if as_json:
+            report.write_json(sys.stdout)  # streamed: the spooled entries are never all held
+        else:
+            _render_report(report.to_json(), as_json)
+    finally:
+        report.close()
     if report.refused:
         exit_with(1)
 
