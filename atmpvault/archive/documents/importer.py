@@ -50,6 +50,7 @@ from atmpvault.archive.documents.versions import (
     sha256_of,
 )
 from atmpvault.errors import VaultError
+from atmpvault.heap import bound_heap
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
@@ -198,6 +199,7 @@ def run_import(
     Files whose bytes another document holds under another name are refused, or with
     `allow_duplicate` archived anyway (recording which document they duplicate).
     """
+    bound_heap()  # before the index writer's threads and the workers start
     actor = vault.actor
     limit = max_bytes(vault)
     fresh = _unarchived(vault, items, report, progress, allow_duplicate)

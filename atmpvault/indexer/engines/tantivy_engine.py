@@ -19,6 +19,7 @@ from typing import Any
 
 import tantivy
 
+from atmpvault.heap import bound_heap
 from atmpvault.indexer import query as q
 from atmpvault.indexer.engines import EngineHit, EngineResult, filter_terms
 from atmpvault.indexer.index import DOCUMENT, IndexDoc, SearchFilters
@@ -89,6 +90,7 @@ class TantivyEngine:
 
     def _w(self) -> tantivy.IndexWriter:
         if self._writer is None:
+            bound_heap()  # before the writer's threads start allocating
             self._writer = self.index.writer(heap_size=HEAP_BYTES)
         return self._writer
 
