@@ -31,6 +31,7 @@ the path (the CLI subprocesses inherit it):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
@@ -40,6 +41,7 @@ import random
 import resource
 import shlex
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -887,16 +889,17 @@ class Bench:
     def import_corpus(
         self, vault: Path, corpus: Corpus, engine: str, env: dict[str, str] | None = None
     ) -> Run:
-        """`init` then `import` of the corpus; the documents done are read from the index's
-        STATE.json (its doc_count, written at every index commit) while it runs."""
+        """`init` then `import` of the corpus; the documents done are read from the catalog
+        while it runs (the commits of its audit trail, less the vault's first)."""
         env = env or self.env
         run_measured(self.atmpvault(vault, "init", "--index-engine", engine), env).check("init")
-        state = vault / "index" / "STATE.json"
+        catalog = f"file:{vault / 'catalog.sqlite'}?mode=ro"
 
         def done() -> int:
             try:
-                return int(json.loads(state.read_text(encoding="utf-8")).get("doc_count") or 0)
-            except (OSError, ValueError):
+                with contextlib.closing(sqlite3.connect(catalog, uri=True, timeout=0.05)) as db:
+                    return max(0, int(db.execute("SELECT max(seq) FROM audit").fetchone()[0]) - 1)
+            except (sqlite3.Error, TypeError):
                 return 0
 
         run = run_measured(
