@@ -97,3 +97,31 @@ def test_large_packs_are_kept_out_of_later_roll_ups(
     )
     assert fsck.returncode == 0
     assert vault.verify() == []
+
+
+def test_history_is_read_a_chunk_at_a_time_in_order(
+    vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from atmpvault.repository import history
+
+    corpus(tmp_path / "src", 7)
+    report = ImportReport()
+    run_import(
+        vault, plan_folder(vault, tmp_path / "src", "CART-19", "batch-record", report), report
+    )
+    monkeypatch.setattr(history, "CHUNK", 2)
+    expected = subprocess.run(
+        ["git", f"--git-dir={vault.store.path}", "log", "--reverse", "--format=%H", "main"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+
+    seen = list(vault.store.changes())
+    since = list(vault.store.history(since=expected[2]))
+
+    assert [info.sha for info, _ in seen] == expected
+    assert all(paths for _, paths in seen)
+    assert seen[-1][1][0].endswith("DOC-000007/content")
+    assert [info.sha for info in since] == expected[3:]
+    assert vault.verify() == []

@@ -27,8 +27,16 @@ if TYPE_CHECKING:
 
 BRANCH = "main"
 REF = f"refs/heads/{BRANCH}"
-_FIELD = "\x1f"
-_RECORD = "\x1e"
+# What a git process may hold, whatever the size of the archive: its cache of delta
+# bases (96 MB by default) and its memory-mapped windows on packs (1 GB windows, up to
+# 8 GB). Unbounded, `git cat-file`, `git log` and `git fsck` of verify and rebuild each
+# grew past 200 MB at 30,000 documents; bounded, about 60 MB (reading every object takes
+# a third longer).
+LIMITS = (
+    "-c", "core.deltaBaseCacheLimit=16m",
+    "-c", "core.packedGitWindowSize=4m",
+    "-c", "core.packedGitLimit=32m",
+)  # fmt: skip
 STALE_LOCK_WAIT = 2.0  # seconds a ref lock of a dead writer's git process may linger
 # How git fsck names an object that is damaged (not one that merely points at it).
 _DAMAGED_RE = re.compile(
@@ -143,6 +151,7 @@ class GitStore:
                 self._repo = git.Repo(self.path)
             except (git.exc.InvalidGitRepositoryError, git.exc.NoSuchPathError) as exc:
                 raise RepositoryError(f"{self.path} is not a git repository") from exc
+            self._repo.git.update_environment(**limits_env())
         return self._repo
 
     def close(self) -> None:
@@ -193,6 +202,7 @@ class GitStore:
                 [
                     "git",
                     f"--git-dir={self.path}",
+                    *LIMITS,
                     # Always write a pack: exploding a small one into loose objects
                     # costs a second process per commit. Packs are rolled up below.
                     "-c",
@@ -352,7 +362,15 @@ class GitStore:
     def _entry(self, commit: str, path: str) -> str | None:
         """The object id the tree of `commit` names for `path`, or None if it names none."""
         result = subprocess.run(
-            ["git", f"--git-dir={self.path}", "rev-parse", "--verify", "-q", f"{commit}:{path}"],
+            [
+                "git",
+                f"--git-dir={self.path}",
+                *LIMITS,
+                "rev-parse",
+                "--verify",
+                "-q",
+                f"{commit}:{path}",
+            ],
             capture_output=True,
         )
         found = result.stdout.decode("ascii", "replace").strip()
@@ -365,46 +383,18 @@ class GitStore:
     def changes(
         self, since: str | None = None, until: str | None = None
     ) -> Iterator[tuple[CommitInfo, tuple[str, ...]]]:
-        """Like `history`, each commit with the paths it added or changed (one git process)."""
+        """Like `history`, each commit with the paths it added or changed."""
         return self._log(since, until, with_paths=True)
 
     def _log(
         self, since: str | None, until: str | None, with_paths: bool
     ) -> Iterator[tuple[CommitInfo, tuple[str, ...]]]:
+        from atmpvault.repository.history import log
+
         tip = until or self.head()
         if tip is None:
-            return
-        span = f"{since}..{tip}" if since else tip
-        paths = ["--no-renames", "--name-only"] if with_paths else []
-        proc = subprocess.Popen(
-            [
-                "git",
-                f"--git-dir={self.path}",
-                "-c",
-                "core.quotePath=false",
-                "log",
-                "--first-parent",
-                "--reverse",
-                *paths,
-                f"--format={_RECORD}%H{_FIELD}%ct{_FIELD}%B{_FIELD}",
-                span,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        assert proc.stdout is not None
-        buffer = ""
-        for raw in proc.stdout:
-            buffer += raw.decode("utf-8", "replace")
-            *complete, buffer = buffer.split(_RECORD)
-            for entry in complete:
-                if entry:
-                    yield _commit_paths(entry)
-        if buffer:
-            yield _commit_paths(buffer)
-        err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
-        if proc.wait() != 0:
-            raise RepositoryError(f"git log failed: {err.strip()}")
+            return iter(())
+        return log(self.path, since, tip, with_paths)
 
     def paths(self, commit: str, prefix: str) -> list[str]:
         """Every file path under `prefix` (a folder, no trailing slash) as of `commit`."""
@@ -412,6 +402,7 @@ class GitStore:
             [
                 "git",
                 f"--git-dir={self.path}",
+                *LIMITS,
                 "ls-tree",
                 "-r",
                 "--name-only",
@@ -433,6 +424,7 @@ class GitStore:
             [
                 "git",
                 f"--git-dir={self.path}",
+                *LIMITS,
                 "for-each-ref",
                 "--format=%(refname:short) %(*objectname)%(objectname)",
                 f"refs/tags/{prefix}",
@@ -454,7 +446,18 @@ class GitStore:
             "GIT_COMMITTER_DATE": f"{int(when.timestamp())} +0000",
         }
         result = subprocess.run(
-            ["git", f"--git-dir={self.path}", "tag", "-a", "-m", message, "--", name, commit],
+            [
+                "git",
+                f"--git-dir={self.path}",
+                *LIMITS,
+                "tag",
+                "-a",
+                "-m",
+                message,
+                "--",
+                name,
+                commit,
+            ],
             capture_output=True,
             env=env,
         )
@@ -472,7 +475,7 @@ class GitStore:
     def is_ancestor(self, older: str, newer: str) -> bool:
         """Whether `older` is in the history of `newer`."""
         result = subprocess.run(
-            ["git", f"--git-dir={self.path}", "merge-base", "--is-ancestor", older, newer],
+            ["git", f"--git-dir={self.path}", *LIMITS, "merge-base", "--is-ancestor", older, newer],
             capture_output=True,
         )
         return result.returncode == 0
@@ -480,7 +483,15 @@ class GitStore:
     def fsck(self) -> list[str]:
         """git's own integrity check; each problem it reports, one per line."""
         result = subprocess.run(
-            ["git", f"--git-dir={self.path}", "fsck", "--full", "--strict", "--no-dangling"],
+            [
+                "git",
+                f"--git-dir={self.path}",
+                *LIMITS,
+                "fsck",
+                "--full",
+                "--strict",
+                "--no-dangling",
+            ],
             capture_output=True,
         )
         text = (result.stdout + result.stderr).decode("utf-8", "replace")
@@ -501,40 +512,28 @@ class GitStore:
                     oids[oid] = line.removeprefix("error: ")
         if not oids:
             return []
-        places = self._places(set(oids))
-        return [Damage(oid, problem, tuple(places.get(oid, ()))) for oid, problem in oids.items()]
+        from atmpvault.repository.history import places
 
-    def _places(self, oids: set[str]) -> dict[str, list[tuple[str, str, tuple[str, ...]]]]:
-        """Where each object was written on the branch: (commit, path, that commit's paths)."""
-        found: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {}
-        if self.head() is None:
-            return found
-        result = subprocess.run(
-            [
-                "git", f"--git-dir={self.path}", "-c", "core.quotePath=false", "log",
-                "--first-parent", "--no-renames", "--raw", "--no-abbrev", "-z",
-                f"--format={_RECORD}%H", REF,
-            ],
-            capture_output=True,
-        )  # fmt: skip
-        for entry in result.stdout.decode("utf-8", "replace").split(_RECORD):
-            fields = [f.strip("\n") for f in entry.split("\0")]
-            sha, rest = fields[0], [f for f in fields[1:] if f]
-            changed = [
-                (meta.split()[3], name)
-                for meta, name in zip(rest[::2], rest[1::2], strict=False)
-                if meta.startswith(":") and len(meta.split()) > 3
-            ]
-            paths = tuple(name for _oid, name in changed)
-            for oid, name in changed:
-                if oid in oids:
-                    found.setdefault(oid, []).append((sha, name, paths))
-            if sha in oids:
-                found.setdefault(sha, []).append((sha, "", paths))
-        return found
+        found = places(self.path, set(oids)) if self.head() is not None else {}
+        return [Damage(oid, problem, tuple(found.get(oid, ()))) for oid, problem in oids.items()]
 
     def _git(self, *args: str) -> str:
-        return _run(["git", f"--git-dir={self.path}", *args])
+        return _run(["git", f"--git-dir={self.path}", *LIMITS, *args])
+
+
+def limits_env() -> dict[str, str]:
+    """LIMITS as environment variables, for the git processes GitPython starts.
+
+    Left out when the environment already passes configuration this way (its own
+    GIT_CONFIG_COUNT), which they would replace.
+    """
+    if "GIT_CONFIG_COUNT" in os.environ:
+        return {}
+    pairs = [item.split("=", 1) for item in LIMITS[1::2]]
+    env = {"GIT_CONFIG_COUNT": str(len(pairs))}
+    for n, (key, value) in enumerate(pairs):
+        env[f"GIT_CONFIG_KEY_{n}"], env[f"GIT_CONFIG_VALUE_{n}"] = key, value
+    return env
 
 
 def _text(value: str | bytes) -> str:
@@ -570,15 +569,3 @@ def _run(argv: list[str]) -> str:
         err = result.stderr.decode("utf-8", "replace").strip()
         raise RepositoryError(f"{' '.join(argv[:3])} failed: {err}")
     return result.stdout.decode("utf-8", "replace")
-
-
-def _commit_info(entry: str) -> CommitInfo:
-    entry = entry.lstrip("\n")
-    sha, time, message = entry.split(_FIELD, 2)
-    return CommitInfo(sha=sha, time=int(time), message=message, trailers=parse_trailers(message))
-
-
-def _commit_paths(entry: str) -> tuple[CommitInfo, tuple[str, ...]]:
-    head, _, names = entry.rpartition(_FIELD)
-    paths = tuple(line for line in names.splitlines() if line)
-    return _commit_info(head), paths

@@ -15,6 +15,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from atmpvault.repository.git import LIMITS, RepositoryError
+
 # Loose objects in the objects/17 fan-out directory before a pack roll-up; like
 # `git gc --auto`, one directory stands for all 256. 8 is about 2,000 loose objects.
 LOOSE_SAMPLE_LIMIT = 8
@@ -37,13 +39,11 @@ def pack_if_needed(repo: Path) -> None:
 def pack(repo: Path) -> None:
     """Roll up geometrically, then mark the packs that grew to KEEP_OBJECTS kept."""
     result = subprocess.run(
-        ["git", f"--git-dir={repo}", "-c", "pack.windowMemory=64m", "repack", "-d", "-q",
-         "--geometric=2"],
+        ["git", f"--git-dir={repo}", *LIMITS, "-c", "pack.windowMemory=32m",
+         "-c", "pack.deltaCacheSize=16m", "repack", "-d", "-q", "--geometric=2"],
         capture_output=True,
     )  # fmt: skip
     if result.returncode != 0:
-        from atmpvault.repository.git import RepositoryError
-
         err = result.stderr.decode("utf-8", "replace").strip()
         raise RepositoryError(f"git repack failed: {err}")
     for found in rolling_packs(repo):
