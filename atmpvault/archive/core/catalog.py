@@ -448,11 +448,12 @@ class Catalog:
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
 
-    def audit_items(self) -> list[dict[str, Any]]:
-        """Every (commit, record) pair of the audit trail (for verify)."""
-        query = sa.select(audit_items).order_by(
-            audit_items.c.seq, audit_items.c.kind, audit_items.c.id
-        )
+    def audit_items(self, first: int = 0, last: int | None = None) -> list[dict[str, Any]]:
+        """The (commit, record) pairs of the audit trail, of commits `first`..`last` (verify)."""
+        query = sa.select(audit_items).where(audit_items.c.seq >= first)
+        if last is not None:
+            query = query.where(audit_items.c.seq <= last)
+        query = query.order_by(audit_items.c.seq, audit_items.c.kind, audit_items.c.id)
         with self.engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
 

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 # What a projection or a check may fail with while the archive is damaged: each is
 # reported as a problem and the run goes on.
 _FAILURES: tuple[type[Exception], ...] = (VaultError, RepositoryError, *DATABASE_ERRORS)
+# Commits whose audit trail is compared, then forgotten, at a time: what verify holds of
+# the trail does not grow with the history.
+TRAIL_CHUNK = 2000
 
 
 class Checker(Protocol):
@@ -80,6 +83,8 @@ def verify(
             expected.feed(count, commit)
             for checker in checkers:
                 checker.feed(commit)
+            if count % TRAIL_CHUNK == 0:
+                expected.compare_trail(vault)
         if progress:
             progress(count % 100)
     except _FAILURES as exc:
@@ -222,6 +227,24 @@ class _Expected:
         self.lots: set[tuple[str, str, int, str, str]] = set()  # record_lots rows
         self.unchecked: set[str] = set()  # "ID vN" of versions whose record is damaged
         self._skipped: list[tuple[str, str]] = []
+        self.trail_problems: list[str] = []
+        self.compared = 0  # the last commit (seq) whose audit trail was compared
+        self.trail_error: str | None = None
+
+    def compare_trail(self, vault: Vault, to_end: bool = False) -> None:
+        """Compare the audit rows, items and references of the commits fed since the last
+        call with the catalog's, then forget them; `to_end` also names catalog rows of
+        commits history does not have."""
+        if self.trail_error is not None:
+            return
+        first = self.compared + 1
+        last = None if to_end else (self.audit[-1]["seq"] if self.audit else self.compared)
+        try:
+            self.trail_problems += _compare_trail(vault.catalog, self, first, last)
+        except _FAILURES as exc:
+            self.trail_error = f"projection cannot be read: {exc}"
+        self.compared = last or self.compared
+        self.audit, self.items, self.refs = [], [], []
 
     def skip(self, kinds: tuple[RecordKind, ...], path: str) -> None:
         """A record of the next commit cannot be read: its version counts, unchecked."""
@@ -324,10 +347,25 @@ def _compare_catalog(vault: Vault, head: str | None, expected: _Expected) -> lis
         )
     for kind, rid, version, lot, _at in sorted(expected.lots - lots):
         problems.append(f"catalog is missing that {kind} {rid} v{version} concerns lot {lot}")
+    expected.compare_trail(vault, to_end=True)
+    problems += expected.trail_problems
+    if expected.trail_error is not None:
+        problems.append(expected.trail_error)
+    return problems
+
+
+def _compare_trail(catalog: Any, expected: _Expected, first: int, last: int | None) -> list[str]:
+    """The audit trail of commits `first`..`last` (None: to the end) against history's."""
+    from atmpvault.archive.core.tables import audit as audit_table
+
+    problems: list[str] = []
+    span = [audit_table.c.seq >= first]
+    if last is not None:
+        span.append(audit_table.c.seq <= last)
     audit = {row["seq"]: row for row in expected.audit}
-    problems += _compare_rows("audit", iter(catalog.audit_rows()), audit, lambda r: r["seq"])
+    problems += _compare_rows("audit", iter(catalog.audit_rows(span)), audit, lambda r: r["seq"])
     items = {(r["seq"], r["kind"], r["id"]): r for r in expected.items}
-    for row in catalog.audit_items():
+    for row in catalog.audit_items(first, last):
         ref = items.pop((row["seq"], row["kind"], row["id"]), None)
         if ref != row:
             problems.append(
@@ -337,7 +375,7 @@ def _compare_catalog(vault: Vault, head: str | None, expected: _Expected) -> lis
     for seq, kind, rid in sorted(items):
         problems.append(f"catalog is missing audit item #{seq} {kind} {rid}")
     refs = {(r["seq"], r["kind"], r["id"]): r for r in expected.refs}
-    for row in catalog.audit_refs():
+    for row in catalog.audit_refs(span):
         ref = refs.pop((row["seq"], row["kind"], row["id"]), None)
         if ref != row and row["seq"] not in expected.refs_unknown:
             problems.append(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from atmpvault.archive.core.tables import metadata
-from atmpvault.archive.documents.records import KIND, DocumentVersion
+from atmpvault.archive.documents.records import ACTIVE, KIND, DocumentVersion
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.catalog import Catalog
@@ -242,6 +242,56 @@ class DocumentCatalog:
         with self.engine.connect() as conn:
             for row in conn.execute(query):
                 yield _version(row)
+
+    def versions_of(
+        self, keys: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], DocumentVersion]:
+        """These versions, where the catalog has them (for verify, a chunk at a time)."""
+        wanted = set(keys)
+        ids = sorted({doc_id for doc_id, _ in wanted})
+        found: dict[tuple[str, int], DocumentVersion] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                query = sa.select(versions).where(versions.c.doc_id.in_(ids[start : start + 500]))
+                for row in conn.execute(query):
+                    if (row.doc_id, row.version) in wanted:
+                        found[(row.doc_id, row.version)] = _version(row)
+        return found
+
+    def keys(self) -> Iterator[tuple[str, int]]:
+        """Every (document, version) the catalog holds, streamed."""
+        query = sa.select(versions.c.doc_id, versions.c.version)
+        with self.engine.connect() as conn:
+            for row in conn.execution_options(stream_results=True).execute(query):
+                yield row.doc_id, row.version
+
+    def identical_latest(self) -> list[tuple[str, str, list[str]]]:
+        """(SHA-256, file name, ids) of active documents whose latest versions have the same
+        bytes and file name, not archived as duplicates on purpose: suspected duplicates."""
+        latest = sa.and_(
+            versions.c.doc_id == documents.c.id, versions.c.version == documents.c.latest
+        )
+        query = (
+            sa.select(versions.c.sha256, versions.c.filename, versions.c.doc_id)
+            .select_from(versions.join(documents, latest))
+            .where(versions.c.status == ACTIVE, versions.c.duplicate_of.is_(None))
+        )
+        pairs = (
+            sa.select(versions.c.sha256, versions.c.filename)
+            .select_from(versions.join(documents, latest))
+            .where(versions.c.status == ACTIVE, versions.c.duplicate_of.is_(None))
+            .group_by(versions.c.sha256, versions.c.filename)
+            .having(sa.func.count() > 1)
+        )
+        groups: dict[tuple[str, str], list[str]] = {}
+        with self.engine.connect() as conn:
+            shared = {(r.sha256, r.filename) for r in conn.execute(pairs)}
+            if shared:
+                digests = sorted({digest for digest, _ in shared})
+                for row in conn.execute(query.where(versions.c.sha256.in_(digests))):
+                    if (row.sha256, row.filename) in shared:
+                        groups.setdefault((row.sha256, row.filename), []).append(row.doc_id)
+        return [(digest, name, sorted(ids)) for (digest, name), ids in sorted(groups.items())]
 
     def latest_map(self) -> dict[str, int]:
         with self.engine.connect() as conn:
