@@ -144,12 +144,17 @@ class TreeMonitor(threading.Thread):
         found = self.found
         tree_pss = tree_anon = largest_rss = largest_anon = 0.0
         counts: dict[str, int] = {}
+        root_rollup: dict[str, int] = {}
         for pid in pids:
             rollup = read_kb(pid, "smaps_rollup", ROLLUP_KEYS)
             status = read_kb(pid, "status", STATUS_KEYS)
             if not rollup and not status:
                 continue
+            if pid == self.root:
+                root_rollup = rollup
             name = role(pid, self.root)
+            if name == "worker" and rollup and rollup == root_rollup:
+                continue  # the command's own vfork child, before it execs git: its memory
             counts[name] = counts.get(name, 0) + 1
             anon = rollup.get("Anonymous", status.get("RssAnon", 0)) / 1024
             rss = max(rollup.get("Rss", 0), status.get("VmHWM", 0)) / 1024

@@ -125,3 +125,24 @@ def test_history_is_read_a_chunk_at_a_time_in_order(
     assert seen[-1][1][0].endswith("DOC-000007/content")
     assert [info.sha for info in since] == expected[3:]
     assert vault.verify() == []
+
+
+def test_a_copy_in_the_next_batch_is_caught_while_the_first_is_still_being_applied(
+    vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importer, "BATCH", 2)
+    src = tmp_path / "src"
+    corpus(src, 2)  # 000/br-00000.pdf, 000/br-00001.pdf: the first batch
+    original = (src / "000" / "br-00001.pdf").read_bytes()
+    (src / "001").mkdir()
+    (src / "001" / "br-00001.pdf").write_bytes(original)  # same name and bytes: skipped
+    (src / "001" / "copy.pdf").write_bytes(original)  # same bytes, another name: refused
+    report = ImportReport()
+
+    run_import(vault, plan_folder(vault, src, "CART-19", "batch-record", report), report)
+
+    assert report.imported == 2
+    assert report.skipped == 1
+    assert [r["path"].rsplit("/", 1)[1] for r in report.refused] == ["copy.pdf"]
+    assert [d["id"] for d in report.documents] == ["DOC-000001", "DOC-000002"]
+    assert vault.verify() == []

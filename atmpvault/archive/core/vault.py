@@ -525,19 +525,25 @@ class Vault:
                 self.commit_units([unit])
 
     def commit_units(self, units: list[UnitOfWork]) -> list[CommitChanges]:
-        """Write one commit per unit, all or none, then bring the catalog to the last.
+        """One commit per unit, all or none (the point of no return; the caller holds the
+        write lock), then the catalog brought to the last."""
+        commits, parent = self.write_units(units)
+        self.apply_units(commits, parent)
+        return commits
 
-        The caller holds the write lock. The commits are the point of no return.
-        """
+    def write_units(self, units: list[UnitOfWork]) -> tuple[list[CommitChanges], str | None]:
+        """The git half of `commit_units` (only the repository: an import runs it in a thread
+        while the catalog takes the batch before); `apply_units` must follow, in order."""
         written = [self._records_of(unit) for unit in units]  # a bad record stops it here
         shas, parent = self.commit_changes(u.change() for u in units)
-        commits = []
-        for unit, sha, records in zip(units, shas, written, strict=True):
+        for unit, sha in zip(units, shas, strict=True):
             unit.commit, unit.parent = sha, parent
-            commits.append(unit.committed(sha, records))
-        self.catalog.apply(commits, shas[-1], parent)
+        return [u.committed(sha, r) for u, sha, r in zip(units, shas, written, strict=True)], parent
+
+    def apply_units(self, commits: list[CommitChanges], parent: str | None) -> None:
+        """The catalog half of `commit_units`: bring the catalog to the last of `commits`."""
+        self.catalog.apply(commits, commits[-1].sha, parent)
         self.fault("after-catalog")
-        return commits
 
     def _records_of(self, unit: UnitOfWork) -> tuple[RecordChange, ...]:
         """Every record a unit writes, as a replay would read it back (format-checked)."""

@@ -20,18 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import ExitStack
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from atmpvault.archive.core import values
-from atmpvault.archive.core.changes import UnitOfWork
 from atmpvault.archive.documents.import_plan import (
     MANIFEST_COLUMNS,
     ImportItem,
@@ -40,7 +36,8 @@ from atmpvault.archive.documents.import_plan import (
     plan_folder,
     plan_manifest,
 )
-from atmpvault.archive.documents.records import ACTIVE, DocumentVersion, doc_id_for
+from atmpvault.archive.documents.import_writer import BatchWriter
+from atmpvault.archive.documents.records import DocumentVersion
 from atmpvault.archive.documents.versions import (
     Documents,
     already_archived,
@@ -67,8 +64,6 @@ __all__ = [
 ]
 
 BATCH = 256
-INDEX_COMMIT_EVERY = 2048  # documents between engine commits (uncommitted ones are held in memory)
-GROUP_SECONDS = 5.0  # longest an import holds the lock before letting other writers in
 CHUNK = 16  # files per task sent to a worker
 AHEAD = 3  # batches being extracted while one is written: workers stay busy, memory bounded
 
@@ -200,17 +195,14 @@ def run_import(
     `allow_duplicate` archived anyway (recording which document they duplicate).
     """
     bound_heap()  # before the index writer's threads and the workers start
-    actor = vault.actor
-    limit = max_bytes(vault)
     fresh = _unarchived(vault, items, report, progress, allow_duplicate)
-    # The lock is held for a group of batches, so the index commits once a group (an
-    # engine commit costs as much as indexing thousands of documents); releasing it
-    # commits the index and lets other writers in, at the latest after GROUP_SECONDS so
-    # an `add` beside a long import waits seconds, not its lock timeout.
-    held = ExitStack()
-    in_group, since = 0, 0.0
-    with held:
-        for batch in _prepared(fresh, workers or os.cpu_count() or 1, limit):
+    workers = workers or os.cpu_count() or 1
+
+    def verdict(item: ImportItem, held: list[DocumentVersion]) -> str:
+        return _verdict(item, held, report, allow_duplicate)
+
+    with BatchWriter(vault, report, verdict) as writer:
+        for batch in _prepared(fresh, workers, max_bytes(vault)):
             ready = []
             for item, prepared in batch:
                 if prepared.error:
@@ -218,100 +210,7 @@ def run_import(
                 else:
                     ready.append((item, prepared))
             if ready:
-                if in_group == 0:
-                    held.enter_context(vault.writing())
-                    since = time.monotonic()
-                _write_batch(vault, ready, actor, report, allow_duplicate)
-                in_group += len(ready)
-                if in_group >= INDEX_COMMIT_EVERY or time.monotonic() - since > GROUP_SECONDS:
-                    held.close()
-                    in_group = 0
+                writer.write(ready)
             if progress:
                 progress(len(batch))
     return report
-
-
-def _write_batch(
-    vault: Vault,
-    batch: Iterable[tuple[ImportItem, _Prepared]],
-    actor: str,
-    report: ImportReport,
-    allow_duplicate: bool,
-) -> None:
-    """One fast-import stream, one catalog transaction, its index entries (committed when
-    the lock is let go).
-
-    Under the lock, with the catalog brought to the last commit, every file is checked
-    again against what is archived now (another import may have written it while this
-    one waited) and against the files before it in this batch.
-    """
-    limit = max_bytes(vault)
-    with vault.writing():
-        documents = Documents(vault)
-        known = documents.catalog.holders(prepared.sha256 for _, prepared in batch)
-        seq = documents.catalog.next_seq()
-        units: list[UnitOfWork] = []
-        staged: list[dict[str, str]] = []
-        for item, prepared in batch:
-            held = known.get(prepared.sha256, [])
-            if _verdict(item, held, report, allow_duplicate) != "archive":
-                continue
-            try:
-                data = read_file(item.path, limit)
-            except VaultError as exc:
-                report.refuse(item, str(exc))
-                continue
-            if hashlib.sha256(data).hexdigest() != prepared.sha256:
-                report.refuse(item, "the file changed while it was being imported; run again")
-                continue
-            extraction = prepared.extraction
-            assert extraction is not None
-            draft = DocumentVersion(
-                id=doc_id_for(seq),
-                version=1,
-                seq=seq,
-                program=item.program,
-                type=item.type,
-                title=item.title
-                or extraction.info.get("pdf_title")
-                or extraction.info.get("title")
-                or _stem_title(item.path),
-                lot=item.lot,
-                filename=item.path.name,
-                size=0,
-                sha256="",
-                status=ACTIVE,
-                action="import",
-                recorded_at="",
-                user=actor,
-                reason=None,
-                meta=item.meta,
-                source_path=item.source_path,
-                duplicate_of=held[0].id if held else None,
-            )
-            unit = UnitOfWork(vault, "import", actor, None)
-            version = documents.stage(unit, draft, data, extraction)
-            seq += 1
-            units.append(unit)
-            known.setdefault(version.sha256, []).append(version)
-            staged.append({"path": str(item.path), "id": version.id, "title": version.title or ""})
-            if not extraction.searchable:
-                report.unsearchable.append(
-                    {"path": str(item.path), "id": version.id, "reason": extraction.reason or ""}
-                )
-        if not units:
-            return
-        commits = vault.commit_units(units)
-        vault.search_projection.apply_deferred(
-            commits, commits[-1].sha, units[0].parent, defer=True
-        )
-        report.imported += len(units)
-        report.documents.extend(staged)
-
-
-def _stem_title(path: Path) -> str | None:
-    """The file name without its extension: the title when none is given or embedded."""
-    try:
-        return values.title(path.stem)
-    except VaultError:
-        return None  # a name no title may carry (control characters): no title
