@@ -65,7 +65,7 @@ __all__ = [
 
 BATCH = 256
 CHUNK = 16  # files per task sent to a worker
-AHEAD = 3  # batches being extracted while one is written: workers stay busy, memory bounded
+AHEAD = 6  # batches extracted ahead of the one being written: workers stay busy, memory bounded
 
 T = TypeVar("T")
 
