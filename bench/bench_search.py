@@ -12,6 +12,14 @@ over the corpus for the same phrases. Corpus generation is never timed.
 Figures go to stdout (one table per engine, a summary side by side, then per-query
 detail); progress goes to stderr. Nothing is asserted on time.
 
+Memory: every process of a measured command's tree is read from /proc (bench/memory.py)
+ten times a second; each step reports its largest process's anonymous and total peak,
+the whole tree's (PSS), and each role's (the command, its workers, each git command).
+The import's rate is reported over each tenth of the corpus (documents done are read
+from the catalog as it runs); `--plot` draws rate and memory against documents
+imported; `--baseline DIR` imports the one-page corpus with another atmpvault source
+too, in the same run (`git archive REF atmpvault | tar -x -C DIR`).
+
     python bench/bench_search.py                      # 10,000 documents, both engines
     python bench/bench_search.py --quick              # 500 documents
     python bench/bench_search.py --docs 100000 --engines tantivy --keep --workdir /tmp/b
