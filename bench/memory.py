@@ -53,6 +53,17 @@ def read_kb(pid: int, fname: str, keys: Sequence[str]) -> dict[str, int]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (as sampled: a short-lived
+    process may end between two samples and be missed)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rpartition(b")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def role(pid: int, root: int) -> str:
     """What a process is: the command itself, a worker it forked, or a git command."""
     try:
@@ -78,6 +89,7 @@ class Peak:
     anon: float = 0.0
     file: float = 0.0
     processes: int = 0  # how many processes of this role ran at once, at most
+    cpu: float = 0.0  # CPU seconds, user + system, of every process of this role
 
     def update(self, rss: float, anon: float, file: float) -> None:
         self.rss, self.anon, self.file = (
@@ -108,6 +120,7 @@ class TreeMemory:
     max_processes: int = 0
     roles: dict[str, Peak] = field(default_factory=dict)
     samples: list[Sample] = field(default_factory=list)
+    cpu: dict[int, tuple[str, float]] = field(default_factory=dict)  # pid -> role, CPU s seen
 
 
 class TreeMonitor(threading.Thread):
@@ -160,11 +173,16 @@ class TreeMonitor(threading.Thread):
             rss = max(rollup.get("Rss", 0), status.get("VmHWM", 0)) / 1024
             file = status.get("RssFile", rollup.get("Rss", 0) - rollup.get("Anonymous", 0)) / 1024
             found.roles.setdefault(name, Peak()).update(rss, anon, file)
+            found.cpu[pid] = (name, max(cpu_seconds(pid), found.cpu.get(pid, ("", 0.0))[1]))
             tree_pss += rollup.get("Pss", status.get("RssAnon", 0)) / 1024
             tree_anon += rollup.get("Pss_Anon", rollup.get("Anonymous", 0)) / 1024
             largest_rss, largest_anon = max(largest_rss, rss), max(largest_anon, anon)
         for name, count in counts.items():
             found.roles[name].processes = max(found.roles[name].processes, count)
+        for peak in found.roles.values():
+            peak.cpu = 0.0
+        for name, seconds in found.cpu.values():
+            found.roles[name].cpu += seconds
         found.largest_rss = max(found.largest_rss, largest_rss)
         found.largest_anon = max(found.largest_anon, largest_anon)
         found.tree_pss = max(found.tree_pss, tree_pss)
@@ -214,7 +232,8 @@ def describe(memory: TreeMemory) -> list[tuple[str, str]]:
         rows.append(
             (
                 f"  {name} (x{peak.processes})",
-                f"anon {peak.anon:,.0f} / file {peak.file:,.0f} / total {peak.rss:,.0f}",
+                f"anon {peak.anon:,.0f} / file {peak.file:,.0f} / total {peak.rss:,.0f}; "
+                f"CPU {peak.cpu:,.1f} s",
             )
         )
     return rows
