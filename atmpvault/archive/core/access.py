@@ -181,6 +181,23 @@ def _gates(value: object) -> dict[str, dict[str, Any]]:
     return gates
 
 
+def acting(vault: Vault) -> str:
+    """Who is acting: with users, the login of the process's real uid; without, --user,
+    else ATMPVAULT_USER, else git's user.name, else the login."""
+    import getpass
+    import subprocess
+
+    from atmpvault.archive.core import values
+
+    if vault.controlled:
+        return os_login()
+    if vault.settings.user:
+        return values.user(vault.settings.user)
+    result = subprocess.run(["git", "config", "user.name"], capture_output=True)
+    name = result.stdout.decode("utf-8", "replace").strip()
+    return values.user(name or getpass.getuser())
+
+
 def os_login() -> str:
     """The login of the process's real uid, from the password database (never $USER)."""
     import pwd

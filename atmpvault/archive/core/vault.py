@@ -7,10 +7,8 @@ The vault is handed the workflows' Domain descriptors; it never imports a workfl
 
 from __future__ import annotations
 
-import getpass
 import os
 import signal
-import subprocess
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -182,17 +180,10 @@ class Vault:
 
     @cached_property
     def actor(self) -> str:
-        """Who is acting: with users, the login of the process's real uid; without, --user,
-        else ATMPVAULT_USER, else git's user.name, else the login."""
-        from atmpvault.archive.core import access, values
+        """Who is acting (see access.acting)."""
+        from atmpvault.archive.core.access import acting
 
-        if self.controlled:
-            return access.os_login()
-        if self.settings.user:
-            return values.user(self.settings.user)
-        result = subprocess.run(["git", "config", "user.name"], capture_output=True)
-        name = result.stdout.decode("utf-8", "replace").strip()
-        return values.user(name or getpass.getuser())
+        return acting(self)
 
     @cached_property
     def config(self) -> VaultConfig:
@@ -503,11 +494,8 @@ class Vault:
         actor: str | None = None,
         trailers: dict[str, str] | None = None,
     ) -> Iterator[UnitOfWork]:
-        """One user action as one commit: gather its changes, then commit them on exit.
-
-        The lock is held throughout, with the catalog current, so what the unit reads
-        is what it writes on. An error inside the block writes nothing.
-        """
+        """One user action as one commit, on exit; the lock held throughout, with the catalog
+        current, so what it reads is what it writes on. An error inside writes nothing."""
         with self.writing():
             from atmpvault.archive.core.changes import UnitOfWork
 
