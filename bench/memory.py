@@ -70,7 +70,13 @@ def role(pid: int, root: int) -> str:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
             argv = [a.decode("utf-8", "replace") for a in fh.read().split(b"\0") if a]
     except OSError:
-        return "?"
+        argv = []
+    if not argv:  # between fork and exec, or gone: what the kernel calls it
+        try:
+            with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as fh:
+                return f"{fh.read().strip() or '?'} (starting)"
+        except OSError:
+            return "?"
     if pid == root:
         return "command"
     if argv and os.path.basename(argv[0]) == "git":
@@ -166,7 +172,7 @@ class TreeMonitor(threading.Thread):
             if pid == self.root:
                 root_rollup = rollup
             name = role(pid, self.root)
-            if name == "worker" and rollup and rollup == root_rollup:
+            if pid != self.root and rollup and rollup == root_rollup:
                 continue  # the command's own vfork child, before it execs git: its memory
             counts[name] = counts.get(name, 0) + 1
             anon = rollup.get("Anonymous", status.get("RssAnon", 0)) / 1024
