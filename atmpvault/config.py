@@ -16,6 +16,7 @@ from typing import Any
 from atmpvault.errors import InvalidInput
 
 LOCAL_SETTINGS = "settings.json"
+CONFIG_PATH = "config/vault.json"  # the vault's own configuration, in its repository
 
 DEFAULT_DOCUMENT_TYPES = (
     "ind",

@@ -12,7 +12,6 @@ Elsewhere than glibc this does nothing.
 
 from __future__ import annotations
 
-import ctypes
 import sys
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
@@ -27,6 +26,8 @@ def bound_heap() -> None:
     Process-wide and inherited by forked workers; called once, before the threads and
     workers of a long write start.
     """
+    import ctypes  # here, not at import: a search that opens the index never needs it
+
     global _bounded
     if _bounded or not sys.platform.startswith("linux"):
         return

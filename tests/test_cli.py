@@ -902,6 +902,16 @@ def test_lazy_commands_are_listed_with_their_own_help() -> None:
             for name, cmd in group.commands.items()
         }
         assert dict(domain.command_help) == real, domain.name
+    from atmpvault.cli import CORE_LAZY
+
+    for register, declared in CORE_LAZY:
+        group = click.Group("probe")
+        load(register)(group)
+        real = {
+            name: " ".join(inspect.cleandoc(cmd.help or "").split("\n\n")[0].split())
+            for name, cmd in group.commands.items()
+        }
+        assert dict(declared) == real, register
     listed = run(None, "--help").stdout
     for domain in domains():
         for name, _help in domain.command_help:
@@ -914,5 +924,5 @@ def test_lazy_commands_are_listed_with_their_own_help() -> None:
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=cli_env(), check=True).stdout.splitlines()[-1]  # fmt: skip
-    for lazy in ("quality", "custody", "dosing", "lots", "regulatory"):
+    for lazy in ("quality", "custody", "dosing", "lots", "regulatory", "users", "team"):
         assert f"atmpvault.cli.{lazy}'" not in loaded, loaded

@@ -10,13 +10,34 @@ from __future__ import annotations
 
 from atmpvault.archive.core.domain import load
 from atmpvault.archive.domains import domains
-from atmpvault.cli import configuration, notices, people, search, team, users, vaultops
+from atmpvault.cli import configuration, notices, people, search, vaultops
 from atmpvault.cli.base import cli
 
 __all__ = ["cli", "main"]
 
-for _module in (vaultops, search, notices, people, users, team, configuration):
+# The core's commands loaded on first use, with their one-line help (their docstrings').
+CORE_LAZY: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("atmpvault.cli.users:register", (
+        ("users", "The vault's users: logins, printed names, roles and signing keys."),
+        ("sign", "Sign the current version of a document or record (DOC@V, REC@V, KIND:ID@V)."),
+        ("signatures",
+         "List the signatures of a document or record (ID, or one version: ID@V)."),
+    )),
+    ("atmpvault.cli.team:register", (
+        ("init-shared",
+         "Create a shared upstream: a bare repository whose history can only grow."),
+        ("clone", "Make a workstation vault from a shared upstream (any git URL)."),
+        ("publish",
+         "Publish this vault's history to a new, empty shared repository, its upstream from now."),
+        ("remote", "The shared upstream this vault publishes to."),
+        ("sync", "Bring this vault up to the upstream's tip and catch its catalog and index up."),
+    )),
+)  # fmt: skip
+
+for _module in (vaultops, search, notices, people, configuration):
     _module.register(cli)
+for _register, _commands in CORE_LAZY:  # imported when one of them is used
+    cli.add_lazy(_register, _commands)
 for _domain in domains():
     if _domain.commands is None:
         continue

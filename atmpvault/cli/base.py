@@ -229,10 +229,21 @@ def open_vault(ctx: click.Context, user: str | None = None) -> Vault:
         )
     elif vault.controlled and user:
         say(f"note: --user is ignored in an access-controlled vault; acting as {vault.actor}")
-    from atmpvault.cli.team import stale_note
-
     stale_note(vault)
     return vault
+
+
+def stale_note(vault: Vault) -> None:
+    """Say on stderr when this copy of a shared vault is older than the team allows."""
+    if vault.settings.upstream is None:
+        return
+    from atmpvault.archive.core.upstream import last_synced
+
+    age = last_synced(vault.path)
+    limit = vault.settings.stale_after_minutes * 60
+    if age is None or age > limit:
+        ago = "never" if age is None else f"{age / 60:.0f} minutes ago"
+        say(f"note: this copy last reached its upstream {ago}; 'atmpvault sync' updates it")
 
 
 def command_name(ctx: click.Context) -> str:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from atmpvault.cli.base import emit_json, json_option, pass_vault, progress, say, settings_for
+from atmpvault.cli.base import emit_json, json_option, pass_vault, progress, settings_for
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
@@ -149,19 +149,6 @@ def _sync_once(vault: Vault, quiet: bool) -> int:
             if update is not None:
                 update(came)
     return came
-
-
-def stale_note(vault: Vault) -> None:
-    """Say on stderr when this copy of a shared vault is older than the team allows."""
-    from atmpvault.archive.core.upstream import last_synced
-
-    if vault.settings.upstream is None:
-        return
-    age = last_synced(vault.path)
-    limit = vault.settings.stale_after_minutes * 60
-    if age is None or age > limit:
-        ago = "never" if age is None else f"{age / 60:.0f} minutes ago"
-        say(f"note: this copy last reached its upstream {ago}; 'atmpvault sync' updates it")
 
 
 def register(cli: click.Group) -> None:

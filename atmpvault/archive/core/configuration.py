@@ -16,13 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
 from atmpvault.archive.core.domain import Domain, load
-from atmpvault.config import DEFAULT_DOCUMENT_TYPES
+from atmpvault.config import CONFIG_PATH, DEFAULT_DOCUMENT_TYPES
 from atmpvault.errors import InvalidInput, NothingChanged, VaultError
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
 
-CONFIG_PATH = "config/vault.json"
 CONFIG_FORMAT = 1
 # Sections of config/vault.json that a workflow reads and checks itself.
 WORKFLOW_SECTIONS = ("quality", "custody", "dosing")

@@ -177,8 +177,7 @@ class Users:
                 if first:
                     _make_controlled(vault, unit)
         if first:
-            vault.__dict__.pop("config", None)
-            vault.__dict__.pop("actor", None)
+            vault.forget_config()
         return body
 
     def set_roles(self, name: str, role_names: Iterable[str], reason: str) -> dict[str, Any]:

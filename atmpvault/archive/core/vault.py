@@ -7,6 +7,7 @@ The vault is handed the workflows' Domain descriptors; it never imports a workfl
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from collections.abc import Callable, Iterable, Iterator
@@ -16,7 +17,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
 
 from atmpvault.archive.core.domain import Domain, check, record_kinds
-from atmpvault.config import Settings
+from atmpvault.config import CONFIG_PATH, Settings
 from atmpvault.errors import (
     IntegrityError,
     InvalidInput,
@@ -77,8 +78,6 @@ class Vault:
         self._search: SearchProjection | None = None
         self._rebuilding = False
 
-    # -- opening -------------------------------------------------------------------
-
     @classmethod
     def open(
         cls,
@@ -121,7 +120,7 @@ class Vault:
         vault = cls(settings, domains)
         vault.store = GitStore.create(path / REPO_DIR)
         from atmpvault.archive.core import values
-        from atmpvault.archive.core.configuration import CONFIG_PATH, VaultConfig
+        from atmpvault.archive.core.configuration import VaultConfig
 
         config = replace(VaultConfig.default(domains), index_engine=index_engine)
         with vault.unit(
@@ -129,7 +128,7 @@ class Vault:
             actor=values.user(actor) if actor else None,
         ) as unit:  # fmt: skip
             unit.files[CONFIG_PATH] = config.serialise()
-        vault.__dict__.pop("config", None)  # read before the first commit: the default
+        vault.forget_config()  # read before the first commit: the default
         # The projections are created now, so the first writers do not race to create them.
         vault.projections()
         return vault
@@ -153,17 +152,13 @@ class Vault:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> None:
-        """Close the vault; git's own errors leave it as a VaultError (exit 1, one line).
-
-        A damaged object is an integrity problem (exit 3), named with what it belongs to.
-        """
+        """Close the vault; git's own errors leave it as a VaultError (exit 1, one line), a
+        damaged object as an integrity problem (exit 3) named with what it belongs to."""
         self.close()
         if isinstance(exc, ObjectDamaged):
             raise self.damaged(exc) from exc
         if isinstance(exc, RepositoryError):
             raise RepositoryFailure(f"repository error: {exc}") from exc
-
-    # -- configuration and identity ----------------------------------------------------
 
     @cached_property
     def kinds(self) -> tuple[RecordKind, ...]:
@@ -173,10 +168,21 @@ class Vault:
 
         return CORE_KINDS + (USER_KIND, SIGNATURE_KIND) + record_kinds(self.domains)
 
-    @property
+    @cached_property
     def controlled(self) -> bool:
-        """Whether the vault has users: then who acts, and may, is checked (access.py)."""
-        return bool((self.config.sections.get("access") or {}).get("controlled"))
+        """Whether the vault has users: then who acts, and may, is checked (access.py);
+        from the configuration's raw JSON, so that a fast search parses nothing more."""
+        raw = json.loads(self._config_bytes or b"{}") if self.store.head() else {}
+        return bool((raw.get("access") or {}).get("controlled"))
+
+    @cached_property
+    def _config_bytes(self) -> bytes | None:
+        return self.read_small(CONFIG_PATH)
+
+    def forget_config(self) -> None:
+        """After a write to the configuration: read it again on next use."""
+        for name in ("config", "_config_bytes", "controlled", "actor"):
+            self.__dict__.pop(name, None)
 
     @cached_property
     def actor(self) -> str:
@@ -187,11 +193,11 @@ class Vault:
 
     @cached_property
     def config(self) -> VaultConfig:
-        from atmpvault.archive.core.configuration import CONFIG_PATH, VaultConfig
+        from atmpvault.archive.core.configuration import VaultConfig
 
         if self.store.head() is None:
             return VaultConfig.default(self.domains)
-        return VaultConfig.parse(self.read_small(CONFIG_PATH) or b"{}")
+        return VaultConfig.parse(self._config_bytes or b"{}")
 
     def document_type(self, value: str) -> str:
         """A document type from the vault's controlled vocabulary."""
@@ -229,9 +235,8 @@ class Vault:
 
     def read_small(self, path: str) -> bytes | None:
         """A small file at the tip, read without GitPython (see GitStore.read_small)."""
-        head = self.store.head()
         try:
-            return None if head is None else self.store.read_small(head, path)
+            return self.store.read_small(head, path) if (head := self.store.head()) else None
         except ObjectDamaged as exc:
             raise self.damaged(exc) from exc
 
@@ -579,7 +584,7 @@ class Vault:
         with self.unit(action, subject, reason=reason, actor=actor, trailers=extra) as unit:
             unit.files.update(files)
         assert unit.commit is not None
-        self.__dict__.pop("config", None)  # the cached configuration may now be stale
+        self.forget_config()  # the cached configuration may now be stale
         return unit.commit
 
     def fault(self, point: str) -> None:
