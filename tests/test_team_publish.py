@@ -70,7 +70,10 @@ def test_sync_watch_keeps_a_wall_display_current(tmp_path: Path) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
     )  # fmt: skip
     try:
-        written = add(writer, tmp_path, "new.txt")
+        assert watching.stdout is not None
+        while watching.stdout.readline().strip() != "}":  # its first sync, reported
+            assert watching.poll() is None, watching.stderr.read() if watching.stderr else ""
+        written = add(writer, tmp_path, "new.txt")  # only a later sync can bring this
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             shown = json.loads(run(wall, "ls", "--json").stdout)
@@ -82,5 +85,5 @@ def test_sync_watch_keeps_a_wall_display_current(tmp_path: Path) -> None:
     finally:
         watching.terminate()
         out, _ = watching.communicate(timeout=30)
-    assert out.count('"upstream"') >= 2  # it synced more than once, each time reporting
+    assert '"commits": 1' in out  # the later sync that brought the colleague's write
     assert git(wall / "repo.git", "rev-parse", "main") == git(upstream, "rev-parse", "main")
