@@ -372,9 +372,10 @@ def assert_all_written(bare: Path, outcomes: list[dict[str, Any]], *vaults: Path
 
 
 def test_two_workstations_write_100_each_concurrently(
-    tmp_path: Path, served: tuple[Path, str]
+    tmp_path: Path, upstream: tuple[Path, str]
 ) -> None:
-    bare, url = served
+    """By a git daemon on loopback and by path (a file share)."""
+    bare, url = upstream
     vaults = [workstation(tmp_path, url, name) for name in ("a", "b")]
     outcomes = write_concurrently(tmp_path, vaults)
     assert_all_written(bare, outcomes, *vaults)
