@@ -140,6 +140,11 @@ def settings(section: Mapping[str, Any] | None) -> dict[str, Any]:
     }
 
 
+def of(vault: Vault) -> dict[str, Any]:
+    """The vault's effective access settings (its "access" section over the defaults)."""
+    return settings(vault.config.sections.get("access"))
+
+
 def _roles(value: object, where: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
         raise VaultError(f"{where} must be a list of roles")
@@ -230,7 +235,7 @@ def authorise(vault: Vault, command: str) -> None:
         )
     if not user["enabled"]:
         raise AccessDenied(f"user {me} is disabled; nothing was done")
-    needed = settings(vault.config.sections.get("access"))["commands"].get(command)
+    needed = of(vault)["commands"].get(command)
     if needed is None:
         raise AccessDenied(f"no role may run '{command}': it is not in the vault's access table")
     if not allowed(user["roles"], needed):

@@ -219,7 +219,7 @@ class Signatures:
         vault = self.vault
         if not vault.controlled:
             return None
-        gate = access.settings(vault.config.sections.get("access"))["gates"].get(command)
+        gate = access.of(vault)["gates"].get(command)
         if not gate:
             return None
         if gate.get("independent") and owner is not None and owner == unit.actor:
@@ -269,8 +269,7 @@ class Signatures:
                 f"signing is locked for {who} after failed attempts; an admin unlocks it with "
                 f"'atmpvault users unlock {who} --reason R'"
             )
-        settings = access.settings(vault.config.sections.get("access"))
-        may = set(settings["meanings"].get(meaning, [])) & set(roles or access.ROLES)
+        may = set(access.of(vault)["meanings"].get(meaning, [])) & set(roles or access.ROLES)
         if not may & set(user["roles"]):
             raise SignatureRefused(
                 f"{who} ({', '.join(user['roles'])}) may not sign with the meaning "
@@ -338,18 +337,19 @@ class Signatures:
         """Every signature that does not hold, one line each (verify)."""
         vault = self.vault
         problems = []
+        meanings = access.of(vault)["meanings"]  # read once, not per signature
         for record in vault.catalog.records(SIGNATURE_KIND.name):
             raw = vault.read_file(record.path, record.commit)
             if raw is None:
                 problems.append(f"signature {record.id}: its record is missing from history")
                 continue
             body = SIGNATURE_KIND.decode(raw, record.path)
-            problem = self._problem(body)
+            problem = self._problem(body, meanings)
             if problem:
                 problems.append(f"signature {body['id']} ({manifestation(body)}): {problem}")
         return problems
 
-    def _problem(self, body: dict[str, Any]) -> str | None:
+    def _problem(self, body: dict[str, Any], meanings: dict[str, list[str]]) -> str | None:
         from atmpvault.archive.core.sshsig import verify
 
         vault = self.vault
@@ -384,8 +384,7 @@ class Signatures:
             )
         then = vault.catalog.record(USER_KIND.name, who, as_of=at)
         roles = set(then.body["roles"] if then else [])
-        settings = access.settings(vault.config.sections.get("access"))
-        if not roles & set(settings["meanings"].get(body["meaning"], [])):
+        if not roles & set(meanings.get(body["meaning"], [])):
             return f"signed by {who} without a role that may sign {body['meaning']!r}"
         return None
 

@@ -259,7 +259,7 @@ class Users:
         body = read_user(vault, name)
         if body is None:
             return 0, False, []
-        limit = access.settings(vault.config.sections.get("access"))["lockout_after"]
+        limit = access.of(vault)["lockout_after"]
         body["failed_signatures"] += 1
         locked = body["failed_signatures"] >= limit and not body["signing_locked"]
         body["signing_locked"] = body["signing_locked"] or locked
@@ -341,7 +341,7 @@ def _tell_security(vault: Vault, unit: UnitOfWork, body: Mapping[str, Any]) -> l
     security lists the vault lacks are returned, not failed on (the lock still holds)."""
     from atmpvault.archive.core.notices import Notices
 
-    wanted = access.settings(vault.config.sections.get("access"))["security_lists"]
+    wanted = access.of(vault)["security_lists"]
     present = [n for n in wanted if n in vault.config.distribution_lists]
     if present:
         Notices(vault).send(
