@@ -49,7 +49,7 @@ def catalog_commit(vault: Path) -> str | None:
     with sqlite3.connect(vault / "catalog.sqlite") as conn:
         row = conn.execute("SELECT value FROM catalog_state WHERE key = 'last_commit'").fetchone()
     conn.close()
-    return row[0] if row else None
+    return (row[0] or None) if row else None  # "": nothing applied yet
 
 
 def new_file(directory: Path, name: str, rng: random.Random, size: int = 3000) -> Path:

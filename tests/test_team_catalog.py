@@ -4,7 +4,10 @@ another release refuses it, plain `rebuild` is refused, `rebuild --shared` is de
 from __future__ import annotations
 
 import json
+import multiprocessing
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -92,3 +95,51 @@ def test_a_workstation_cloned_onto_the_shared_catalog_does_not_rebuild_it(
             assert json.loads(listed.stdout)["total"] == 1  # its own index, built
         finally:
             engine.dispose()
+
+
+def first_write(url: str, head: str, start: Any, failures: Any, delay: float) -> None:
+    """One workstation's first write onto a new shared catalog (in its own process)."""
+    from atmpvault.archive.core.catalog import Catalog
+
+    start.wait()
+    time.sleep(delay)  # some find the tables made and their state not yet recorded
+    try:
+        catalog = Catalog(url, shared=True)
+        try:
+            catalog.apply([], head, expected=None)
+        finally:
+            catalog.close()
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        failures.put(f"{head}: {exc}")
+
+
+def test_workstations_opening_a_new_shared_catalog_at_once_all_open_it(tmp_path: Path) -> None:
+    """The first writes of a team race to create the catalog and move it to their commit:
+    every one opens it, one first commit is applied, none sees a duplicate key."""
+    if not PG_URL:
+        pytest.skip("ATMPVAULT_TEST_PG_URL is not set")
+    from atmpvault.archive.core.catalog import Catalog
+
+    processes = multiprocessing.get_context("fork")
+    heads = [f"commit-{i}" for i in range(6)]
+    for _round in range(5):
+        with postgres_database() as url:
+            start, failures = processes.Barrier(len(heads)), processes.Queue()
+            writers = [
+                processes.Process(target=first_write, args=(url, head, start, failures, i * 0.01))
+                for i, head in enumerate(heads)
+            ]
+            for writer in writers:
+                writer.start()
+            for writer in writers:
+                writer.join(60)
+            assert [w.exitcode for w in writers] == [0] * len(heads)
+            found = []
+            while not failures.empty():
+                found.append(failures.get())
+            assert found == []
+            catalog = Catalog(url, shared=True)
+            try:
+                assert catalog.last_commit() in heads
+            finally:
+                catalog.close()

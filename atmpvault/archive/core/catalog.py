@@ -117,9 +117,22 @@ class Catalog:
             )
             self._drop_all()
         self._create_tables()
-        with self.engine.begin() as conn:
-            if self._get(conn, "schema") is None:
-                conn.execute(state.insert(), [{"key": "schema", "value": self.schema}])
+        self._seed_state()
+
+    def _seed_state(self) -> None:
+        """Record the schema, and a last_commit row ("": nothing applied) that `apply` can
+        lock; another process opening the new catalog this moment may win the insert."""
+        try:
+            with self.engine.begin() as conn:
+                missing = [
+                    {"key": key, "value": value}
+                    for key, value in (("schema", self.schema), ("last_commit", ""))
+                    if self._get(conn, key) is None
+                ]
+                if missing:
+                    conn.execute(state.insert(), missing)
+        except sa.exc.IntegrityError:
+            pass  # the other process seeded it; _stored_schema now finds its rows
 
     def _stored_schema(self) -> str | None:
         """The schema the catalog was made with: None for a new one, '' for an old one."""
@@ -179,7 +192,7 @@ class Catalog:
 
     def last_commit(self) -> str | None:
         with self.engine.connect() as conn:
-            return self._get(conn, "last_commit")
+            return self._get(conn, "last_commit") or None
 
     def apply(self, commits: Sequence[CommitChanges], head: str, expected: str | None) -> None:
         """Project `commits` and move the catalog to `head`, all or nothing.
@@ -189,14 +202,14 @@ class Catalog:
         """
         try:
             with self.engine.begin() as conn:
-                current = conn.execute(
+                stored = conn.execute(
                     sa.select(state.c.value).where(state.c.key == "last_commit").with_for_update()
                 ).scalar_one_or_none()
-                if current != expected:
+                if (stored or None) != expected:
                     return
                 if commits:
                     self._project(conn, commits)
-                if current is None:
+                if stored is None:  # a catalog from before the seeded row
                     conn.execute(state.insert(), [{"key": "last_commit", "value": head}])
                 else:
                     conn.execute(
@@ -300,7 +313,8 @@ class Catalog:
             for table in reversed(metadata.sorted_tables):
                 if table is not state:
                     conn.execute(table.delete())
-            conn.execute(state.delete().where(state.c.key != "schema"))
+            conn.execute(state.delete().where(state.c.key.not_in(["schema", "last_commit"])))
+            conn.execute(state.update().where(state.c.key == "last_commit").values(value=""))
 
     # -- records -------------------------------------------------------------------
 
