@@ -10,13 +10,37 @@ from __future__ import annotations
 
 from atmpvault.archive.core.domain import load
 from atmpvault.archive.domains import domains
-from atmpvault.cli import configuration, notices, people, search, vaultops
 from atmpvault.cli.base import cli
 
 __all__ = ["cli", "main"]
 
 # The core's commands loaded on first use, with their one-line help (their docstrings').
 CORE_LAZY: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("atmpvault.cli.vaultops:register", (
+        ("init", "Create a new, empty vault."),
+        ("log", "The audit trail: every write of every document and record."),
+        ("verify", "Re-hash every version, run git's integrity check, compare the catalog."),
+        ("rebuild", "Rebuild the catalog and the index from the repository alone."),
+        ("demo",
+         "Build a realistic sample vault and show it: ls, a history, an as-of answer, verify."),
+    )),
+    ("atmpvault.cli.search:register", (
+        ("search",
+         'Full-text search: terms, "phrases", AND/OR/NOT, field:value, prefix*, fuzzy~.'),
+    )),
+    ("atmpvault.cli.notices:register", (
+        ("lists",
+         "Distribution lists for notices, kept in the vault's versioned configuration."),
+        ("notices", "Notices sent (alerts and others), as recorded in the archive."),
+    )),
+    ("atmpvault.cli.people:register", (
+        ("people",
+         "The people workflow steps name (deviation owners, approvers) and their addresses."),
+    )),
+    ("atmpvault.cli.configuration:register", (
+        ("config",
+         "The vault's settings, kept in its versioned configuration (config/vault.json)."),
+    )),
     ("atmpvault.cli.users:register", (
         ("users", "The vault's users: logins, printed names, roles and signing keys."),
         ("sign", "Sign the current version of a document or record (DOC@V, REC@V, KIND:ID@V)."),
@@ -34,8 +58,6 @@ CORE_LAZY: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     )),
 )  # fmt: skip
 
-for _module in (vaultops, search, notices, people, configuration):
-    _module.register(cli)
 for _register, _commands in CORE_LAZY:  # imported when one of them is used
     cli.add_lazy(_register, _commands)
 for _domain in domains():

@@ -172,7 +172,7 @@ class Catalog:
                     time.sleep(0.05 * (attempt + 1))
                     continue
                 self.engine.dispose()
-                raise VaultError(f"cannot open the catalog at {self.url}: {exc.orig}") from exc
+                raise VaultError(f"cannot open the catalog at {self._shown()}: {exc.orig}") from exc
 
     def close(self) -> None:
         self.engine.dispose()

@@ -12,4 +12,17 @@ DOMAIN = Domain(
     verify="atmpvault.archive.documents.checks:verify",
     signable="atmpvault.archive.documents.versions:signable",
     commands="atmpvault.cli.documents:register",
-)
+    command_help=(
+        ("add", "Archive a document, or a new version of one."),
+        ("show", "Show one version's record (the latest by default) and its signatures."),
+        ("get", "Write the exact archived bytes of a version (an existing file only with --force)."),
+        ("history",
+         "Every version of a document, oldest first, with who, when, why and what changed."),
+        ("ls",
+         "List the latest version of each document, or the versions in --app/--sequence."),
+        ("withdraw",
+         "Withdraw a document: a new version with status withdrawn (nothing is deleted)."),
+        ("import",
+         "Import a folder (recursively), one file, or a CSV manifest, one document per file."),
+    ),
+)  # fmt: skip
