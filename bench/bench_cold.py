@@ -1,9 +1,12 @@
 """Cold start of the CLI, and import: this checkout against an earlier release, side by side.
 
-Each release imports the same one-page PDFs (200 by default) into a vault of its own,
-both imports timed, then `--help`, `ls` and `search` run as fresh processes, alternating
-between the two releases round by round, so load on a shared machine falls on both
-alike. Medians in ms.
+Both releases are byte-compiled first, as an installed package is (this machine sets
+PYTHONDONTWRITEBYTECODE, which would otherwise make every run compile every module it
+imports). Each release imports the same one-page PDFs (200 by default) into fresh vaults,
+alternating, --import-rounds times; then `--help`, `ls` and `search` run as fresh
+processes, alternating between the two releases round by round, so load on a shared
+machine falls on both alike. Medians of wall time and of CPU time (the process and its
+children, which moves less with the load), in ms.
 
     git worktree add /tmp/before 0a06b99
     python bench/bench_cold.py --before /tmp/before [--docs 2000]
@@ -12,7 +15,9 @@ alike. Medians in ms.
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -23,8 +28,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parents[1]
 
 
-def run(code: Path, vault: Path, *args: str) -> float:
-    env = {**os.environ, "PYTHONPATH": str(code), "ATMPVAULT_USER": "bench"}
+def run(code: Path, vault: Path, *args: str) -> tuple[float, float]:
+    """Wall and CPU seconds of one command run as a fresh process."""
+    env = {**os.environ, "PYTHONPATH": str(code), "ATMPVAULT_USER": "bench",
+           "ATMPVAULT_NO_ACCESS_NOTE": "1"}  # fmt: skip
+    used = cpu_of_children()
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "atmpvault", "--vault", str(vault), *args],
@@ -33,7 +41,12 @@ def run(code: Path, vault: Path, *args: str) -> float:
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{code}: {' '.join(args)} failed: {done.stderr.decode()[:300]}")
-    return elapsed
+    return elapsed, cpu_of_children() - used
+
+
+def cpu_of_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def make_corpus(folder: Path, docs: int) -> None:
@@ -51,35 +64,47 @@ def main() -> int:
     parser.add_argument("--before", type=Path, required=True, help="a checkout of the release")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--docs", type=int, default=200, help="documents each release imports")
+    parser.add_argument("--import-rounds", type=int, default=3, help="imports per release")
     args = parser.parse_args()
     releases = {"before": args.before.resolve(), "after": HERE}
+    for code in releases.values():
+        compileall.compile_dir(code / "atmpvault", quiet=1)
     commands = {"--help": ("--help",), "ls": ("ls",), "search": ("search", "viability")}
     with tempfile.TemporaryDirectory(prefix="atmpvault-cold-") as tmp:
         root = Path(tmp)
         make_corpus(root / "corpus", args.docs)
-        vaults = {}
-        imported: dict[str, float] = {}
-        for name, code in releases.items():
-            vaults[name] = root / name
-            run(code, vaults[name], "init")
-            imported[name] = run(code, vaults[name], "import", str(root / "corpus"),
-                                 "--program", "CART-19", "--type", "batch-record")  # fmt: skip
-            run(code, vaults[name], "search", "viability")  # the index is current
-        times: dict[tuple[str, str], list[float]] = {}
+        vaults: dict[str, Path] = {}
+        imported: dict[str, list[tuple[float, float]]] = {name: [] for name in releases}
+        for round_ in range(args.import_rounds):
+            for name, code in releases.items():
+                vaults[name] = root / f"{name}-{round_}"
+                run(code, vaults[name], "init")
+                imported[name].append(run(code, vaults[name], "import", str(root / "corpus"),
+                                          "--program", "CART-19", "--type", "batch-record"))  # fmt: skip
+                run(code, vaults[name], "search", "viability")  # the index is current
+        times: dict[tuple[str, str], list[tuple[float, float]]] = {}
         for _ in range(args.rounds):
             for command, argv in commands.items():
                 for name in ("before", "after"):
-                    elapsed = run(releases[name], vaults[name], *argv)
-                    times.setdefault((command, name), []).append(elapsed)
-    rates = {name: args.docs / seconds for name, seconds in imported.items()}
-    print(f"import of {args.docs:,} one-page PDFs, docs/s: before {rates['before']:.1f}, "
-          f"after {rates['after']:.1f} ({rates['after'] / rates['before']:.2f}x)")  # fmt: skip
+                    measured = run(releases[name], vaults[name], *argv)
+                    times.setdefault((command, name), []).append(measured)
+    rates = {name: args.docs / statistics.median(w for w, _ in runs)
+             for name, runs in imported.items()}  # fmt: skip
+    cpu = {name: statistics.median(c for _, c in runs) for name, runs in imported.items()}
+    print(f"import of {args.docs:,} one-page PDFs, median of {args.import_rounds}, docs/s: "
+          f"before {rates['before']:.1f}, after {rates['after']:.1f} "
+          f"({rates['after'] / rates['before']:.2f}x); CPU s: before {cpu['before']:.2f}, "
+          f"after {cpu['after']:.2f} ({cpu['after'] / cpu['before']:.2f}x)")  # fmt: skip
     print(f"cold CLI, {args.rounds} rounds alternating; medians in ms")
-    print(f"{'command':10} {'before':>8} {'after':>8} {'after/before':>13}")
+    print(f"{'command':10} {'before':>8} {'after':>8} {'after/before':>13}"
+          f" {'CPU before':>11} {'CPU after':>10} {'after/before':>13}")  # fmt: skip
     for command in commands:
-        before = statistics.median(times[(command, "before")]) * 1e3
-        after = statistics.median(times[(command, "after")]) * 1e3
-        print(f"{command:10} {before:8.1f} {after:8.1f} {after / before:12.2f}x")
+        wall = [statistics.median(times[(command, n)][i][0] for i in range(args.rounds)) * 1e3
+                for n in ("before", "after")]  # fmt: skip
+        used = [statistics.median(times[(command, n)][i][1] for i in range(args.rounds)) * 1e3
+                for n in ("before", "after")]  # fmt: skip
+        print(f"{command:10} {wall[0]:8.1f} {wall[1]:8.1f} {wall[1] / wall[0]:12.2f}x"
+              f" {used[0]:11.1f} {used[1]:10.1f} {used[1] / used[0]:12.2f}x")  # fmt: skip
     return 0
 
 

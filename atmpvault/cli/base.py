@@ -327,12 +327,11 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
     for row in cells:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
     widths = fit(widths, headers, cells, terminal_width())
-    line = "  ".join(_cut(h, w).ljust(w) for h, w in zip(headers, widths, strict=True))
-    click.echo(line.rstrip())
-    for row in cells:
-        click.echo(
-            "  ".join(_cut(c, w).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        )
+    lines = [
+        "  ".join(_cut(c, w).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in [list(headers), *cells]
+    ]
+    click.echo("\n".join(lines))  # one write: click looks at the terminal on every echo
 
 
 def _cell(value: Any) -> str:

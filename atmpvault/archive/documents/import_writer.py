@@ -100,6 +100,9 @@ class BatchWriter:
             # after GROUP_SECONDS so an `add` beside a long import waits seconds.
             self._held.enter_context(self.vault.writing())
             self._since = time.monotonic()
+            # Opened (and caught up) before this group's commits exist, so they are indexed
+            # from the batches in memory, not read back from git by a catch-up.
+            self.vault.projections()
         batch = self._stage(ready)
         written: Future[tuple[list[CommitChanges], str | None]] | None = None
         if batch.units:
