@@ -143,3 +143,28 @@ def test_workstations_opening_a_new_shared_catalog_at_once_all_open_it(tmp_path:
                 assert catalog.last_commit() in heads
             finally:
                 catalog.close()
+
+
+def test_a_catalog_made_before_the_seeded_state_row_gets_it_on_open(tmp_path: Path) -> None:
+    """A new catalog made by the release before had no last_commit row until its first
+    apply, so two first writes could both insert it; opening it now adds the row."""
+    from atmpvault.archive.core.catalog import Catalog
+
+    url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    Catalog(url).close()
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM catalog_state WHERE key = 'last_commit'"))
+        catalog = Catalog(url)
+        try:
+            with engine.connect() as conn:
+                rows = conn.execute(sa.text("SELECT key, value FROM catalog_state")).all()
+            assert dict(rows) == {"schema": catalog.schema, "last_commit": ""}
+            assert catalog.last_commit() is None
+            catalog.apply([], "commit-1", expected=None)
+            assert catalog.last_commit() == "commit-1"
+        finally:
+            catalog.close()
+    finally:
+        engine.dispose()

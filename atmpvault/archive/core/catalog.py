@@ -75,6 +75,7 @@ class Catalog:
             ]
         )
         self.rebuilt_because: str | None = None  # set when an old schema was replaced
+        self._has_last_commit = False
         try:
             self.engine: Engine = sa.create_engine(url, future=True)
         except (sa.exc.ArgumentError, ImportError) as exc:
@@ -98,8 +99,10 @@ class Catalog:
     def _open(self) -> None:
         """Create the tables, or replace them if they were made for another schema."""
         found = self._stored_schema()
-        if found == self.schema:
-            return  # made for this schema: every table is there
+        if found == self.schema:  # made for this schema: every table is there
+            if not self._has_last_commit:  # made by a release before the seeded row
+                self._seed_state()
+            return
         if found is not None and self.shared:
             self.engine.dispose()
             made = found or "of an earlier release"
@@ -148,6 +151,7 @@ class Catalog:
                     )
                 ).all()
             )
+        self._has_last_commit = "last_commit" in rows
         if "schema" in rows:
             return str(rows["schema"])
         # No schema: an earlier release's catalog (it has applied commits), or one another
