@@ -253,7 +253,8 @@ def test_a_certificate_is_issued_after_receipt_at_manufacturing(lot: Path, tmp_p
     data = certificate_bytes(lot, certificate["id"], tmp_path)
     text = pdftotext(data, tmp_path)
     for expected in ("Chain-of-Custody Certificate", "L-0042", COI, DIN, "receipt-at-manufacturing",
-                     "APH-01", "R. Coordinator", "-185", "SHA-256 of the custody log"):  # fmt: skip
+                     "APH-01", "R. Coordinator", "-185", "SHA-256 of the custody log",
+                     "Not signed electronically", "handwritten review"):  # fmt: skip
         assert expected in text, expected
     files = embedded_files(data)
     record = json.loads(files["certificate.json"])

@@ -248,6 +248,7 @@ def test_a_certificate_on_demand_is_signed_by_custody_and_shown_in_the_pdf(
 
     assert f"Electronically signed: {manifestation(signature)}" in text
     assert "Sam Okafor (sam)" in text and "responsibility" in text
+    assert "handwritten review" not in text  # no blank wet-ink table beside an e-signature
     # A re-issue: the record's next version, signed again; the first stays valid.
     again = json_of(ok(custody.run("sam", "custody", "certificate", "L-0042", "--json",
                                    key=True)))  # fmt: skip
