@@ -4,7 +4,10 @@ spooled to disk and streamed out, the repository's packs rolled up within a boun
 from __future__ import annotations
 
 import json
+import os
+import random
 import subprocess
+from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from atmpvault.archive.core.vault import Vault
 from atmpvault.archive.documents import importer
 from atmpvault.archive.documents.importer import ImportReport, plan_folder, run_import
 from atmpvault.repository import packs
+from atmpvault.repository.git import GitStore, NewCommit
 from tests.conftest import run
 
 FOLDER_ARGS = ("--program", "CART-19", "--type", "batch-record")
@@ -146,3 +150,37 @@ def test_a_copy_in_the_next_batch_is_caught_while_the_first_is_still_being_appli
     assert [r["path"].rsplit("/", 1)[1] for r in report.refused] == ["copy.pdf"]
     assert [d["id"] for d in report.documents] == ["DOC-000001", "DOC-000002"]
     assert vault.verify() == []
+
+
+@pytest.mark.parametrize("attributes", [True, False])
+def test_roll_ups_search_no_delta_for_document_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, attributes: bool
+) -> None:
+    if not attributes:  # the check's own check: without them, the same files delta
+        monkeypatch.setattr(packs, "ATTRIBUTES", Path(os.devnull))
+    store = GitStore.create(tmp_path / "repo.git")
+    body = random.Random(7).randbytes(20_000)
+    for n in range(20):  # a pack each, its file first (fast-import deltas only the next blob)
+        alike = body[: n * 100] + b"%05d" % n + body[n * 100 :]
+        files = {f"docs/0/{n:02d}/DOC-{n:06d}/{name}": name.encode() + alike
+                 for name in ("content", "text")}  # fmt: skip
+        store.commit(NewCommit(files, f"import {n}", "qa", datetime(2026, 1, 1, tzinfo=UTC)),
+                     store.head())  # fmt: skip
+
+    packs.pack(store.path)
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", f"--git-dir={store.path}", *args], capture_output=True, text=True
+        ).stdout
+
+    names = dict(line.split(" ", 1) for line in git("rev-list", "--objects", "--all").splitlines()
+                 if " " in line)  # fmt: skip
+    deltas = {"content": 0, "text": 0, "tree": 0}
+    for idx in (store.path / "objects" / "pack").glob("*.idx"):
+        for line in git("verify-pack", "-v", str(idx)).splitlines():
+            oid, kind, *rest = line.split() or ["", ""]
+            if len(rest) >= 5 and kind in ("blob", "tree"):  # a delta: its depth and base
+                deltas[names[oid].rsplit("/", 1)[-1] if kind == "blob" else "tree"] += 1
+    assert deltas["text"] > 0 and deltas["tree"] > 0  # text and trees still delta
+    assert (deltas["content"] == 0) is attributes  # a document's own file: never searched
