@@ -25,6 +25,8 @@ from atmpvault.repository.fastimport import read_marks, write_commit
 if TYPE_CHECKING:
     import git
 
+    from atmpvault.repository.packs import Rollup
+
 BRANCH = "main"
 REF = f"refs/heads/{BRANCH}"
 # What a git process may hold, whatever the size of the archive: its cache of delta
@@ -115,6 +117,8 @@ class GitStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._repo: git.Repo | None = None
+        self._rollup: Rollup | None = None  # a pack roll-up this process started
+        self._rollup_failed: RepositoryError | None = None
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -271,10 +275,31 @@ class GitStore:
         return self.commit_many([new], parent)[0]
 
     def pack_if_needed(self) -> None:
-        """Roll loose objects and small packs up once enough have gathered (see packs.py)."""
+        """Roll loose objects and small packs up once enough have gathered, in the
+        background (see packs.py). A roll-up that failed is not a write refused (the
+        commits are in): it is raised by finish_packing, and no other is started."""
         from atmpvault.repository.packs import pack_if_needed
 
-        pack_if_needed(self.path)
+        running, self._rollup = self._rollup, None
+        if self._rollup_failed is None:
+            try:
+                self._rollup = pack_if_needed(self.path, running)
+            except RepositoryError as exc:
+                self._rollup_failed = exc
+
+    def finish_packing(self) -> None:
+        """Wait for the pack roll-up this process started, if any; raise if one failed."""
+        from atmpvault.repository.packs import finish
+
+        running, self._rollup = self._rollup, None
+        if running is not None:
+            try:
+                finish(self.path, running)
+            except RepositoryError as exc:
+                self._rollup_failed = self._rollup_failed or exc
+        failed, self._rollup_failed = self._rollup_failed, None
+        if failed is not None:
+            raise failed
 
     # -- reading -----------------------------------------------------------------
 
@@ -481,19 +506,17 @@ class GitStore:
         return result.returncode == 0
 
     def fsck(self) -> list[str]:
-        """git's own integrity check; each problem it reports, one per line."""
-        result = subprocess.run(
-            [
-                "git",
-                f"--git-dir={self.path}",
-                *LIMITS,
-                "fsck",
-                "--full",
-                "--strict",
-                "--no-dangling",
-            ],
-            capture_output=True,
-        )
+        """git's own integrity check; each problem it reports, one per line (once no pack
+        roll-up runs, so that none of the packs it reads is deleted under it)."""
+        from atmpvault.repository.packs import quiet
+
+        self.finish_packing()
+        with quiet(self.path):
+            result = subprocess.run(
+                ["git", f"--git-dir={self.path}", *LIMITS, "fsck", "--full", "--strict",
+                 "--no-dangling"],
+                capture_output=True,
+            )  # fmt: skip
         text = (result.stdout + result.stderr).decode("utf-8", "replace")
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         lines = [line for line in lines if not line.startswith(("Checking", "notice:"))]

@@ -139,6 +139,7 @@ class Vault:
         if self._search is not None:
             self._search.close()
             self._search = None
+        self.store.finish_packing()  # last: waits for a pack roll-up still running (may raise)
 
     def close_catalog(self) -> None:
         """Let go of the catalog (it is opened again, caught up, on next use)."""
@@ -149,12 +150,13 @@ class Vault:
     def __enter__(self) -> Vault:
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
-    ) -> None:
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
         """Close the vault; git's own errors leave it as a VaultError (exit 1, one line), a
         damaged object as an integrity problem (exit 3) named with what it belongs to."""
-        self.close()
+        try:
+            self.close()
+        except RepositoryError as failed:  # a pack roll-up failed (reported if nothing else)
+            exc = exc or failed
         if isinstance(exc, ObjectDamaged):
             raise self.damaged(exc) from exc
         if isinstance(exc, RepositoryError):
@@ -333,8 +335,7 @@ class Vault:
         self, targets: list[Projection], last: str | None, head: str, progress: Progress | None
     ) -> None:
         batch: list[CommitChanges] = []
-        expected, upto = last, last
-        count = 0
+        expected, upto, count = last, last, 0
         for count, commit in enumerate(self.replay(last, head), start=1):
             upto = commit.sha
             batch.append(commit)

@@ -90,6 +90,8 @@ class BatchWriter:
             self._applying = None
             self._held.close()
             self._git.shutdown()
+        if exc is None:  # the import ends when its last pack roll-up has
+            self.vault.store.finish_packing()
 
     def write(self, ready: Sequence[tuple[ImportItem, Prepared]]) -> None:
         """Stage and write one batch; the one before it is applied while git writes."""
