@@ -6,7 +6,8 @@ then, for each round and each source in turn: `atmpvault init`, `import` of the 
 corpus, `import` of the second into the same vault. Reported per import: wall docs/s,
 docs/s over each tenth, CPU seconds per 1,000 documents by role (bench/memory.py:
 sampled ten times a second, so a process shorter than a sample may be missed), the
-largest process's anonymous peak, and the repository's size (`du -sk repo.git`); then
+largest process's anonymous and total peaks and the whole tree's (PSS), and the
+repository's size (`du -sk repo.git`); then
 medians over the rounds and the ratio of the second import's rate to the first's.
 
     git archive HEAD atmpvault | tar -x -C /tmp/src-a     # one source per folder
@@ -66,6 +67,8 @@ def one_import(bench: Bench, vault: Path, corpus: Corpus, env: dict[str, str]) -
         "cpu_per_1000": {k: v * 1000 / n for k, v in sorted(roles.items())},
         "cpu_total_per_1000": run.cpu_s * 1000 / n,
         "largest_anon": run.memory.largest_anon,
+        "largest_rss": run.memory.largest_rss,
+        "tree_pss": run.memory.tree_pss,
         "tenths": [round(r) for _, r in tenths(run.memory.samples, n, run.seconds)],
         "repo_kb": du_kb(vault / "repo.git"),
         "load": (before, load()),
@@ -118,7 +121,9 @@ def main() -> int:
             print(f"  {label}: docs/s {statistics.median(rates):.1f} "
                   f"({', '.join(f'{x:.1f}' for x in rates)}); "
                   f"repo {statistics.median(r[k]['repo_kb'] for r in rounds) / 1024:.0f} MB; "
-                  f"largest anon {max(r[k]['largest_anon'] for r in rounds):.0f} MB")  # fmt: skip
+                  f"largest process anon / total {max(r[k]['largest_anon'] for r in rounds):.0f} / "
+                  f"{max(r[k]['largest_rss'] for r in rounds):.0f} MB; "
+                  f"tree {max(r[k]['tree_pss'] for r in rounds):.0f} MB")  # fmt: skip
             roles = sorted({name for r in rounds for name in r[k]["cpu_per_1000"]})
             for name in roles:
                 vals = [r[k]["cpu_per_1000"].get(name, 0.0) for r in rounds]
