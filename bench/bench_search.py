@@ -877,6 +877,7 @@ class Bench:
         self.cli = self._find_cli()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("ATMPVAULT_")}
         self.env["ATMPVAULT_USER"] = "bench"
+        self.env["ATMPVAULT_NO_ACCESS_NOTE"] = "1"  # a bench vault has no users, on purpose
         self.hyperfine = shutil.which("hyperfine")
         self.pdfgrep = shutil.which("pdfgrep")
         self.code_at_start = code_version()

@@ -289,10 +289,10 @@ class GitStore:
 
     def finish_packing(self) -> None:
         """Wait for the pack roll-up this process started, if any; raise if one failed."""
-        from atmpvault.repository.packs import finish
-
         running, self._rollup = self._rollup, None
         if running is not None:
+            from atmpvault.repository.packs import finish
+
             try:
                 finish(self.path, running)
             except RepositoryError as exc:

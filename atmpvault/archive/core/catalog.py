@@ -14,13 +14,11 @@ import json
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from atmpvault.archive.core.audit_rows import audit_row, reference_rows
-from atmpvault.archive.core.changes import CommitChanges
 from atmpvault.archive.core.domain import Domain, load
 from atmpvault.archive.core.records import Columns, Record, new_references
 from atmpvault.archive.core.tables import (
@@ -34,6 +32,9 @@ from atmpvault.archive.core.tables import (
 )
 from atmpvault.errors import IntegrityError, VaultError
 from atmpvault.repository.git import ObjectMissing
+
+if TYPE_CHECKING:  # a reader of the catalog needs no unit of work
+    from atmpvault.archive.core.changes import CommitChanges
 
 CORE_SCHEMA = "4"  # 4: record_lots
 # What reading a damaged database raises ("database disk image is malformed").
@@ -226,6 +227,8 @@ class Catalog:
             ) from exc
 
     def _project(self, conn: Connection, commits: Sequence[CommitChanges]) -> None:
+        from atmpvault.archive.core.audit_rows import audit_row, reference_rows  # writers only
+
         seq = conn.execute(sa.select(sa.func.max(audit.c.seq))).scalar() or 0
         audit_rows, item_rows, record_rows, ref_rows, lot_rows = [], [], [], [], []
         heads = self._head_versions(conn, {(r.kind.name, r.id) for c in commits for r in c.records})
