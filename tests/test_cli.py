@@ -926,3 +926,46 @@ def test_lazy_commands_are_listed_with_their_own_help() -> None:
                             env=cli_env(), check=True).stdout.splitlines()[-1]  # fmt: skip
     for lazy in ("quality", "custody", "dosing", "lots", "regulatory", "users", "team"):
         assert f"atmpvault.cli.{lazy}'" not in loaded, loaded
+
+
+def test_a_write_beaten_by_another_workstation_runs_again_until_the_time_runs_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A lost push is built again on the new tip, with a note once it happens repeatedly;
+    the command gives up (exit 1, one line) only when RETRY_SECONDS have gone by, not
+    after a fixed count that a busy colleague could exhaust."""
+    import click
+    from click.testing import CliRunner
+
+    from atmpvault.cli import base
+    from atmpvault.errors import UpstreamBusy
+
+    monkeypatch.setattr(base, "wait_a_little", lambda attempt: None)
+    attempts: list[int] = []
+    lose = {"times": 12}
+
+    group = base.VaultGroup("probe")
+
+    @group.command("write")
+    @click.argument("name")
+    def write(name: str) -> None:
+        attempts.append(1)
+        if len(attempts) <= lose["times"]:
+            raise UpstreamBusy("another workstation wrote first (stale info)")
+        click.echo(f"written {name}")
+
+    done = CliRunner().invoke(group, ["write", "DOC-1"])
+    assert done.exit_code == 0, done.output
+    assert len(attempts) == 13  # twelve lost races, more than the eight of old, then written
+    assert "written DOC-1" in done.stdout
+    assert done.stderr.count("other workstations are writing to the upstream") == 1
+
+    attempts.clear()
+    lose["times"] = 10**9
+    monkeypatch.setattr(base, "RETRY_SECONDS", 0.2)
+    gave_up = CliRunner().invoke(group, ["write", "DOC-2"])
+    assert gave_up.exit_code == 1
+    assert gave_up.stderr.strip().splitlines()[-1] == (
+        "atmpvault: another workstation wrote first (stale info)"
+    )
+    assert len(attempts) > 1

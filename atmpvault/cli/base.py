@@ -7,10 +7,12 @@ them, so `--help` and light commands answer quickly.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -91,12 +93,15 @@ class VaultGroup(click.Group):
 
         args = (list(ctx._protected_args), list(ctx.args))  # click consumes them
         try:
-            for attempt in range(1, RETRIES + 1):
+            deadline = time.monotonic() + RETRY_SECONDS
+            for attempt in itertools.count(1):
                 try:
                     return super().invoke(ctx)
                 except UpstreamBusy:
-                    if attempt == RETRIES:
+                    if time.monotonic() >= deadline:
                         raise
+                    if attempt == NOTE_AFTER:
+                        say("note: other workstations are writing to the upstream; trying again")
                     ctx._protected_args, ctx.args = list(args[0]), list(args[1])
                     wait_a_little(attempt)
         except VaultError as exc:
@@ -107,16 +112,19 @@ class VaultGroup(click.Group):
             ctx.exit(1)
 
 
-RETRIES = 8  # a write another workstation's push beat is built again on the new tip
+# A write another workstation's push beat is built again on the new tip, for as long as
+# this: a count of attempts would let a busy colleague starve it (two writers pushing
+# back to back can win eight times in a row), a time bounds what the user waits.
+RETRY_SECONDS = 120.0
+NOTE_AFTER = 3  # lost races before the user is told why the command takes longer
 
 
 def wait_a_little(attempt: int) -> None:
-    """Back off before building a write again: growing, with jitter, so the workstations
-    that lost a race do not all push again at the same moment."""
+    """Back off before building a write again: growing to a cap, with jitter, so the
+    workstations that lost a race do not all push again at the same moment."""
     import random
-    import time
 
-    time.sleep(random.uniform(0.05, 0.4) * attempt)  # one attempt takes about 0.5 s
+    time.sleep(random.uniform(0.05, 0.4) * min(attempt, 4))  # one attempt takes about 0.5 s
 
 
 def vault_first(args: list[str]) -> list[str]:
