@@ -78,10 +78,6 @@ def test_a_failed_roll_up_refuses_no_write_and_is_reported_when_finishing(
 KILLED_WRITER = """
 import os, signal, sys
 from pathlib import Path
-from atmpvault.archive.core.vault import Vault
-from atmpvault.archive.domains import domains
-from atmpvault.config import Settings
-from atmpvault.errors import RepositoryFailure
 from atmpvault.repository import packs
 rollup = packs.start(Path(sys.argv[1]))
 assert rollup is not None
