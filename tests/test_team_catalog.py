@@ -15,19 +15,29 @@ import sqlalchemy as sa
 from tests.conftest import PG_URL, postgres_database, run
 
 
-def test_a_shared_catalog_of_another_schema_is_refused_not_rebuilt(tmp_path: Path) -> None:
-    if not PG_URL:
-        pytest.skip("ATMPVAULT_TEST_PG_URL is not set")
+def shared_workstation(tmp_path: Path, name: str) -> tuple[Path, Path, Path]:
+    """A new shared upstream, a workstation cloned from it, and a document to add."""
     upstream = tmp_path / "shared.git"
     assert run(None, "init-shared", str(upstream)).exit_code == 0
-    vault = tmp_path / "ws"
+    vault = tmp_path / name
     assert run(None, "clone", str(upstream), str(vault)).exit_code == 0
     doc = tmp_path / "br.txt"
     doc.write_text("batch record L-0042")
+    return upstream, vault, doc
+
+
+def on_shared_catalog(vault: Path, catalog: str, upstream: Path) -> None:
+    (vault / "settings.json").write_text(
+        json.dumps({"catalog_url": catalog, "upstream": str(upstream)})
+    )
+
+
+def test_a_shared_catalog_of_another_schema_is_refused_not_rebuilt(tmp_path: Path) -> None:
+    if not PG_URL:
+        pytest.skip("ATMPVAULT_TEST_PG_URL is not set")
+    upstream, vault, doc = shared_workstation(tmp_path, "ws")
     with postgres_database() as catalog:
-        (vault / "settings.json").write_text(
-            json.dumps({"catalog_url": catalog, "upstream": str(upstream)})
-        )
+        on_shared_catalog(vault, catalog, upstream)
         added = run(vault, "add", str(doc), "--program", "CART-19", "--type", "batch-record")
         assert added.exit_code == 0, added.stderr
 
@@ -65,16 +75,9 @@ def test_a_workstation_cloned_onto_the_shared_catalog_does_not_rebuild_it(
 ) -> None:
     if not PG_URL:
         pytest.skip("ATMPVAULT_TEST_PG_URL is not set")
-    upstream = tmp_path / "shared.git"
-    assert run(None, "init-shared", str(upstream)).exit_code == 0
-    first = tmp_path / "ws1"
-    assert run(None, "clone", str(upstream), str(first)).exit_code == 0
-    doc = tmp_path / "br.txt"
-    doc.write_text("batch record L-0042")
+    upstream, first, doc = shared_workstation(tmp_path, "ws1")
     with postgres_database() as catalog:
-        (first / "settings.json").write_text(
-            json.dumps({"catalog_url": catalog, "upstream": str(upstream)})
-        )
+        on_shared_catalog(first, catalog, upstream)
         assert run(first, "rebuild", "--shared").exit_code == 0
         assert run(first, "add", str(doc), "--program", "CART-19", "--type", "sop").exit_code == 0
         engine = sa.create_engine(catalog)
