@@ -296,3 +296,35 @@ def test_a_catalog_that_cannot_be_reached_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr and "s3cret" not in result.stderr
     assert result.stderr.startswith("atmpvault: cannot open the catalog at postgresql+psycopg://")
     assert "atmpvault_no_such_db" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_ls_on_a_current_catalog_imports_no_other_workflows_tables(tmp_path: Path) -> None:
+    """Opening a catalog made for this schema reads each workflow's schema version from
+    its descriptor: `ls` imports the document tables it queries, and no other's."""
+    import subprocess
+    import sys
+
+    from tests.conftest import cli_env
+
+    path = tmp_path / "vault"
+    with Vault.create(settings_for(path, None), domains()) as v:
+        populate(v, tmp_path)
+    code = (
+        "import sys; from atmpvault.cli import main\n"
+        f"sys.argv = ['atmpvault', '--vault', {str(path)!r}, 'ls']\n"
+        "try: main()\nexcept SystemExit: pass\n"
+        "print(sorted(m for m in sys.modules if m.endswith('.tables')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=cli_env(), check=True)  # fmt: skip
+    assert "DOC-000001" in done.stdout
+    loaded = done.stdout.splitlines()[-1]
+    assert "'atmpvault.archive.documents.tables'" in loaded
+    assert "regulatory" not in loaded, loaded
+
+
+def test_a_workflow_with_tables_must_declare_their_schema() -> None:
+    from atmpvault.archive.core.domain import Domain, check
+
+    with pytest.raises(ValueError, match="has tables but no schema version"):
+        check((Domain(name="probe", tables="atmpvault.archive.documents.tables"),))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,13 +68,8 @@ class Catalog:
         self.shared = shared
         self.domains = tuple(domains)
         self.context = ProjectionContext(store)
-        self._tables = [load(d.tables) for d in self.domains if d.tables is not None]
         self.schema = ";".join(
-            [f"core:{CORE_SCHEMA}"]
-            + [
-                f"{d.name}:{m.SCHEMA}"
-                for d, m in zip(self._with_tables(), self._tables, strict=True)
-            ]
+            [f"core:{CORE_SCHEMA}"] + [f"{d.name}:{d.schema}" for d in self._with_tables()]
         )
         self.rebuilt_because: str | None = None  # set when an old schema was replaced
         self._has_last_commit = False
@@ -96,6 +92,12 @@ class Catalog:
 
     def _with_tables(self) -> list[Domain]:
         return [d for d in self.domains if d.tables is not None]
+
+    @cached_property
+    def _tables(self) -> list[Any]:
+        """The workflows' table modules, imported when the catalog is made, emptied or
+        projected into (a reader of one workflow's tables imports only those)."""
+        return [load(d.tables) for d in self._with_tables()]
 
     def _open(self) -> None:
         """Create the tables, or replace them if they were made for another schema."""
@@ -170,7 +172,7 @@ class Catalog:
         # creates, so a loser of that race sees "already exists" and looks again.
         for attempt in range(5):
             try:
-                metadata.create_all(self.engine)
+                metadata.create_all(self.engine, tables=self._all_tables())
                 return
             except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError) as exc:
                 if "exist" in str(exc.orig).lower() and attempt < 4:
@@ -178,6 +180,12 @@ class Catalog:
                     continue
                 self.engine.dispose()
                 raise VaultError(f"cannot open the catalog at {self._shown()}: {exc.orig}") from exc
+
+    def _all_tables(self) -> list[sa.Table]:
+        """Every table of the catalog in dependency order, the workflows' included (their
+        modules add them to the metadata when imported)."""
+        _ = self._tables
+        return list(metadata.sorted_tables)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -317,7 +325,7 @@ class Catalog:
     def reset(self) -> None:
         """Forget everything, ready for a rebuild from the first commit."""
         with self.engine.begin() as conn:
-            for table in reversed(metadata.sorted_tables):
+            for table in reversed(self._all_tables()):
                 if table is not state:
                     conn.execute(table.delete())
             conn.execute(state.delete().where(state.c.key.not_in(["schema", "last_commit"])))

@@ -27,7 +27,8 @@ class Domain:
       unless not `generic`); named, not imported, so `--help` loads no record code.
     - `document_types`: types it adds to the vault's default vocabulary.
     - `tables`: module defining its catalog tables on core.catalog's metadata, with
-      `SCHEMA` (a version string), `project(conn, commits, ctx)` and optionally `reset`.
+      `project(conn, commits, ctx)`; `schema` is their version string, declared here so
+      that opening a catalog imports no workflow's tables (a change rebuilds the catalog).
     - `index`: "module:function"(ctx, commits) -> the index entries these commits change.
     - `index_tags`: "module:function"(ctx, keys) -> keyword tags per (document, version).
     - `tag_fields`: the tag field names it contributes, usable in queries (app:...).
@@ -54,6 +55,7 @@ class Domain:
     record_kinds: str | None = None  # "module:TUPLE" of its RecordKinds
     document_types: tuple[str, ...] = ()
     tables: str | None = None
+    schema: str = ""
     index: str | None = None
     index_tags: str | None = None
     tag_fields: tuple[str, ...] = ()
@@ -106,6 +108,8 @@ def check(domains: tuple[Domain, ...]) -> tuple[Domain, ...]:
     """The domains, in an order where each comes after the ones it depends on."""
     names = [d.name for d in domains]
     for domain in domains:
+        if domain.tables is not None and not domain.schema:
+            raise ValueError(f"workflow {domain.name} has tables but no schema version")
         for needed in domain.depends_on:
             if needed not in names[: names.index(domain.name)]:
                 raise ValueError(f"workflow {domain.name} needs {needed} listed before it")

@@ -8,6 +8,7 @@ DOMAIN = Domain(
     name="documents",
     record_kinds="atmpvault.archive.documents.records:KINDS",
     tables="atmpvault.archive.documents.tables",
+    schema="2",  # 2: source_path, duplicate_of
     index="atmpvault.archive.documents.indexing:index",
     verify="atmpvault.archive.documents.checks:verify",
     signable="atmpvault.archive.documents.versions:signable",

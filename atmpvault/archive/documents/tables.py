@@ -1,6 +1,7 @@
 """The catalog's document tables: every version of every document, and each one's latest.
 
 Projected from the document records (docs/<h>/<hh>/<ID>/record.json) that commits write.
+A change to these tables raises the schema on the DOMAIN descriptor (documents/__init__.py).
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from atmpvault.archive.documents.records import ACTIVE, KIND, DocumentVersion
 if TYPE_CHECKING:
     from atmpvault.archive.core.catalog import Catalog
     from atmpvault.archive.core.changes import CommitChanges
-
-SCHEMA = "2"  # 2: source_path, duplicate_of
 
 versions = sa.Table(
     "versions",

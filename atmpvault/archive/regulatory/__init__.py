@@ -9,6 +9,7 @@ DOMAIN = Domain(
     name="regulatory",
     record_kinds="atmpvault.archive.regulatory.kinds:KINDS",
     tables="atmpvault.archive.regulatory.tables",
+    schema="5",
     index="atmpvault.archive.regulatory.indexing:index",
     index_tags="atmpvault.archive.regulatory.indexing:tags",
     tag_fields=("app", "sequence"),
