@@ -18,7 +18,8 @@ from atmpvault.archive.core.vault import Vault
 from atmpvault.archive.documents import importer
 from atmpvault.archive.documents.importer import ImportReport, plan_folder, run_import
 from atmpvault.repository import packs
-from atmpvault.repository.git import GitStore, NewCommit
+from atmpvault.repository.fastimport import NewCommit
+from atmpvault.repository.git import GitStore
 from tests.conftest import run
 
 FOLDER_ARGS = ("--program", "CART-19", "--type", "batch-record")

@@ -19,7 +19,8 @@ from atmpvault.archive.domains import domains
 from atmpvault.config import Settings
 from atmpvault.errors import RepositoryFailure
 from atmpvault.repository import packs
-from atmpvault.repository.git import GitStore, NewCommit, RepositoryError
+from atmpvault.repository.fastimport import NewCommit
+from atmpvault.repository.git import GitStore, RepositoryError
 
 WHEN = datetime(2026, 1, 1, tzinfo=UTC)
 

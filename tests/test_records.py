@@ -17,7 +17,8 @@ import pytest
 
 from atmpvault.archive.core import values
 from atmpvault.archive.core.pdf import make_pdf
-from atmpvault.repository.git import GitStore, NewCommit
+from atmpvault.repository.fastimport import NewCommit
+from atmpvault.repository.git import GitStore
 from tests.conftest import CLI, cli_env, run
 
 IND, BLA = "IND-012345", "BLA-125123"

@@ -24,7 +24,7 @@ from atmpvault.cli.signed import echo_signatures, manifestation_line, signature_
 from atmpvault.errors import VaultError
 
 if TYPE_CHECKING:
-    from atmpvault.archive.core.records import FieldChange
+    from atmpvault.archive.core.differences import FieldChange
     from atmpvault.archive.core.vault import Vault
     from atmpvault.archive.documents.versions import Documents
 
@@ -250,7 +250,7 @@ def history(vault: Vault, doc_id: str, as_json: bool) -> None:
     """
     from itertools import pairwise
 
-    from atmpvault.archive.core.records import field_changes
+    from atmpvault.archive.core.differences import field_changes
 
     rows = _documents(vault).history(doc_id)
     bodies = [r.to_json() for r in rows]

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
-if TYPE_CHECKING:
-    from atmpvault.repository.git import NewCommit
+
+@dataclass(frozen=True)
+class NewCommit:
+    """A commit to write: the files it adds or replaces (None: removes), message, actor, time,
+    and the annotated tags (name, message) to point at it, written in the same stream."""
+
+    files: dict[str, bytes | None]
+    message: str
+    actor: str
+    when: datetime
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 def write_commit(out: IO[bytes], new: NewCommit, mark: int, parent: str | None, ref: str) -> None:

@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from atmpvault.repository.fastimport import read_marks, write_commit
-
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import git
 
+    from atmpvault.repository.fastimport import NewCommit
+    from atmpvault.repository.history import CommitInfo, Damage
     from atmpvault.repository.packs import Rollup
 
 BRANCH = "main"
@@ -40,13 +39,6 @@ LIMITS = (
     "-c", "core.packedGitLimit=32m",
 )  # fmt: skip
 STALE_LOCK_WAIT = 2.0  # seconds a ref lock of a dead writer's git process may linger
-# How git fsck names an object that is damaged (not one that merely points at it).
-_DAMAGED_RE = re.compile(
-    r"missing (?:blob|tree|commit|tag) ([0-9a-f]{40})"
-    r"|([0-9a-f]{40}): object corrupt or missing"
-    r"|(?:hash|sha1) mismatch for .*\(expected ([0-9a-f]{40})\)"
-    r"|(?:blob|tree|commit|tag) ([0-9a-f]{40}): (?:object|hash|sha1)"
-)
 
 
 class RepositoryError(Exception):
@@ -65,37 +57,6 @@ class ObjectDamaged(RepositoryError):
         self.oid = oid
         self.path = path
         self.commit = commit
-
-
-@dataclass(frozen=True)
-class Damage:
-    """A damaged object and where the branch's history uses it (empty: nowhere)."""
-
-    oid: str
-    problem: str
-    places: tuple[tuple[str, str, tuple[str, ...]], ...] = ()  # (commit, path, commit's paths)
-
-
-@dataclass(frozen=True)
-class NewCommit:
-    """A commit to write: the files it adds or replaces (None: removes), message, actor, time,
-    and the annotated tags (name, message) to point at it, written in the same stream."""
-
-    files: dict[str, bytes | None]
-    message: str
-    actor: str
-    when: datetime
-    tags: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True)
-class CommitInfo:
-    """A commit read back from history, with its trailers parsed."""
-
-    sha: str
-    time: int
-    message: str
-    trailers: dict[str, str] = field(default_factory=dict)
 
 
 def parse_trailers(message: str) -> dict[str, str]:
@@ -198,6 +159,8 @@ class GitStore:
         move the branch unless `parent` is still its tip, so a writer that lost a race
         fails instead of overwriting history.
         """
+        from atmpvault.repository.fastimport import read_marks, write_commit  # writers only
+
         fd, marks_name = tempfile.mkstemp(prefix="atmpvault-marks-")
         os.close(fd)
         marks = Path(marks_name)
@@ -526,19 +489,9 @@ class GitStore:
 
     def damage(self, fsck: list[str] | None = None) -> list[Damage]:
         """Every object git fsck finds (or found: `fsck`) damaged, and where history uses it."""
-        problems = self.fsck() if fsck is None else fsck
-        oids: dict[str, str] = {}
-        for line in problems:
-            for match in _DAMAGED_RE.finditer(line):
-                oid = next(g for g in match.groups() if g)
-                if oid not in oids or "corrupt" in line:  # the more telling of git's lines
-                    oids[oid] = line.removeprefix("error: ")
-        if not oids:
-            return []
-        from atmpvault.repository.history import places
+        from atmpvault.repository.history import damage
 
-        found = places(self.path, set(oids)) if self.head() is not None else {}
-        return [Damage(oid, problem, tuple(found.get(oid, ()))) for oid, problem in oids.items()]
+        return damage(self.path, self.fsck() if fsck is None else fsck, self.head() is not None)
 
     def _git(self, *args: str) -> str:
         return _run(["git", f"--git-dir={self.path}", *LIMITS, *args])

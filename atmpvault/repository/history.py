@@ -4,21 +4,49 @@
 every commit it walked (139 MB at 30,000 commits, growing with the archive). Here
 `git rev-list --reverse` lists the commits (an id each), and `git log --no-walk` shows
 them a chunk at a time, so what a replay (catch-up, rebuild, verify) holds does not
-grow with the history.
+grow with the history. A damaged object is found here too, with where history uses it.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
-from atmpvault.repository.git import LIMITS, REF, CommitInfo, RepositoryError, parse_trailers
+from atmpvault.repository.git import LIMITS, REF, RepositoryError, parse_trailers
 
 FIELD = "\x1f"
 RECORD = "\x1e"
 CHUNK = 1000  # commits shown by one `git log --no-walk`
+# How git fsck names an object that is damaged (not one that merely points at it).
+_DAMAGED_RE = re.compile(
+    r"missing (?:blob|tree|commit|tag) ([0-9a-f]{40})"
+    r"|([0-9a-f]{40}): object corrupt or missing"
+    r"|(?:hash|sha1) mismatch for .*\(expected ([0-9a-f]{40})\)"
+    r"|(?:blob|tree|commit|tag) ([0-9a-f]{40}): (?:object|hash|sha1)"
+)
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """A commit read back from history, with its trailers parsed."""
+
+    sha: str
+    time: int
+    message: str
+    trailers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Damage:
+    """A damaged object and where the branch's history uses it (empty: nowhere)."""
+
+    oid: str
+    problem: str
+    places: tuple[tuple[str, str, tuple[str, ...]], ...] = ()  # (commit, path, commit's paths)
 
 
 def log(
@@ -103,3 +131,17 @@ def places(repo: Path, oids: set[str]) -> dict[str, list[tuple[str, str, tuple[s
         if sha in oids:
             found.setdefault(sha, []).append((sha, "", paths))
     return found
+
+
+def damage(repo: Path, fsck: list[str], has_history: bool) -> list[Damage]:
+    """Every object git fsck's lines name as damaged, and where history uses it."""
+    oids: dict[str, str] = {}
+    for line in fsck:
+        for match in _DAMAGED_RE.finditer(line):
+            oid = next(g for g in match.groups() if g)
+            if oid not in oids or "corrupt" in line:  # the more telling of git's lines
+                oids[oid] = line.removeprefix("error: ")
+    if not oids:
+        return []
+    found = places(repo, set(oids)) if has_history else {}
+    return [Damage(oid, problem, tuple(found.get(oid, ()))) for oid, problem in oids.items()]

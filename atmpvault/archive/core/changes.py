@@ -1,5 +1,6 @@
-"""Changes: one commit to write (`Change`), one commit read back (`CommitChanges`), and the
-unit of work that gathers every record and document a user action touches into one commit.
+"""Changes: one commit to write (`Change`), one commit read back (`CommitChanges`), the record
+versions each holds (`RecordChange`), and the unit of work that gathers every record and
+document a user action touches into one commit.
 """
 
 from __future__ import annotations
@@ -9,13 +10,25 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
-from atmpvault.archive.core.records import RecordChange, RecordKind
-from atmpvault.repository.git import NewCommit, parse_trailers
+from atmpvault.archive.core.records import RecordKind
+from atmpvault.repository.fastimport import NewCommit
+from atmpvault.repository.git import parse_trailers
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault
 
 RECORDS_TRAILER = "Records"
+
+
+@dataclass(frozen=True)
+class RecordChange:
+    """A record version written by one commit (read back from history or just written)."""
+
+    kind: RecordKind
+    id: str
+    path: str
+    body: dict[str, Any]
+    raw: bytes
 
 
 @dataclass(frozen=True)

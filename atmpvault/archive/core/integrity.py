@@ -21,11 +21,12 @@ from atmpvault.archive.core.catalog import DATABASE_ERRORS, _record_row, sqlite_
 from atmpvault.archive.core.domain import hooks
 from atmpvault.archive.core.records import RecordKind, kind_for, new_references
 from atmpvault.errors import IntegrityError, VaultError
-from atmpvault.repository.git import Damage, ObjectDamaged, RepositoryError
+from atmpvault.repository.git import ObjectDamaged, RepositoryError
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.changes import CommitChanges
     from atmpvault.archive.core.vault import Progress, Vault
+    from atmpvault.repository.history import Damage
 
 # What a projection or a check may fail with while the archive is damaged: each is
 # reported as a problem and the run goes on.

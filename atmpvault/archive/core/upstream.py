@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from atmpvault.archive.core.domain import Domain
     from atmpvault.archive.core.vault import Vault
     from atmpvault.config import Settings
-    from atmpvault.repository.git import NewCommit
+    from atmpvault.repository.fastimport import NewCommit
 
 SYNCED_FILE = "upstream.json"  # in the vault: when this copy last reached the upstream
 

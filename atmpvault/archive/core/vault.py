@@ -33,9 +33,9 @@ from atmpvault.repository.lock import LockTimeout, WriteLock
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.catalog import Catalog
-    from atmpvault.archive.core.changes import Change, CommitChanges, UnitOfWork
+    from atmpvault.archive.core.changes import Change, CommitChanges, RecordChange, UnitOfWork
     from atmpvault.archive.core.configuration import VaultConfig
-    from atmpvault.archive.core.records import RecordChange, RecordKind
+    from atmpvault.archive.core.records import RecordKind
     from atmpvault.archive.core.search import SearchProjection
     from atmpvault.archive.core.upstream import Upstream
     from atmpvault.indexer.index import SearchFilters, SearchResult
@@ -362,8 +362,8 @@ class Vault:
         A record whose object is damaged stops the replay (IntegrityError), unless
         `on_damage` is given: then it is told, and the commit is given without it.
         """
-        from atmpvault.archive.core.changes import CommitChanges
-        from atmpvault.archive.core.records import RecordChange, kind_for
+        from atmpvault.archive.core.changes import CommitChanges, RecordChange
+        from atmpvault.archive.core.records import kind_for
 
         try:
             for info, paths in self.store.changes(since, until):
@@ -541,7 +541,8 @@ class Vault:
 
     def _records_of(self, unit: UnitOfWork) -> tuple[RecordChange, ...]:
         """Every record a unit writes, as a replay would read it back (format-checked)."""
-        from atmpvault.archive.core.records import RecordChange, kind_for
+        from atmpvault.archive.core.changes import RecordChange
+        from atmpvault.archive.core.records import kind_for
 
         found = []
         for path, raw in sorted(unit.files.items()):  # in git's order, as a replay reads them

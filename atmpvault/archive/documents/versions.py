@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from atmpvault.archive.core import values
-from atmpvault.archive.core.records import RecordChange
 from atmpvault.archive.documents.records import (
     ACTIVE,
     CONTENT,
@@ -358,6 +357,8 @@ class Documents:
                 files[f"{where}/{TEXT}"] = None  # the old text no longer describes the bytes
             else:
                 unit.texts[version.id] = ""
+        from atmpvault.archive.core.changes import RecordChange  # writers only
+
         version = replace(version, recorded_at=values.iso(unit.when))
         raw = version.record()
         path = f"{where}/{RECORD}"

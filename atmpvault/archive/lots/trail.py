@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from atmpvault.archive.core.records import EMPTY, field_changes, shown_change
+from atmpvault.archive.core.differences import EMPTY, field_changes, shown_change
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.vault import Vault

@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
-from atmpvault.archive.core.records import shown, shown_change
+from atmpvault.archive.core.differences import shown, shown_change
 from atmpvault.archive.core.signatures import manifestation
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import access, values
-from atmpvault.archive.core.records import field_changes
+from atmpvault.archive.core.differences import field_changes
 from atmpvault.archive.quality.records import (
     CAPA_KIND,
     CLOSED,
