@@ -211,3 +211,44 @@ def test_every_command_is_in_the_access_table() -> None:
 
     no_vault = {"init", "demo", "bundle verify", "init-shared", "clone"}
     assert sorted(set(leaves(cli, "")) - no_vault) == sorted(DEFAULT_COMMANDS)
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "gone"])
+def test_a_damaged_configuration_never_opens_a_controlled_vault_to_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    """The access check reads config/vault.json at the tip. If its object is corrupt or
+    gone, git says "missing" as for a file that does not exist; that is refused as damage
+    (exit 3), never taken for a vault without users, whose commands anyone may run."""
+    vault = tmp_path / "vault"
+    assert run(vault, "init").exit_code == 0
+    team(vault, tmp_path / "keys", monkeypatch, me=("admin", "quality"))
+    repo = vault / "repo.git"
+
+    def git(*args: str, data: str | None = None) -> str:
+        return subprocess.run(["git", f"--git-dir={repo}", *args], capture_output=True,
+                              text=True, check=True, input=data).stdout  # fmt: skip
+
+    git("repack", "-a", "-d", "-f")  # one pack
+    blob = git("rev-parse", "HEAD:config/vault.json").strip()
+    (idx,) = (repo / "objects" / "pack").glob("*.idx")
+    pack = idx.with_suffix(".pack")
+    if damage == "corrupt":
+        listed = subprocess.run(["git", "show-index"], stdin=idx.open("rb"),
+                                capture_output=True, text=True, check=True).stdout  # fmt: skip
+        offset = next(int(line.split()[0]) for line in listed.splitlines() if blob in line)
+        pack.chmod(0o644)
+        data = bytearray(pack.read_bytes())
+        data[offset + 8] ^= 0xFF  # inside the object's compressed bytes
+        pack.write_bytes(bytes(data))
+    else:  # the pack written again without it
+        others = [o for o in git("cat-file", "--batch-all-objects",
+                                 "--batch-check=%(objectname)").split() if o != blob]  # fmt: skip
+        git("pack-objects", "-q", str(repo / "objects" / "pack" / "pack"), data="\n".join(others))
+        idx.unlink()
+        pack.unlink()
+
+    refused = run(vault, "ls")
+    assert refused.exit_code == 3, refused.stdout + refused.stderr
+    assert f"object {blob} (config/vault.json at" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1

@@ -157,10 +157,8 @@ class Vault:
             self.close()
         except RepositoryError as failed:  # a pack roll-up failed (reported if nothing else)
             exc = exc or failed
-        if isinstance(exc, ObjectDamaged):
-            raise self.damaged(exc) from exc
         if isinstance(exc, RepositoryError):
-            raise RepositoryFailure(f"repository error: {exc}") from exc
+            raise self.repository_error(exc) from exc
 
     @cached_property
     def kinds(self) -> tuple[RecordKind, ...]:
@@ -230,17 +228,15 @@ class Vault:
             return self.store.read(commit, path)
         except ObjectMissing:
             return None
-        except ObjectDamaged as exc:
-            raise self.damaged(exc) from exc
         except RepositoryError as exc:
-            raise RepositoryFailure(f"repository error: {exc}") from exc
+            raise self.repository_error(exc) from exc
 
     def read_small(self, path: str) -> bytes | None:
         """A small file at the tip, read without GitPython (see GitStore.read_small)."""
         try:
             return self.store.read_small(head, path) if (head := self.store.head()) else None
-        except ObjectDamaged as exc:
-            raise self.damaged(exc) from exc
+        except RepositoryError as exc:  # damage is never taken for "no such file"
+            raise self.repository_error(exc) from exc
 
     # -- projections: catalog and index --------------------------------------------------
 
@@ -329,7 +325,7 @@ class Vault:
         try:
             self._replay_batches(targets, last, head, progress)
         except ObjectDamaged as exc:
-            raise self.damaged(exc) from exc
+            raise self.repository_error(exc) from exc
 
     def _replay_batches(
         self, targets: list[Projection], last: str | None, head: str, progress: Progress | None
@@ -385,13 +381,14 @@ class Vault:
                 yield CommitChanges(
                     info.sha, info.time, info.message, info.trailers, paths, tuple(found)
                 )
-        except ObjectDamaged as exc:
-            raise self.damaged(exc) from exc
         except RepositoryError as exc:
-            raise RepositoryFailure(f"repository error: {exc}") from exc
+            raise self.repository_error(exc) from exc
 
-    def damaged(self, exc: ObjectDamaged) -> IntegrityError:
-        """The error for a damaged object: what it is, what it belongs to, what to do."""
+    def repository_error(self, exc: RepositoryError) -> VaultError:
+        """git's error as the vault reports it: a damaged object as an integrity problem
+        (exit 3) naming what it belongs to and what to do; any other in one line (exit 1)."""
+        if not isinstance(exc, ObjectDamaged):
+            return RepositoryFailure(f"repository error: {exc}")
         from atmpvault.archive.core.integrity import damaged_error
 
         return damaged_error(self.kinds, exc)

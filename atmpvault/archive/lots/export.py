@@ -197,7 +197,7 @@ def _streamed(vault: Vault, version: DocumentVersion) -> Callable[[IO[bytes]], o
         try:
             Documents(vault).get(version.id, sink, version.version)  # type: ignore[arg-type]
         except ObjectDamaged as exc:
-            raise vault.damaged(exc) from exc
+            raise vault.repository_error(exc) from exc
         if sink.digest.hexdigest() != version.sha256 or sink.size != version.size:
             raise IntegrityError(
                 f"{version.id} v{version.version}: the repository's bytes differ from the "
