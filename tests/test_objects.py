@@ -137,3 +137,33 @@ def _offsets(repo: Path, idx: Path) -> dict[str, int]:
         text=True, check=True,
     ).stdout  # fmt: skip
     return {oid: int(offset) for offset, oid, *_ in (line.split() for line in listed.splitlines())}
+
+
+def test_ls_and_search_of_a_controlled_vault_start_no_git_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The access check reads the configuration and the acting user's record at the tip
+    from the object files; on a current vault, `ls` and `search` start no git at all."""
+    from tests.conftest import CLI, cli_env, run
+    from tests.signing import team
+
+    vault = tmp_path / "vault"
+    assert run(vault, "init").exit_code == 0
+    team(vault, tmp_path / "keys", monkeypatch, me=("admin", "quality"))
+    doc = tmp_path / "sop.txt"
+    doc.write_text("Thawing of cryopreserved apheresis material")
+    assert run(vault, "add", str(doc), "--program", "CART-19", "--type", "sop").exit_code == 0
+    assert run(vault, "search", "thawing").exit_code == 0  # the index is current
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    calls = tmp_path / "git-calls"
+    real = subprocess.run(["which", "git"], capture_output=True, text=True).stdout.strip()
+    (shims / "git").write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexec {real} "$@"\n')
+    (shims / "git").chmod(0o755)
+    env = cli_env(PATH=f"{shims}{os.pathsep}{os.environ['PATH']}")
+    for argv in (["ls"], ["search", "thawing"]):
+        done = subprocess.run([*CLI, "--vault", str(vault), *argv], capture_output=True,
+                              text=True, env=env)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "DOC-000001" in done.stdout
+    assert not calls.exists(), calls.read_text()
