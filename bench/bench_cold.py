@@ -8,8 +8,13 @@ processes, alternating between the two releases round by round, so load on a sha
 machine falls on both alike. Medians of wall time and of CPU time (the process and its
 children, which moves less with the load), in ms.
 
+With --instructions (needs valgrind), each command also runs once per release under
+callgrind, children included, and the instructions executed are counted: a figure that
+does not move with the load, to set beside the timings on a shared machine. It counts
+no time spent starting a process or in the kernel.
+
     git worktree add /tmp/before 0a06b99
-    python bench/bench_cold.py --before /tmp/before [--docs 2000]
+    python bench/bench_cold.py --before /tmp/before [--docs 2000] [--instructions]
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -44,6 +50,23 @@ def run(code: Path, vault: Path, *args: str) -> tuple[float, float]:
     return elapsed, cpu_of_children() - used
 
 
+def instructions(code: Path, vault: Path, *args: str) -> int:
+    """Instructions one command executes, its child processes' included (callgrind)."""
+    env = {**os.environ, "PYTHONPATH": str(code), "ATMPVAULT_USER": "bench",
+           "ATMPVAULT_NO_ACCESS_NOTE": "1"}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="atmpvault-callgrind-") as out:
+        done = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--trace-children=yes",
+             f"--callgrind-out-file={out}/%p.out", f"--log-file={out}/%p.log",
+             sys.executable, "-m", "atmpvault", "--vault", str(vault), *args],
+            capture_output=True, env=env, cwd=code,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise SystemExit(f"{code}: {' '.join(args)} failed under valgrind")
+        logs = "".join(log.read_text() for log in Path(out).glob("*.log"))
+    return sum(int(n) for n in re.findall(r"Collected : (\d+)", logs))
+
+
 def cpu_of_children() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -65,6 +88,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--docs", type=int, default=200, help="documents each release imports")
     parser.add_argument("--import-rounds", type=int, default=3, help="imports per release")
+    parser.add_argument("--instructions", action="store_true", help="count them (valgrind)")
     args = parser.parse_args()
     releases = {"before": args.before.resolve(), "after": HERE}
     for code in releases.values():
@@ -88,6 +112,12 @@ def main() -> int:
                 for name in ("before", "after"):
                     measured = run(releases[name], vaults[name], *argv)
                     times.setdefault((command, name), []).append(measured)
+        counted = {
+            (command, name): instructions(releases[name], vaults[name], *argv)
+            for command, argv in commands.items()
+            for name in releases
+            if args.instructions
+        }
     rates = {name: args.docs / statistics.median(w for w, _ in runs)
              for name, runs in imported.items()}  # fmt: skip
     cpu = {name: statistics.median(c for _, c in runs) for name, runs in imported.items()}
@@ -105,6 +135,12 @@ def main() -> int:
                 for n in ("before", "after")]  # fmt: skip
         print(f"{command:10} {wall[0]:8.1f} {wall[1]:8.1f} {wall[1] / wall[0]:12.2f}x"
               f" {used[0]:11.1f} {used[1]:10.1f} {used[1] / used[0]:12.2f}x")  # fmt: skip
+    if counted:
+        print("instructions executed (callgrind, children included), millions")
+        print(f"{'command':10} {'before':>8} {'after':>8} {'after/before':>13}")
+        for command in commands:
+            ran = [counted[(command, n)] / 1e6 for n in ("before", "after")]
+            print(f"{command:10} {ran[0]:8.1f} {ran[1]:8.1f} {ran[1] / ran[0]:12.3f}x")
     return 0
 
 

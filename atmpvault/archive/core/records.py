@@ -19,8 +19,7 @@ from atmpvault.errors import RecordFormatError
 FORMAT_KEY = "format"
 
 
-@dataclass(frozen=True)
-class Columns:
+class Columns(NamedTuple):
     """The fields of a record the catalog keeps as columns, to query many records by SQL."""
 
     program: str | None = None
@@ -178,8 +177,7 @@ class RecordKind:
         return (text + "\n").encode("utf-8")
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     """One version of one record, as the catalog holds it."""
 
     kind: str

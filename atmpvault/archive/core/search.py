@@ -87,7 +87,9 @@ class SearchProjection:
         if self.last_commit() != expected:
             return
         docs: list[IndexDoc] = []
-        for hook in hooks(self._domains, "index"):  # loaded when first needed, not to search
+        for hook in hooks(
+            self._domains, "index_entries"
+        ):  # loaded when first needed, not to search
             docs.extend(hook(self.context, commits))
         self.index.add(docs)
         self._pending = head

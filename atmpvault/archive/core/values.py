@@ -8,8 +8,8 @@ UTC unless the vault set one); times are stored in UTC.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import NamedTuple
 
 from atmpvault.errors import InvalidInput
 
@@ -170,8 +170,7 @@ MAX_YEARS_AHEAD = 100
 GRACE = timedelta(days=1)
 
 
-@dataclass(frozen=True)
-class DateRange:
+class DateRange(NamedTuple):
     """The dates people may enter: from `earliest` to `years_ahead` years after today,
     as calendar days in the vault's time zone `zone` (which says what today is, and what
     a time typed without an offset means)."""

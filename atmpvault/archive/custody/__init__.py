@@ -7,7 +7,7 @@ from atmpvault.archive.core.domain import Domain
 DOMAIN = Domain(
     name="custody",
     record_kinds="atmpvault.archive.custody.records:KINDS",
-    index="atmpvault.archive.custody.indexing:index",
+    index_entries="atmpvault.archive.custody.indexing:index",
     release_holds="atmpvault.archive.custody.service:release_holds",
     held_lots="atmpvault.archive.custody.service:held_lots",
     on_release="atmpvault.archive.custody.service:on_release",

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -56,8 +55,9 @@ documents = sa.Table(
 )
 
 
-@dataclass(frozen=True)
-class Filters:
+class Filters(NamedTuple):
+    """What a listing of documents selects by (none: every document)."""
+
     program: str | None = None
     type: str | None = None
     lot: str | None = None

@@ -8,7 +8,7 @@ from atmpvault.archive.core.domain import Domain
 DOMAIN = Domain(
     name="quality",
     record_kinds="atmpvault.archive.quality.records:KINDS",
-    index="atmpvault.archive.quality.indexing:index",
+    index_entries="atmpvault.archive.quality.indexing:index",
     release_holds="atmpvault.archive.quality.holds:release_holds",
     held_lots="atmpvault.archive.quality.holds:held_lots",
     list_users="atmpvault.archive.quality.settings:list_users",

@@ -4,7 +4,6 @@ rendered from templates/quality/ through the one PDF adapter)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
@@ -53,8 +52,7 @@ def closure_package(
     from atmpvault.archive.quality.capas import SHOWN_FIELDS as CAPA_FIELDS
     from atmpvault.archive.quality.service import SHOWN_FIELDS, history
 
-    closing = replace(
-        versions[-1],
+    closing = versions[-1]._replace(
         version=versions[-1].version + 1,
         body={**body, "action": "close", "comment": None},
         recorded_at=values.iso(unit.when),
