@@ -331,20 +331,24 @@ MIN_CUT = 10  # a text column is never cut narrower than this (or its header)
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
     """A plain aligned table for people, fitted to the terminal's width (see `fit`)."""
     cells = [[_cell(v) for v in row] for row in rows]
-    widths = [len(h) for h in headers]
+    natural = [len(h) for h in headers]
     for row in cells:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    widths = fit(widths, headers, cells, terminal_width())
+        natural = [max(w, len(c)) for w, c in zip(natural, row, strict=True)]
+    widths = fit(natural, headers, cells, terminal_width())
+    if widths != natural:  # a header is never cut (see fit)
+        cells = [[_cut(c, w) for c, w in zip(row, widths, strict=True)] for row in cells]
     lines = [
-        "  ".join(_cut(c, w).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
         for row in [list(headers), *cells]
     ]
     click.echo("\n".join(lines))  # one write: click looks at the terminal on every echo
 
 
 def _cell(value: Any) -> str:
-    # One line per row: a reason typed with a newline must not break the table.
-    return "" if value is None else " ".join(str(value).splitlines())
+    # One line per row: a reason typed with a newline must not break the table (a line
+    # break is never printable, so a printable text is kept as it is).
+    text = "" if value is None else str(value)
+    return text if text.isprintable() else " ".join(text.splitlines())
 
 
 def _cut(text: str, width: int) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import mmap
+import os
 import zlib
 from pathlib import Path
 
@@ -27,7 +28,7 @@ class NotReadHere(Exception):
 
 def read_path(repo: Path, commit: str, path: str) -> bytes | None:
     """The bytes of `path` as of `commit`, or None if its tree has no such file."""
-    if len(commit) != 40 or (repo / "objects" / "info" / "alternates").exists():
+    if len(commit) != 40 or os.path.exists(os.path.join(repo, "objects", "info", "alternates")):
         raise NotReadHere("not a repository this reader knows")
     try:
         with _Objects(repo) as objects:
@@ -68,7 +69,7 @@ class _Objects:
     """The object store of one repository, opened for a few reads."""
 
     def __init__(self, repo: Path) -> None:
-        self.objects = repo / "objects"
+        self.objects = os.path.join(repo, "objects")
         self.packs: list[tuple[mmap.mmap, mmap.mmap]] | None = None
 
     def __enter__(self) -> _Objects:
@@ -92,7 +93,8 @@ class _Objects:
     def _loose(self, oid: bytes) -> tuple[bytes, bytes] | None:
         hex_id = oid.hex()
         try:
-            raw = zlib.decompress((self.objects / hex_id[:2] / hex_id[2:]).read_bytes())
+            with open(os.path.join(self.objects, hex_id[:2], hex_id[2:]), "rb") as file:
+                raw = zlib.decompress(file.read())
         except FileNotFoundError:
             return None
         header, _, data = raw.partition(b"\0")
@@ -111,8 +113,10 @@ class _Objects:
     def _open_packs(self) -> list[tuple[mmap.mmap, mmap.mmap]]:
         if self.packs is None:
             self.packs = []
-            for idx in sorted((self.objects / "pack").glob("pack-*.idx")):
-                with idx.open("rb") as i, idx.with_suffix(".pack").open("rb") as p:
+            folder = os.path.join(self.objects, "pack")
+            for name in sorted(n for n in os.listdir(folder) if n.endswith(".idx")):
+                idx = os.path.join(folder, name)
+                with open(idx, "rb") as i, open(idx[: -len(".idx")] + ".pack", "rb") as p:
                     self.packs.append(
                         (mmap.mmap(i.fileno(), 0, access=mmap.ACCESS_READ),
                          mmap.mmap(p.fileno(), 0, access=mmap.ACCESS_READ))
