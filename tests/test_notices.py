@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -461,7 +461,7 @@ def test_missing_template_value_is_an_error(vault: Vault) -> None:
 
 
 def smtp_vault(vault: Vault, server: SmtpServer, **extra: Any) -> Vault:
-    settings = replace(vault.settings, smtp_host="127.0.0.1", smtp_port=server.port, **extra)
+    settings = vault.settings._replace(smtp_host="127.0.0.1", smtp_port=server.port, **extra)
     return Vault.open(settings, domains())
 
 

@@ -198,9 +198,7 @@ def cli(ctx: click.Context, vault_path: Path | None) -> None:
 def settings_for(ctx: click.Context, user: str | None = None) -> Settings:
     settings: Settings = ctx.find_root().obj
     if user:
-        from dataclasses import replace
-
-        settings = replace(settings, user=user)
+        settings = settings._replace(user=user)
     return settings
 
 

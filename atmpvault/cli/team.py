@@ -42,12 +42,10 @@ def clone(ctx: click.Context, url: str, vault: Path) -> None:
         atmpvault clone ssh://git@vault.example.com/atmpvault.git ./vault
         atmpvault clone git://127.0.0.1/atmpvault.git ./vault
     """
-    from dataclasses import replace
-
     from atmpvault.archive.core.upstream import clone as make
     from atmpvault.archive.domains import domains
 
-    settings = replace(settings_for(ctx), vault=vault)
+    settings = settings_for(ctx)._replace(vault=vault)
     with make(settings, domains(), url) as made:
         count = made.store.count()
         with progress(count, "Building the catalog and index", False) as update:

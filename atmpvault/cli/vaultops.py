@@ -191,7 +191,6 @@ def demo(ctx: click.Context, path: Path) -> None:
     \b
         atmpvault demo ./demo-vault
     """
-    from dataclasses import replace
     from datetime import date
 
     from atmpvault.archive.demo.demo import build_demo
@@ -199,7 +198,7 @@ def demo(ctx: click.Context, path: Path) -> None:
     from atmpvault.cli.regulatory import show_app, show_milestones
 
     # The demo's notices go to its outbox, never to a real mail server.
-    settings = replace(settings_for(ctx), vault=path, user="demo.qa", smtp_host=None)
+    settings = settings_for(ctx)._replace(vault=path, user="demo.qa", smtp_host=None)
     with build_demo(settings) as (vault, story):
         click.echo(f"Demo vault built in {path}: {len(story.documents)} documents\n")
         click.echo(f"$ atmpvault --vault {path} ls")

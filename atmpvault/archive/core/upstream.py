@@ -144,7 +144,6 @@ def init_shared(settings: Settings, domains: tuple[Domain, ...], path: Path) -> 
     """A new shared upstream at `path`, seeded with a new vault's configuration (its one
     commit); the tip."""
     import tempfile
-    from dataclasses import replace
 
     from atmpvault.archive.core.vault import REPO_DIR, Vault
     from atmpvault.repository.remote import init_shared as init_bare
@@ -152,7 +151,7 @@ def init_shared(settings: Settings, domains: tuple[Domain, ...], path: Path) -> 
 
     init_bare(path)
     with tempfile.TemporaryDirectory(prefix="atmpvault-seed-") as folder:
-        seed = replace(settings, vault=Path(folder) / "seed", upstream=None)
+        seed = settings._replace(vault=Path(folder) / "seed", upstream=None)
         with Vault.create(seed, domains) as vault:
             head = vault.store.head()
             assert head is not None
@@ -181,8 +180,6 @@ def publish(vault: Vault, url: str) -> int:
 
 def clone(settings: Settings, domains: tuple[Domain, ...], url: str) -> Vault:
     """A workstation vault at settings.vault from the upstream `url`, projections built."""
-    from dataclasses import replace
-
     from atmpvault.archive.core.vault import REPO_DIR, Vault
     from atmpvault.repository.git import GitStore
     from atmpvault.repository.remote import clone_bare
@@ -198,7 +195,7 @@ def clone(settings: Settings, domains: tuple[Domain, ...], url: str) -> Vault:
         raise UpstreamUnavailable(f"upstream unreachable ({exc}); nothing cloned") from None
     GitStore.configure(path / REPO_DIR)
     set_upstream(path, url)
-    vault = Vault.open(replace(settings, upstream=url), domains)
+    vault = Vault.open(settings._replace(upstream=url), domains)
     Upstream(vault)._synced()
     return vault
 
