@@ -300,7 +300,8 @@ def test_a_catalog_that_cannot_be_reached_is_one_line(tmp_path: Path) -> None:
 
 def test_ls_on_a_current_catalog_imports_no_other_workflows_tables(tmp_path: Path) -> None:
     """Opening a catalog made for this schema reads each workflow's schema version from
-    its descriptor: `ls` imports the document tables it queries, and no other's."""
+    its descriptor: `ls` imports the document tables it queries, and no others (neither
+    a workflow's nor the core's record and audit tables)."""
     import subprocess
     import sys
 
@@ -313,14 +314,14 @@ def test_ls_on_a_current_catalog_imports_no_other_workflows_tables(tmp_path: Pat
         "import sys; from atmpvault.cli import main\n"
         f"sys.argv = ['atmpvault', '--vault', {str(path)!r}, 'ls']\n"
         "try: main()\nexcept SystemExit: pass\n"
-        "print(sorted(m for m in sys.modules if m.endswith('.tables')))"
+        "print(sorted(m for m in sys.modules if m.endswith('tables')))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=cli_env(), check=True)  # fmt: skip
     assert "DOC-000001" in done.stdout
     loaded = done.stdout.splitlines()[-1]
     assert "'atmpvault.archive.documents.tables'" in loaded
-    assert "regulatory" not in loaded, loaded
+    assert "regulatory" not in loaded and "record_tables" not in loaded, loaded
 
 
 def test_a_workflow_with_tables_must_declare_their_schema() -> None:

@@ -9,8 +9,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from atmpvault.archive.core import values
+from atmpvault.archive.core.record_tables import audit, touched_filter
 from atmpvault.archive.core.records import Reference
-from atmpvault.archive.core.tables import audit, touched_filter
 
 if TYPE_CHECKING:
     from atmpvault.archive.core.catalog import Catalog

@@ -22,15 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from atmpvault.archive.core.domain import Domain, load
 from atmpvault.archive.core.records import Columns, Record, new_references
-from atmpvault.archive.core.tables import (
-    audit,
-    audit_items,
-    audit_refs,
-    metadata,
-    record_lots,
-    records,
-    state,
-)
+from atmpvault.archive.core.tables import metadata, state
 from atmpvault.errors import IntegrityError, VaultError
 from atmpvault.repository.git import ObjectMissing
 
@@ -95,8 +87,10 @@ class Catalog:
 
     @cached_property
     def _tables(self) -> list[Any]:
-        """The workflows' table modules, imported when the catalog is made, emptied or
-        projected into (a reader of one workflow's tables imports only those)."""
+        """The workflows' table modules, imported with the core's record and audit tables
+        when the catalog is made, emptied or projected into: a reader imports only those it
+        queries (a listing of documents, the document tables)."""
+        load("atmpvault.archive.core.record_tables")
         return [load(d.tables) for d in self._with_tables()]
 
     def _open(self) -> None:
@@ -236,6 +230,13 @@ class Catalog:
 
     def _project(self, conn: Connection, commits: Sequence[CommitChanges]) -> None:
         from atmpvault.archive.core.audit_rows import audit_row, reference_rows  # writers only
+        from atmpvault.archive.core.record_tables import (
+            audit,
+            audit_items,
+            audit_refs,
+            record_lots,
+            records,
+        )
 
         seq = conn.execute(sa.select(sa.func.max(audit.c.seq))).scalar() or 0
         audit_rows, item_rows, record_rows, ref_rows, lot_rows = [], [], [], [], []
@@ -289,6 +290,8 @@ class Catalog:
     @staticmethod
     def _body(conn: Connection, key: tuple[str, str], version: int) -> dict[str, Any] | None:
         """The body of one version of a generic record (None: version 0, or none)."""
+        from atmpvault.archive.core.record_tables import records
+
         if version < 1:
             return None
         found = conn.execute(
@@ -301,6 +304,8 @@ class Catalog:
     @staticmethod
     def _head_versions(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """(kind, id) -> the newest version the audit trail knows, for those it knows."""
+        from atmpvault.archive.core.record_tables import audit_items
+
         found: dict[tuple[str, str], int] = {}
         ids = sorted({rid for _kind, rid in keys})
         for start in range(0, len(ids), 500):
@@ -315,6 +320,8 @@ class Catalog:
     @staticmethod
     def _head_version(conn: Connection, kind: str, record_id: str) -> int:
         """The newest version of a record the audit trail knows (0: none yet)."""
+        from atmpvault.archive.core.record_tables import audit_items
+
         found = conn.execute(
             sa.select(sa.func.max(audit_items.c.version)).where(
                 audit_items.c.kind == kind, audit_items.c.id == record_id
@@ -335,6 +342,8 @@ class Catalog:
 
     def record_head(self, kind: str, record_id: str) -> tuple[int, str] | None:
         """(newest version, path) of a record, or None if there is none."""
+        from atmpvault.archive.core.record_tables import records
+
         with self.engine.connect() as conn:
             version = self._head_version(conn, kind, record_id)
             if not version:
@@ -350,6 +359,8 @@ class Catalog:
         self, kind: str, record_id: str, version: int | None = None, as_of: str | None = None
     ) -> Record | None:
         """One version of a record: the latest, a numbered one, or the one current at `as_of`."""
+        from atmpvault.archive.core.record_tables import records
+
         query = sa.select(records).where(records.c.kind == kind, records.c.id == record_id)
         if version is not None:
             query = query.where(records.c.version == version)
@@ -368,6 +379,8 @@ class Catalog:
         order: Iterable[Any] = (),
     ) -> list[Record]:
         """The newest version of every record of a kind (as it stood at `as_of`), filtered."""
+        from atmpvault.archive.core.record_tables import records
+
         if as_of is None:
             query = sa.select(records).where(records.c.kind == kind, records.c.latest.is_(True))
         else:
@@ -396,6 +409,8 @@ class Catalog:
     ) -> list[Record]:
         """The records that concern a lot (of one kind, or all), each as it stood at `as_of`
         (its newest version otherwise), in kind and id order."""
+        from atmpvault.archive.core.record_tables import record_lots, records
+
         named = sa.select(record_lots.c.kind, record_lots.c.id).where(record_lots.c.lot == lot)
         if kind is not None:
             named = named.where(record_lots.c.kind == kind)
@@ -424,6 +439,8 @@ class Catalog:
 
     def record_versions(self, kind: str, record_id: str) -> list[Record]:
         """Every version of one record, oldest first."""
+        from atmpvault.archive.core.record_tables import records
+
         query = (
             sa.select(records)
             .where(records.c.kind == kind, records.c.id == record_id)
@@ -434,6 +451,8 @@ class Catalog:
 
     def max_id(self, kind: str, prefix: str) -> str | None:
         """The greatest id of a kind starting with `prefix` (ids that sort by number)."""
+        from atmpvault.archive.core.record_tables import records
+
         query = sa.select(sa.func.max(records.c.id)).where(
             records.c.kind == kind, records.c.id.like(f"{prefix}%")
         )
@@ -443,6 +462,8 @@ class Catalog:
 
     def audit_rows(self, where: Iterable[Any] = ()) -> list[dict[str, Any]]:
         """Audit rows, oldest first, with the records each commit touched."""
+        from atmpvault.archive.core.record_tables import audit
+
         query = sa.select(audit)
         for clause in where:
             query = query.where(clause)
@@ -453,6 +474,8 @@ class Catalog:
 
     def last_write(self, until: str | None = None) -> dict[str, Any] | None:
         """The audit row of the newest commit at or before `until` (any time: the tip)."""
+        from atmpvault.archive.core.record_tables import audit
+
         query = sa.select(audit)
         if until is not None:
             query = query.where(audit.c.time <= until)
@@ -462,6 +485,8 @@ class Catalog:
 
     def count_versions(self) -> int:
         """How many versions of documents and records the catalog holds."""
+        from atmpvault.archive.core.record_tables import audit_items
+
         with self.engine.connect() as conn:
             return int(
                 conn.execute(sa.select(sa.func.count()).select_from(audit_items)).scalar_one()
@@ -469,6 +494,8 @@ class Catalog:
 
     def audit_refs(self, where: Iterable[Any] = ()) -> list[dict[str, Any]]:
         """The records commits newly referred to, by commit; `where` selects audit rows."""
+        from atmpvault.archive.core.record_tables import audit, audit_refs
+
         query = sa.select(audit_refs)
         clauses = list(where)
         if clauses:
@@ -479,6 +506,8 @@ class Catalog:
 
     def audit_items(self, first: int = 0, last: int | None = None) -> list[dict[str, Any]]:
         """The (commit, record) pairs of the audit trail, of commits `first`..`last` (verify)."""
+        from atmpvault.archive.core.record_tables import audit_items
+
         query = sa.select(audit_items).where(audit_items.c.seq >= first)
         if last is not None:
             query = query.where(audit_items.c.seq <= last)

@@ -323,7 +323,7 @@ def _label(key: Any) -> str:
 
 
 def _compare_catalog(vault: Vault, head: str | None, expected: _Expected) -> list[str]:
-    from atmpvault.archive.core.tables import record_lots, records
+    from atmpvault.archive.core.record_tables import record_lots, records
 
     problems = []
     try:
@@ -357,7 +357,7 @@ def _compare_catalog(vault: Vault, head: str | None, expected: _Expected) -> lis
 
 def _compare_trail(catalog: Any, expected: _Expected, first: int, last: int | None) -> list[str]:
     """The audit trail of commits `first`..`last` (None: to the end) against history's."""
-    from atmpvault.archive.core.tables import audit as audit_table
+    from atmpvault.archive.core.record_tables import audit as audit_table
 
     problems: list[str] = []
     span = [audit_table.c.seq >= first]

@@ -359,7 +359,7 @@ class Notices:
 
     def sent_as(self, key: str) -> str | None:
         """The id of the first notice sent with this key, if one was (one indexed query)."""
-        from atmpvault.archive.core.tables import records
+        from atmpvault.archive.core.record_tables import records
 
         found = self.vault.catalog.records(NOTICE_KIND.name, where=[records.c.ref == key])
         return min(found, key=_sent_order).id if found else None
@@ -374,7 +374,7 @@ class Notices:
 
     def reached(self, key: str) -> dict[str, str]:
         """List -> the id of the notice that took this key to it (one indexed query)."""
-        from atmpvault.archive.core.tables import records
+        from atmpvault.archive.core.record_tables import records
 
         found = self.vault.catalog.records(NOTICE_KIND.name, where=[records.c.ref == key])
         return _lists_reached(found).get(key, {})

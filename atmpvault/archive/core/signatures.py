@@ -321,7 +321,7 @@ class Signatures:
 
     def of(self, kind: str, record_id: str, version: int | None = None) -> list[dict[str, Any]]:
         """The signatures of a record or document (one version, or all), oldest first."""
-        from atmpvault.archive.core.tables import records
+        from atmpvault.archive.core.record_tables import records
 
         found = self.vault.catalog.records(
             SIGNATURE_KIND.name, where=[records.c.ref == f"{kind}:{record_id}"]

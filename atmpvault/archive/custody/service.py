@@ -91,7 +91,7 @@ class Custody:
         return sorted(bodies, key=lambda b: (b["signed_at"], b["id"]))
 
     def open_breaks(self) -> list[dict[str, Any]]:
-        from atmpvault.archive.core.tables import records
+        from atmpvault.archive.core.record_tables import records
 
         found = self.vault.catalog.records(BREAK_KIND.name, where=[records.c.status == OPEN])
         return [r.body for r in found]

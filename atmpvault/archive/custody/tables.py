@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from atmpvault.archive.core.tables import records
+from atmpvault.archive.core.record_tables import records
 from atmpvault.archive.custody.records import BREAK_KIND, EVENT_KIND, OPEN
 from atmpvault.archive.lots.records import LOT_KIND
 

@@ -80,7 +80,7 @@ class Dosing:
         lot: str | None = None,
     ) -> list[dict[str, Any]]:  # fmt: skip
         """Active reservations, by SQL on the catalog, by day."""
-        from atmpvault.archive.core.tables import records
+        from atmpvault.archive.core.record_tables import records
 
         where = [records.c.status == RESERVED]
         if facility is not None:
@@ -332,7 +332,7 @@ class Dosing:
 
     def actuals(self, lots: list[str], as_of: str | None = None) -> dict[str, dict[str, date]]:
         """`actual` for many lots, in one query."""
-        from atmpvault.archive.core.tables import records
+        from atmpvault.archive.core.record_tables import records
 
         zone = self.vault.config.zone
         found = self.vault.catalog.records(
@@ -350,7 +350,7 @@ class Dosing:
 
     def active(self) -> list[Schedule]:
         """Every schedule whose lot is not yet administered or rejected, by infusion date."""
-        from atmpvault.archive.core.tables import records
+        from atmpvault.archive.core.record_tables import records
         from atmpvault.archive.lots.records import LOT_KIND
         from atmpvault.archive.lots.service import Lot, holds_of
 

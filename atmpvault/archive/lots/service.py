@@ -140,7 +140,7 @@ class Lots:
 
     def ls(self, program: str | None = None, status: str | None = None) -> list[Lot]:
         """Every lot, optionally of one program and/or status, by id."""
-        from atmpvault.archive.core.tables import records
+        from atmpvault.archive.core.record_tables import records
 
         where = []
         if program is not None:

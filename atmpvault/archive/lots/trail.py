@@ -96,7 +96,7 @@ def changes(before: dict[str, Any] | None, body: dict[str, Any]) -> list[tuple[s
 def trail(vault: Vault, versions: Sequence[StoredVersion], until: str) -> list[TrailRow]:
     """Every write up to `until` that wrote, or newly referred to, a record of `versions`,
     oldest first, one row per changed field."""
-    from atmpvault.archive.core.tables import audit, touching
+    from atmpvault.archive.core.record_tables import audit, touching
 
     previous: dict[tuple[str, str], dict[str, Any]] = {}
     written: dict[str, list[tuple[StoredVersion, dict[str, Any] | None]]] = {}

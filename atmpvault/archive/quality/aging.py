@@ -122,7 +122,7 @@ def open_items(
     Two indexed queries for the open items, one more for the classes of the CAPAs'
     deviations that are not open themselves.
     """
-    from atmpvault.archive.core.tables import records
+    from atmpvault.archive.core.record_tables import records
 
     settings = settings or quality_settings(vault)
     zone = vault.config.zone

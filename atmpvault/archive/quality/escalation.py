@@ -243,7 +243,7 @@ class Escalations:
 
     def pending(self, today: date) -> list[Escalation]:
         """Every escalation owed today: overdue items, and those inside the warning window."""
-        from atmpvault.archive.core.tables import records
+        from atmpvault.archive.core.record_tables import records
 
         settings = self.settings()
         due_by = today + timedelta(days=settings.warning_days)

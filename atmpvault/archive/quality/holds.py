@@ -31,7 +31,7 @@ def release_holds(vault: Vault, lot: str) -> list[str]:
 
 def held_lots(vault: Vault) -> set[str]:
     """Every lot an open deviation affects (open deviations are few; found by SQL)."""
-    from atmpvault.archive.core.tables import records
+    from atmpvault.archive.core.record_tables import records
 
     found = vault.catalog.records(DEVIATION_KIND.name, where=[records.c.status == OPEN])
     return {lot for r in found for lot in r.body["lots"]}

@@ -155,7 +155,7 @@ class Deviations:
 
     def capas(self, dev: str) -> list[Record]:
         """The CAPAs of a deviation, by id."""
-        from atmpvault.archive.core.tables import records
+        from atmpvault.archive.core.record_tables import records
 
         return self.vault.catalog.records(CAPA_KIND.name, where=[records.c.ref == dev])
 
@@ -173,7 +173,7 @@ class Deviations:
         owner: str | None = None,
     ) -> list[Record]:
         """Deviations, newest version of each, by id; filtered by SQL on the catalog."""
-        from atmpvault.archive.core.tables import records
+        from atmpvault.archive.core.record_tables import records
 
         if deviation_class is not None and deviation_class not in self.settings.classes:
             raise InvalidInput(

@@ -492,7 +492,7 @@ class Regulatory:
 
     def events(self, application: str | None = None, as_of: str | None = None) -> list[Event]:
         """Every event (of one application), in date order."""
-        from atmpvault.archive.core.tables import records
+        from atmpvault.archive.core.record_tables import records
 
         where = []
         if application is not None:

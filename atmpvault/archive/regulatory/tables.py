@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from atmpvault.archive.core.tables import metadata, records
+from atmpvault.archive.core.record_tables import records
+from atmpvault.archive.core.tables import metadata
 from atmpvault.archive.regulatory.kinds import (
     APP_KIND,
     EVENT_KIND,
