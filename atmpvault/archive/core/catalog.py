@@ -1,10 +1,11 @@
 """The SQL catalog: a projection of the repository (SQLite by default, PostgreSQL by URL).
 
 It remembers the last commit it applied, so it can always be caught up or rebuilt from
-the repository alone, and holds nothing the repository does not. The core's tables
-(core/tables.py) are the records of every generic kind (every version), the audit trail
-and the catalog's state; each workflow adds its own tables on the same metadata and
-projects its own commits into them (see core/domain.py).
+the repository alone, and holds nothing the repository does not. The core's tables are
+the catalog's state (core/tables.py), and the records of every generic kind (every
+version) and the audit trail (core/record_tables.py, imported by the methods that use
+them, so that a listing of documents does not make them); each workflow adds its own
+tables on the same metadata and projects its own commits into them (see core/domain.py).
 A catalog whose schema differs from the code's is emptied and replayed.
 """
 

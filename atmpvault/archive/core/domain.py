@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 
 class Domain(NamedTuple):
-    """One workflow, as the core sees it (a named tuple, whose class every command makes
-    in a tenth of the time a frozen dataclass's takes).
+    """One workflow, as the core sees it (a named tuple: every command makes this class,
+    and a tuple's costs a tenth of a frozen dataclass's).
 
     - `record_kinds`: "module:NAME" of the tuple of records it keeps (projected by the core
       unless not `generic`); named, not imported, so `--help` loads no record code.
