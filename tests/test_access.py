@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import CLI, cli_env, run
 from tests.signing import ME, act_as, commits, make_key, team
+from tests.test_verify import flip_byte, stored
 
 
 def add_doc(vault: Path, tmp_path: Path, name: str = "sop.txt") -> str:
@@ -231,21 +232,14 @@ def test_a_damaged_configuration_never_opens_a_controlled_vault_to_all(
 
     git("repack", "-a", "-d", "-f")  # one pack
     blob = git("rev-parse", "HEAD:config/vault.json").strip()
-    (idx,) = (repo / "objects" / "pack").glob("*.idx")
-    pack = idx.with_suffix(".pack")
+    (pack,) = (repo / "objects" / "pack").glob("*.pack")
     if damage == "corrupt":
-        listed = subprocess.run(["git", "show-index"], stdin=idx.open("rb"),
-                                capture_output=True, text=True, check=True).stdout  # fmt: skip
-        offset = next(int(line.split()[0]) for line in listed.splitlines() if blob in line)
-        pack.chmod(0o644)
-        data = bytearray(pack.read_bytes())
-        data[offset + 8] ^= 0xFF  # inside the object's compressed bytes
-        pack.write_bytes(bytes(data))
+        flip_byte(pack, stored(pack)[blob][0] + 8)  # inside the object's compressed bytes
     else:  # the pack written again without it
         others = [o for o in git("cat-file", "--batch-all-objects",
                                  "--batch-check=%(objectname)").split() if o != blob]  # fmt: skip
         git("pack-objects", "-q", str(repo / "objects" / "pack" / "pack"), data="\n".join(others))
-        idx.unlink()
+        pack.with_suffix(".idx").unlink()
         pack.unlink()
 
     refused = run(vault, "ls")

@@ -14,6 +14,7 @@ import pytest
 from atmpvault.repository.fastimport import NewCommit
 from atmpvault.repository.git import GitStore, ObjectDamaged
 from atmpvault.repository.objects import NotReadHere, read_path
+from tests.test_verify import explode_packs, flip_byte, stored
 
 WHEN = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -82,14 +83,7 @@ def test_every_file_at_every_commit_reads_as_git_reads_it(
 
 def test_loose_objects_read_as_git_reads_them(tmp_path: Path) -> None:
     store, commits, paths = history(tmp_path)
-    packs = sorted((store.path / "objects" / "pack").glob("*.pack"))
-    for pack in packs:  # explode every pack into loose objects
-        moved = pack.with_suffix(".moved")
-        pack.rename(moved)
-        pack.with_suffix(".idx").unlink()
-        subprocess.run(["git", f"--git-dir={store.path}", "unpack-objects", "-q"],
-                       stdin=moved.open("rb"), check=True)  # fmt: skip
-        moved.unlink()
+    explode_packs(tmp_path)  # the vault folder of tmp_path / "repo.git"
     assert not list((store.path / "objects" / "pack").glob("*.pack"))
     answers_as_git(store.path, commits, paths)
 
@@ -117,26 +111,12 @@ def test_a_damaged_object_is_never_read_as_a_file(tmp_path: Path) -> None:
     store, commits, _paths = history(tmp_path)
     git(store.path, "repack", "-a", "-d", "-f")
     blob = git(store.path, "rev-parse", f"{commits[-1]}:config/vault.json").strip()
-    (idx,) = (store.path / "objects" / "pack").glob("*.idx")
-    offsets = _offsets(store.path, idx)
-    pack = idx.with_suffix(".pack")
-    os.chmod(pack, 0o644)
-    data = bytearray(pack.read_bytes())
-    data[offsets[blob] + 8] ^= 0xFF  # inside its compressed bytes
-    pack.write_bytes(bytes(data))
+    (pack,) = (store.path / "objects" / "pack").glob("*.pack")
+    flip_byte(pack, stored(pack)[blob][0] + 8)  # inside its compressed bytes
     with pytest.raises(NotReadHere):
         read_path(store.path, commits[-1], "config/vault.json")
     with pytest.raises(ObjectDamaged):
         store.read_small(commits[-1], "config/vault.json")
-
-
-def _offsets(repo: Path, idx: Path) -> dict[str, int]:
-    """Object id -> its offset in the pack, as git show-index lists them."""
-    listed = subprocess.run(
-        ["git", f"--git-dir={repo}", "show-index"], stdin=idx.open("rb"), capture_output=True,
-        text=True, check=True,
-    ).stdout  # fmt: skip
-    return {oid: int(offset) for offset, oid, *_ in (line.split() for line in listed.splitlines())}
 
 
 def test_ls_and_search_of_a_controlled_vault_start_no_git_process(

@@ -154,18 +154,25 @@ def explode_packs(vault: Path) -> None:
         )
 
 
-def object_at(pack: Path, offset: int) -> str:
-    """The object of `pack` whose stored bytes include the byte at `offset`."""
+def stored(pack: Path) -> dict[str, tuple[int, int]]:
+    """Object id -> (offset, stored size) of every object of `pack`, as git lists them."""
     listing = subprocess.run(
         ["git", "verify-pack", "-v", str(pack.with_suffix(".idx"))],
         capture_output=True, check=True, text=True,
     ).stdout  # fmt: skip
+    found = {}
     for line in listing.splitlines():
         fields = line.split()
         if len(fields) >= 5 and len(fields[0]) == 40 and fields[1] in ("blob", "tree", "commit"):
-            start, size = int(fields[4]), int(fields[3])
-            if start <= offset < start + size:
-                return fields[0]
+            found[fields[0]] = (int(fields[4]), int(fields[3]))
+    return found
+
+
+def object_at(pack: Path, offset: int) -> str:
+    """The object of `pack` whose stored bytes include the byte at `offset`."""
+    for oid, (start, size) in stored(pack).items():
+        if start <= offset < start + size:
+            return oid
     raise AssertionError(f"no object at offset {offset} of {pack}")
 
 
