@@ -33,25 +33,20 @@ class RegulatoryChecks:
 
     def _underivable(self) -> list[str]:
         """Records the calendar leaves out, as the projection recorded them."""
-        import sqlalchemy as sa
-
-        from atmpvault.archive.regulatory.tables import underivable
+        from atmpvault.archive.regulatory.tables import underivable_rows
 
         with self.vault.catalog.connect() as conn:
-            rows = conn.execute(
-                sa.select(underivable).order_by(underivable.c.app, underivable.c.record)
-            ).all()
+            rows = underivable_rows(conn)
         return [f"{r.record} ({r.app}): milestones cannot be derived: {r.problem}" for r in rows]
 
     def _milestones(self) -> list[str]:
         """The projected milestones are what the records and rules derive now."""
-        import sqlalchemy as sa
-
         from atmpvault.archive.regulatory.tables import (
             closures,
             derive_all,
             milestone_row,
             milestones,
+            rows_of,
             series,
             stored_rules,
             underivable,
@@ -74,9 +69,9 @@ class RegulatoryChecks:
                 (table.name, tuple(sorted(row.items()))) for table, rows in derived for row in rows
             }
             have = {
-                (table.name, tuple(sorted(dict(row._mapping).items())))
+                (table.name, tuple(sorted(row.items())))
                 for table, _rows in derived
-                for row in conn.execute(sa.select(table))
+                for row in rows_of(conn, table)
             }
         return [
             f"catalog {name} row {_key(dict(row))} is {what}"

@@ -421,6 +421,17 @@ def milestone_from_row(row: Any) -> Milestone:
     )
 
 
+def underivable_rows(conn: Any) -> list[Any]:
+    """The records the calendar leaves out, as the projection recorded them."""
+    query = sa.select(underivable).order_by(underivable.c.app, underivable.c.record)
+    return list(conn.execute(query))
+
+
+def rows_of(conn: Any, table: sa.Table) -> list[dict[str, Any]]:
+    """Every row of one of these tables (verify compares them with what records derive)."""
+    return [dict(row._mapping) for row in conn.execute(sa.select(table))]
+
+
 def revisions(conn: Any) -> dict[str, int]:
     """Per application, a number that grows with every change its milestones rest on:
     every version of its events, obligation records and sequences (an iCalendar entry's
